@@ -1,0 +1,47 @@
+# The two commands: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORE_STAMP := $(VENV)/.core-installed
+DEV_STAMP := $(VENV)/.dev-installed
+# Extras the test suite exercises (torch is pinned to 2.13.0 by the [train] extra: a CPU build here).
+TEST_EXTRAS := dev,proxy,otel,postgres,embed,calibrate,langchain,train,bench
+
+.PHONY: demo test check lint typecheck format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(CORE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[$(TEST_EXTRAS)]"
+	touch $(CORE_STAMP) $@
+
+demo: $(CORE_STAMP)
+	$(BIN)/paxis demo
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest --cov=paxis_router --cov-report=term --cov-fail-under=80 -p no:cacheprovider
+
+check: test
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(DEV_STAMP)
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage paxis-demo.db paxis-demo.audit.jsonl

@@ -1,0 +1,158 @@
+"""Public fakes for tests at the model seam: no weights, no keys, no network.
+
+Example:
+    >>> import asyncio
+    >>> worker = FakeWorker(["bad answer", "good answer"])
+    >>> asyncio.run(worker.complete(ChatRequest.from_text("hi"), None)).content
+    'bad answer'
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from paxis_router.errors import WorkerError
+from paxis_router.policy import RouteState
+from paxis_router.types import Attempt, ChatRequest, Completion, Usage, Verdict, utc_now
+
+if TYPE_CHECKING:
+    from paxis_router.pricing import Price
+    from paxis_router.skills.model import Skill
+
+Script = str | Completion | WorkerError
+
+
+def _usage_for(request: ChatRequest, content: str) -> Usage:
+    prompt = sum(len(m.content.split()) for m in request.messages)
+    return Usage(prompt_tokens=max(prompt, 1), completion_tokens=max(len(content.split()), 1))
+
+
+class FakeWorker:
+    """Answers from a script, one entry per call; the last entry repeats.
+
+    An entry is a string (the answer), a full ``Completion``, or a ``WorkerError`` to raise.
+    ``calls`` records the requests it received. ``delay_s`` sleeps before answering.
+    """
+
+    def __init__(
+        self,
+        script: Sequence[Script],
+        *,
+        name: str = "fake:worker",
+        model: str | None = None,
+        price: Price | None = None,
+        destination: str = "local",
+        delay_s: float = 0.0,
+    ):
+        if not script:
+            raise ValueError("FakeWorker needs at least one scripted answer")
+        self.name = name
+        self.model = model or name
+        self.price = price
+        self.destination = destination
+        self.delay_s = delay_s
+        self._script = list(script)
+        self.calls: list[ChatRequest] = []
+
+    async def complete(self, request: ChatRequest, skill: Skill | None) -> Completion:
+        index = min(len(self.calls), len(self._script) - 1)
+        self.calls.append(request)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        entry = self._script[index]
+        if isinstance(entry, WorkerError):
+            raise entry
+        if isinstance(entry, Completion):
+            return entry
+        return Completion(
+            content=entry,
+            model=self.model,
+            usage=_usage_for(request, entry),
+            finish_reason="stop",
+        )
+
+
+class FunctionWorker:
+    """Adapts an async or sync function ``(request, skill) -> str | Completion`` to a Worker."""
+
+    def __init__(
+        self,
+        fn: Callable[[ChatRequest, Skill | None], str | Completion | Awaitable[str | Completion]],
+        *,
+        name: str = "fn:worker",
+        price: Price | None = None,
+        destination: str = "local",
+    ):
+        self.fn = fn
+        self.name = name
+        self.model = name
+        self.price = price
+        self.destination = destination
+
+    async def complete(self, request: ChatRequest, skill: Skill | None) -> Completion:
+        out = self.fn(request, skill)
+        if isinstance(out, Awaitable):
+            out = await out
+        if isinstance(out, Completion):
+            return out
+        return Completion(
+            content=out, model=self.model, usage=_usage_for(request, out), finish_reason="stop"
+        )
+
+
+class FakeVerifier:
+    """Passes or fails from a script of booleans (or floats: a score, passed when >= 0.5)."""
+
+    def __init__(self, script: Sequence[bool | float], *, name: str = "fake:verifier"):
+        if not script:
+            raise ValueError("FakeVerifier needs at least one scripted verdict")
+        self.name = name
+        self._script = list(script)
+        self.calls = 0
+
+    async def verify(self, request: ChatRequest, completion: Completion) -> Verdict:
+        entry = self._script[min(self.calls, len(self._script) - 1)]
+        self.calls += 1
+        if isinstance(entry, bool):
+            return Verdict(self.name, entry, None, "scripted pass" if entry else "scripted fail")
+        return Verdict(self.name, entry >= 0.5, float(entry), f"scripted score {entry}")
+
+
+def make_state(
+    *,
+    passed: bool = True,
+    confidence: float | None = None,
+    error: bool = False,
+    tier_index: int = 0,
+    n_tiers: int = 2,
+    spent_usd: Decimal | str | None = "0",
+    request: ChatRequest | None = None,
+) -> RouteState:
+    """A RouteState for policy table tests: one attempt at ``tier_index`` with the given outcome."""
+    request = request or ChatRequest.from_text("test")
+    completion = None if error else Completion(content="answer", model="fake", usage=Usage(1, 1))
+    verdicts: tuple[Verdict, ...] = ()
+    if not error:
+        verdicts = (Verdict("fake", passed, confidence, ""),)
+    attempt = Attempt(
+        tier=f"tier{tier_index}",
+        tier_index=tier_index,
+        model="fake",
+        started_at=utc_now(),
+        latency_s=0.0,
+        completion=completion,
+        error="scripted failure" if error else None,
+        error_type="WorkerUnavailable" if error else None,
+        verdicts=verdicts,
+        cost_usd=Decimal(0),
+    )
+    return RouteState(
+        request=request,
+        attempts=(attempt,),
+        tier_index=tier_index,
+        n_tiers=n_tiers,
+        spent_usd=None if spent_usd is None else Decimal(spent_usd),
+    )
