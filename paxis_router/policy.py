@@ -33,14 +33,17 @@ class RouteState:
     """Everything a policy may read after an attempt.
 
     ``tier_index`` is the index of the tier just tried; ``n_tiers`` the ladder's length.
+    ``spent_usd`` sums the attempts whose price is known; ``unpriced_attempts`` counts the others
+    (so ``spent_usd`` is a lower bound whenever that count is not 0).
     """
 
     request: ChatRequest
     attempts: tuple[Attempt, ...]
     tier_index: int
     n_tiers: int
-    spent_usd: Decimal | None
+    spent_usd: Decimal
     skills: tuple[str, ...] = ()
+    unpriced_attempts: int = 0
 
     @property
     def last(self) -> Attempt | None:
@@ -89,12 +92,15 @@ def confidence_below(threshold: float) -> Predicate:
 
 
 def spent_over(limit_usd: Decimal | str | float) -> Predicate:
-    """True when the route has spent more than ``limit_usd`` — or when its spend is unknown,
-    since an unknown spend cannot be shown to be under the limit."""
+    """True when the route's known spend exceeds ``limit_usd``.
+
+    Attempts with an unknown price count as 0 here (their spend is a lower bound); use
+    ``any_of(spent_over(x), price_unknown())`` to stop on unknown prices too.
+    """
     limit = Decimal(str(limit_usd))
 
     def predicate(state: RouteState) -> bool:
-        return state.spent_usd is None or state.spent_usd > limit
+        return state.spent_usd > limit
 
     predicate.__name__ = f"spent_over({limit})"
     return predicate
@@ -107,6 +113,16 @@ def tiers_exhausted() -> Predicate:
         return state.tier_index >= state.n_tiers - 1
 
     predicate.__name__ = "tiers_exhausted"
+    return predicate
+
+
+def price_unknown() -> Predicate:
+    """True when any attempt so far has an unknown price."""
+
+    def predicate(state: RouteState) -> bool:
+        return state.unpriced_attempts > 0
+
+    predicate.__name__ = "price_unknown"
     return predicate
 
 
@@ -191,6 +207,7 @@ _NO_ARG: dict[str, Callable[[], Predicate]] = {
     "verdict_failed": verdict_failed,
     "tiers_exhausted": tiers_exhausted,
     "never": never,
+    "price_unknown": price_unknown,
 }
 _ONE_ARG: dict[str, Callable[[Any], Predicate]] = {
     "confidence_below": lambda v: confidence_below(float(v)),

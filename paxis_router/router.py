@@ -105,12 +105,16 @@ class Router:
         top_skill = matches[0].skill if matches else None
         prepared = request.with_system(_render_skills(matches))
         attempts: list[Attempt] = []
-        spent: Decimal | None = Decimal(0)
+        spent = Decimal(0)
+        unpriced = 0
         n_tiers = len(self.tiers)
 
         for index, tier in enumerate(self.tiers):
             attempt = await self._attempt(tier, index, prepared, top_skill)
-            spent = None if spent is None or attempt.cost_usd is None else spent + attempt.cost_usd
+            if attempt.cost_usd is None:
+                unpriced += 1
+            else:
+                spent += attempt.cost_usd
             state = RouteState(
                 request=request,
                 attempts=(*attempts, attempt),
@@ -118,6 +122,7 @@ class Router:
                 n_tiers=n_tiers,
                 spent_usd=spent,
                 skills=skill_ids,
+                unpriced_attempts=unpriced,
             )
             decision, reason = self._decide(state)
             attempt = _with_decision(attempt, decision, reason)
@@ -126,7 +131,8 @@ class Router:
             degraded = any(a.error_type in _UNAVAILABLE_ERRORS for a in attempts)
             self._record(request, route_id, len(attempts) - 1, attempt, skill_ids, final, degraded)
             if final:
-                return self._finish(request, route_id, tuple(attempts), skill_ids, spent, degraded)
+                cost = None if unpriced else spent
+                return self._finish(request, route_id, tuple(attempts), skill_ids, cost, degraded)
         raise AssertionError("unreachable: the last tier always ends the route")  # pragma: no cover
 
     def route_sync(self, request: ChatRequest) -> RouteResult:

@@ -154,5 +154,6 @@ def make_state(
         attempts=(attempt,),
         tier_index=tier_index,
         n_tiers=n_tiers,
-        spent_usd=None if spent_usd is None else Decimal(spent_usd),
+        spent_usd=Decimal(0) if spent_usd is None else Decimal(spent_usd),
+        unpriced_attempts=1 if spent_usd is None else 0,
     )
