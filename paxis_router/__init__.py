@@ -35,6 +35,7 @@ from paxis_router.policy import (
 )
 from paxis_router.pricing import GpuHourPrice, TokenPrice, litellm_price
 from paxis_router.router import Router
+from paxis_router.sandbox import RunResult, Sandbox, SandboxLimits
 from paxis_router.types import (
     Attempt,
     CallRecord,
@@ -46,14 +47,30 @@ from paxis_router.types import (
     Usage,
     Verdict,
 )
+from paxis_router.verifiers import (
+    AllOf,
+    AnyOf,
+    ArithmeticVerifier,
+    CallableVerifier,
+    JsonSchemaVerifier,
+    LogprobConfidenceVerifier,
+    NonEmptyVerifier,
+    RegexVerifier,
+    Verifier,
+)
+from paxis_router.verifiers.script import ScriptVerifier
 from paxis_router.workers.base import Tier, Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllOf",
+    "AnyOf",
+    "ArithmeticVerifier",
     "Attempt",
     "BudgetExceeded",
     "CallRecord",
+    "CallableVerifier",
     "ChatRequest",
     "Completion",
     "ConfigError",
@@ -62,21 +79,30 @@ __all__ = [
     "EscalationExhausted",
     "EscalationPolicy",
     "GpuHourPrice",
+    "JsonSchemaVerifier",
     "LedgerError",
+    "LogprobConfidenceVerifier",
     "Message",
+    "NonEmptyVerifier",
     "PaxisError",
     "PolicyDenied",
+    "RegexVerifier",
     "RouteResult",
     "RouteState",
     "Router",
+    "RunResult",
     "SQLiteLedger",
+    "Sandbox",
     "SandboxError",
+    "SandboxLimits",
+    "ScriptVerifier",
     "SkillError",
     "SkillSelectionError",
     "Tier",
     "TokenPrice",
     "Usage",
     "Verdict",
+    "Verifier",
     "Worker",
     "WorkerError",
     "WorkerTimeout",
