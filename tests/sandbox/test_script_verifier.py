@@ -118,3 +118,17 @@ def test_cli_refuses_traversal(skill: Path, capsys: pytest.CaptureFixture[str]) 
     code = main(["sandbox", "run", "--skill", str(skill), "../../etc/passwd"])
     assert code == 2
     assert "contains '..'" in capsys.readouterr().err
+
+
+async def test_script_kind_builds_from_a_policy_spec(skill: Path) -> None:
+    from pydantic import TypeAdapter
+
+    from paxis_router.verifiers.specs import VerifierSpec, build_verifier
+
+    spec = TypeAdapter(VerifierSpec).validate_python(
+        {"kind": "script", "skill": skill.name, "script": "scripts/check.py", "wall_s": 5}
+    )
+    verifier = build_verifier(spec, skill.parent)
+    verdict = await verifier.verify(ChatRequest.from_text("q"), answer('{"name": 1, "amount": 2}'))
+    assert verdict.passed is True
+    assert verifier.name == "script:invoice-extraction/scripts/check.py"
