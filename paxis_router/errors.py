@@ -87,6 +87,14 @@ class ContextWindowExceeded(WorkerError):
     """The prompt does not fit the tier's context window; a larger tier may still serve it."""
 
 
+class CircuitOpen(WorkerUnavailable):
+    """The tier's circuit breaker is open: the tier was skipped without a call (zero cost)."""
+
+
+class ContextWindowTooSmall(ContextWindowExceeded):
+    """The tier was skipped without a call: its window is no larger than one that overflowed."""
+
+
 class EscalationExhausted(PaxisError):
     """Every tier failed or was rejected. ``attempts`` holds what each tier did."""
 
@@ -96,6 +104,17 @@ class EscalationExhausted(PaxisError):
         self.attempts = attempts
         self.request_id = request_id
         super().__init__(message)
+
+
+class TiersUnavailable(EscalationExhausted):
+    """No tier could answer at all: each was down, timed out or had its breaker open.
+
+    The message names every tier's cause; ``attempts`` holds them (all are in the ledger too).
+    """
+
+
+class DegradedRefused(EscalationExhausted):
+    """An upper tier was unavailable and the skill's outage policy refuses degraded answers."""
 
 
 class PolicyDenied(PaxisError):
@@ -118,6 +137,14 @@ class BudgetExceeded(PaxisError):
 
 class LedgerError(PaxisError):
     """A CallRecord could not be persisted. Never swallowed: lost cost data is a bug."""
+
+
+class RedactionError(PolicyDenied):
+    """PII could not be redacted safely; the outward action it guarded is blocked (fail closed)."""
+
+
+class AuditError(PaxisError):
+    """The audit log cannot be appended to safely (unreadable, or its last line is damaged)."""
 
 
 class SandboxError(PaxisError):
