@@ -54,6 +54,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -62,7 +63,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -131,6 +132,10 @@ class _Killed(Exception):
     """Raised inside a handler after a ``kill`` fault aborted the server."""
 
 
+class _NotHttp(Exception):
+    """The client spoke something else (e.g. TLS) on the plain-HTTP port."""
+
+
 def _check_faults(faults: Sequence[str]) -> None:
     for fault in faults:
         if fault not in FAULTS:
@@ -159,6 +164,12 @@ class _State:
         self.faults: collections.deque[str] = collections.deque()
         self.requests: list[JsonDict] = []
         self.connections = 0
+        self.received = threading.Condition()
+
+    def record(self, request: JsonDict) -> None:
+        with self.received:
+            self.requests.append(request)
+            self.received.notify_all()
 
     def next_fault(self) -> str:
         try:
@@ -237,17 +248,29 @@ class _Server:
                 method, path, headers, body = request
                 keep_alive = headers.get("connection", "").lower() != "close"
                 keep_alive = await self._dispatch(method, path, body, writer) and keep_alive
+        except _NotHttp:
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
         except (ConnectionError, asyncio.IncompleteReadError, _Killed):
             pass
         finally:
             self.writers.discard(writer)
-            writer.transport.abort() if self.killed else writer.close()
+            if self.killed:
+                writer.transport.abort()
+            else:
+                writer.close()
+            with contextlib.suppress(Exception):  # the peer may have gone already
+                await writer.wait_closed()
 
     async def _read_request(
         self, reader: asyncio.StreamReader
     ) -> tuple[str, str, dict[str, str], bytes] | None:
+        first = await reader.read(1)
+        if not first:
+            return None
+        if first == b"\x16":  # a TLS ClientHello: answer in plain text so the handshake fails
+            raise _NotHttp
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            head = first + await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
             return None
         lines = head.decode("latin-1").split("\r\n")
@@ -288,7 +311,7 @@ class _Server:
         except ValueError as exc:
             await self._send_error(writer, 400, "invalid_request_error", "bad_json", str(exc))
             return True
-        self.state.requests.append(request)
+        self.state.record(request)
         return await self._complete(request, self.state.next_fault(), writer)
 
     async def _control(
@@ -600,13 +623,18 @@ class FakeUpstream:
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                ready.append(loop.run_until_complete(self._server.start(self.host, self._port_arg)))
+                port = loop.run_until_complete(self._server.start(self.host, self._requested_port))
+                ready.append(port)
             except BaseException as exc:  # reported to the starting thread
                 ready.append(exc)
                 started.set()
                 return
             started.set()
-            loop.run_forever()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
 
         thread = threading.Thread(target=run, name="paxis-fake-upstream", daemon=True)
         thread.start()
@@ -619,10 +647,6 @@ class FakeUpstream:
         self._loop, self._thread, self._port = loop, thread, outcome
         return self
 
-    @property
-    def _port_arg(self) -> int:
-        return self._requested_port
-
     def stop(self) -> None:
         """Close every connection (stalled ones included), stop listening, join the thread."""
         loop, thread = self._loop, self._thread
@@ -633,8 +657,6 @@ class FakeUpstream:
         future.result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
     def __enter__(self) -> FakeUpstream:
         return self.start()
@@ -681,6 +703,16 @@ class FakeUpstream:
         """The JSON bodies of the chat-completion requests received so far, oldest first."""
         return list(self._state.requests)
 
+    def wait_for_requests(self, count: int, timeout_s: float = 10.0) -> bool:
+        """Block until ``count`` chat-completion requests have arrived; False on timeout.
+
+        From async code: ``await asyncio.to_thread(up.wait_for_requests, 1)``.
+        """
+        with self._state.received:
+            return self._state.received.wait_for(
+                lambda: len(self._state.requests) >= count, timeout=timeout_s
+            )
+
     @property
     def connections(self) -> int:
         """How many TCP connections were accepted so far (keep-alive reuses one)."""
@@ -707,14 +739,14 @@ class FakeUpstreamProcess:
         >>> import httpx
         >>> with FakeUpstreamProcess(answer="hi") as up:
         ...     up.inject("kill")
+        ...     body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
         ...     try:
-        ...         httpx.post(f"{up.base_url}/chat/completions",
-        ...                    json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        ...         httpx.post(f"{up.base_url}/chat/completions", json=body)
         ...     except httpx.HTTPError as exc:
-        ...         kind = type(exc).__name__
-        ...     code = up.wait(timeout_s=10)
-        >>> code == -9
-        True
+        ...         failure = type(exc).__name__
+        ...     status = up.wait(timeout_s=10)
+        >>> failure, status
+        ('RemoteProtocolError', -9)
     """
 
     def __init__(
@@ -783,7 +815,6 @@ class FakeUpstreamProcess:
                 proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-        self._last_returncode = proc.returncode
 
     def __enter__(self) -> FakeUpstreamProcess:
         return self.start()
@@ -850,13 +881,10 @@ class FakeUpstreamProcess:
             response.read()
 
 
-def _read_line(stream: Any, timeout_s: float) -> str:  # vendor boundary: a text pipe
+def _read_line(stream: IO[str], timeout_s: float) -> str:
     """Read one line from a pipe, giving up after ``timeout_s`` (the child may hang)."""
-    result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    return result[0] if result else ""
+    readable, _, _ = select.select([stream], [], [], timeout_s)
+    return stream.readline() if readable else ""
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,17 @@ class FakeWorker:
             finish_reason="stop",
         )
 
+    async def stream(
+        self, request: ChatRequest, skill: Skill | None
+    ) -> AsyncIterator[str | Completion]:
+        """The next scripted answer as a token stream: one text delta per word (with its
+        trailing space), then the whole Completion (what a streaming worker ends with)."""
+        completion = await self.complete(request, skill)
+        words = completion.content.split(" ")
+        for i, word in enumerate(words):
+            yield word if i == len(words) - 1 else word + " "
+        yield completion
+
 
 class FunctionWorker:
     """Adapts an async or sync function ``(request, skill) -> str | Completion`` to a Worker."""
@@ -101,6 +112,36 @@ class FunctionWorker:
         return Completion(
             content=out, model=self.model, usage=_usage_for(request, out), finish_reason="stop"
         )
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to; ``sleep`` advances it and records waits.
+
+    Pass it as ``clock=`` and its ``sleep`` as ``sleep=`` (e.g. to ``Resilience``): a test then
+    runs days of backoff and breaker periods in milliseconds.
+
+    Example:
+        >>> clock = FakeClock()
+        >>> asyncio.run(clock.sleep(2.5)); clock.advance(1); clock(), clock.sleeps
+        (3.5, [2.5])
+    """
+
+    def __init__(self, start_s: float = 0.0):
+        self.now = start_s
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Record the wait, move the clock by it, and yield to the event loop once."""
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
 
 
 class FakeVerifier:

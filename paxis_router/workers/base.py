@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from paxis_router.pricing import Price
+    from paxis_router.resilience import Resilience
     from paxis_router.skills.model import Skill
     from paxis_router.types import ChatRequest, Completion
 
@@ -30,13 +31,15 @@ class Tier:
 
     ``destination`` is ``"local"`` for on-premises workers, or ``"provider:region"`` (e.g.
     ``"openai:us"``) for external ones; the action gate decides on it. ``max_context_tokens``
-    lets the router skip a tier whose window is too small.
+    lets the router skip a tier whose window is too small. ``resilience`` (timeouts, retries,
+    a circuit breaker) guards the calls; None calls the worker directly.
     """
 
     worker: Worker
     price: Price | None = None
     destination: str = "local"
     max_context_tokens: int | None = None
+    resilience: Resilience | None = None
 
     @property
     def name(self) -> str:
