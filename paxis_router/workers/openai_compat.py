@@ -32,8 +32,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import ssl
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,6 +42,7 @@ from paxis_router.errors import (
     WorkerUnavailable,
 )
 from paxis_router.types import Completion, Usage
+from paxis_router.workers._errors import connection_gone, error_detail, retry_after_s, root_message
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,6 +55,9 @@ if TYPE_CHECKING:
     from paxis_router.types import ChatRequest
 
 logger = logging.getLogger(__name__)
+
+#: Skill metadata key naming the LoRA adapter a local worker should use for the skill.
+ADAPTER_KEY = "paxis-adapter"
 
 _CONTEXT_MARKERS = (
     "context length",
@@ -83,6 +85,9 @@ class OpenAICompatWorker:
         http_client: an ``httpx.AsyncClient`` to use (tests pass one on a MockTransport).
         extra_body: extra JSON fields merged into each request body (e.g. vLLM's ``top_k``).
         max_context_tokens: the model's context window, when the router should know it.
+        skill_adapters: when the selected skill names a LoRA adapter (its SKILL.md metadata
+            ``paxis-adapter``), request that adapter as the model — vLLM serves each adapter
+            loaded with ``--lora-modules name=path`` under its name.
 
     Example:
         >>> OpenAICompatWorker("local:w", "w", "http://127.0.0.1:8000/v1").model
@@ -102,6 +107,7 @@ class OpenAICompatWorker:
         http_client: httpx.AsyncClient | None = None,
         extra_body: Mapping[str, object] | None = None,
         max_context_tokens: int | None = None,
+        skill_adapters: bool = True,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -114,6 +120,7 @@ class OpenAICompatWorker:
         self.logprobs = logprobs
         self.extra_body = dict(extra_body) if extra_body else None
         self.max_context_tokens = max_context_tokens
+        self.skill_adapters = skill_adapters
         self._api_key = api_key
         self._http_client = http_client
         self._client: AsyncOpenAI | None = None
@@ -142,9 +149,19 @@ class OpenAICompatWorker:
             self._client_loop = loop
         return self._client
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:  # Any: the SDK's keyword arguments
+    def model_for(self, skill: Skill | None) -> str:
+        """The served model to request: the skill's LoRA adapter when it names one."""
+        if self.skill_adapters and skill is not None:
+            adapter = skill.metadata.get(ADAPTER_KEY)
+            if adapter:
+                return adapter
+        return self.model
+
+    def _body(
+        self, request: ChatRequest, skill: Skill | None
+    ) -> dict[str, Any]:  # Any: the SDK's keyword arguments
         kwargs: dict[str, Any] = {  # Any: the SDK's keyword arguments
-            "model": self.model,
+            "model": self.model_for(skill),
             "messages": [m.model_dump(exclude_none=True) for m in request.messages],
         }
         if request.max_tokens is not None:
@@ -166,19 +183,20 @@ class OpenAICompatWorker:
         client = self._client_for_loop()
         t0 = time.perf_counter()
         try:
-            response = await client.chat.completions.create(**self._body(request))
-        except json.JSONDecodeError as exc:
-            raise self._not_json(request) from exc
+            response = await client.chat.completions.create(**self._body(request, skill))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise self._not_json(request, exc) from exc
         except openai.OpenAIError as exc:
             raise self._map_error(exc, request) from exc
         latency_s = time.perf_counter() - t0
         if isinstance(response, str | bytes):
-            raise self._not_json(request)
+            raise self._not_json(request, None)
         return self._to_completion(response, request, latency_s)
 
-    def _not_json(self, request: ChatRequest) -> WorkerError:
+    def _not_json(self, request: ChatRequest, exc: ValueError | None) -> WorkerError:
+        what = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else "not JSON"
         return WorkerError(
-            f"the server at {self.base_url} returned a body that is not JSON; check that "
+            f"the server at {self.base_url} returned a body that is {what}; check that "
             "base_url points at an OpenAI-compatible API (usually ending in /v1)",
             worker=self.name,
             request_id=request.request_id,
@@ -237,10 +255,10 @@ class OpenAICompatWorker:
                 request_id=rid,
             )
         if isinstance(exc, openai.APIConnectionError):
-            gone = _connection_gone(exc)
+            gone = connection_gone(exc)
             hint = "is the server running and the URL right?" if gone else "will retry"
             return WorkerUnavailable(
-                f"cannot reach {self.base_url}: {_root_message(exc)}; {hint}",
+                f"cannot reach {self.base_url}: {root_message(exc)}; {hint}",
                 worker=self.name,
                 request_id=rid,
                 transient=not gone,
@@ -264,7 +282,7 @@ class OpenAICompatWorker:
         request_id: str,
     ) -> WorkerError:
         status = int(exc.status_code)
-        detail = _error_detail(exc)
+        detail = error_detail(exc)
         if status == 429 or status >= 500:
             return WorkerUnavailable(
                 f"HTTP {status} from {self.base_url}: {detail}",
@@ -272,7 +290,7 @@ class OpenAICompatWorker:
                 request_id=request_id,
                 transient=True,
                 status_code=status,
-                retry_after_s=_retry_after_s(exc.response),
+                retry_after_s=retry_after_s(getattr(exc.response, "headers", None)),
             )
         if status in (401, 403, 404):
             what = {401: "unauthorised", 403: "forbidden", 404: f"model {self.model!r} not found"}
@@ -301,62 +319,3 @@ class OpenAICompatWorker:
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _connection_gone(exc: BaseException) -> bool:
-    """True for failures retrying will not heal: refused, DNS, TLS."""
-    for item in _chain(exc):
-        if isinstance(item, ConnectionRefusedError | socket.gaierror | ssl.SSLError):
-            return True
-        text = str(item).lower()
-        if "connection refused" in text or "name or service not known" in text:
-            return True
-        if "nodename nor servname" in text or "certificate verify failed" in text:
-            return True
-    return False
-
-
-def _root_message(exc: BaseException) -> str:
-    chain = _chain(exc)
-    return str(chain[-1]) or type(chain[-1]).__name__
-
-
-def _error_detail(exc: Any) -> str:  # Any: openai.APIStatusError
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return str(getattr(exc, "message", None) or exc)
-
-
-def _retry_after_s(response: Any) -> float | None:  # Any: an httpx.Response
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        from paxis_router.types import utc_now
-
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - utc_now()).total_seconds())
