@@ -27,7 +27,8 @@ def usd_to_ticks(value: Decimal | None) -> int | None:
     """Decimal USD -> integer ticks of 1e-10 USD (banker's rounding); None stays None."""
     if value is None:
         return None
-    return int((value / USD_TICK).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    # scaleb(10) is an exact shift of the exponent: the same value as value / USD_TICK, faster.
+    return int(value.scaleb(10).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def ticks_to_usd(value: int | None) -> Decimal | None:

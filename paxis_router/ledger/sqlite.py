@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import LedgerError
+from paxis_router.ledger import _rollup
 from paxis_router.ledger.base import ticks_to_usd, usd_to_ticks
 from paxis_router.types import CallRecord, Decision, Verdict
 
@@ -68,6 +69,18 @@ MIGRATIONS: tuple[str, ...] = (
         labelled_at TEXT NOT NULL
     );
     """,
+    # 2: daily rollups that record_many keeps up to date (see _rollup.py), backfilled here.
+    _rollup.sqlite_migration(),
+    # 3: prompt and answer text, written only by SQLiteLedger(store_content=True) (distill.py).
+    """
+    CREATE TABLE contents (
+        route_id TEXT NOT NULL,
+        attempt_index INTEGER NOT NULL,
+        messages TEXT,
+        content TEXT,
+        PRIMARY KEY (route_id, attempt_index)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -102,24 +115,51 @@ COLUMNS: tuple[str, ...] = (
 _INSERT = f"INSERT INTO attempts ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
+_INSERT_CONTENT = (
+    "INSERT INTO contents (route_id, attempt_index, messages, content) VALUES (?, ?, ?, ?)"
+)
+
+
+def content_rows(entries: Sequence[CallRecord]) -> list[tuple[str, int, str | None, str | None]]:
+    """The ``contents`` rows of the entries that carry a prompt or an answer."""
+    return [
+        (
+            e.route_id,
+            e.attempt_index,
+            None
+            if e.messages is None
+            else json.dumps([m.model_dump(exclude_none=True) for m in e.messages]),
+            e.content,
+        )
+        for e in entries
+        if e.messages is not None or e.content is not None
+    ]
+
+
 def format_ts(ts: datetime) -> str:
     """Aware datetime -> the ledger's sortable UTC text form."""
     if ts.tzinfo is None:
         raise LedgerError(f"timestamp {ts!r} is naive; ledger timestamps must be aware UTC")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is the same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), about 25 % faster.
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+# One encoder for every row: json.dumps(..., separators=...) would build a new one per call.
+_VERDICTS_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _verdicts_json(verdicts: Sequence[Verdict]) -> str:
-    return json.dumps(
+    if not verdicts:
+        return "[]"
+    return _VERDICTS_ENCODER.encode(
         [
             {"verifier": v.verifier, "passed": v.passed, "score": v.score, "reason": v.reason}
             for v in verdicts
-        ],
-        separators=(",", ":"),
+        ]
     )
 
 
@@ -194,10 +234,18 @@ class SQLiteLedger:
     Args:
         path: the database file; created with its parent folder when missing.
         busy_timeout_s: how long a writer waits for another process's lock.
+        store_content: also keep each attempt's prompt (``CallRecord.messages``) and answer
+            (``CallRecord.content``) in the ``contents`` table, for ``paxis distill export``.
+            Off by default: no prompt or answer text is stored unless asked.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0):
+    dialect = "sqlite"  # read by report.py, which writes one SQL text per dialect where needed
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout_s: float = 30.0, store_content: bool = False
+    ):
         self.path = Path(path)
+        self.store_content = store_content
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,11 +297,17 @@ class SQLiteLedger:
 
     def record_many(self, entries: Iterable[CallRecord]) -> None:
         """Persist several attempts in one transaction (all or none)."""
-        rows = [record_to_row(entry) for entry in entries]
+        batch = list(entries)
+        rows = [record_to_row(entry) for entry in batch]
+        rollups = _rollup.rollup_params(batch, rows)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(_INSERT, rows)
+                if self.store_content:
+                    self._conn.executemany(_INSERT_CONTENT, content_rows(batch))
+                for name, params in rollups.items():
+                    self._conn.executemany(_rollup.UPSERTS[name], params)
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:

@@ -1,0 +1,114 @@
+"""``paxis report``: the cost report of a ledger, as a table, Markdown, CSV, JSON or HTML."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from paxis_router.cli._output import emit
+from paxis_router.errors import ConfigError
+
+if TYPE_CHECKING:
+    from paxis_router.report import CostReport
+
+FORMATS = ("table", "markdown", "csv", "json", "html")
+DEFAULT_LEDGER = "paxis-ledger.db"
+# The HTML charts need these breakdowns whatever --by says.
+_HTML_NEEDS = ("skill", "day")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``paxis report``."""
+    parser = sub.add_parser(
+        "report",
+        help="cost report of a ledger (spend, savings, escalations, quality)",
+        description="Aggregate a ledger into a cost report: spend, the frontier-only "
+        "counterfactual and savings, escalation rate and reasons, verifier pass rates, latency "
+        "and labelled accuracy, broken down by team, skill, tier, model or day.",
+    )
+    parser.add_argument(
+        "--ledger",
+        default=DEFAULT_LEDGER,
+        help=f"SQLite path or postgresql:// URL (default: {DEFAULT_LEDGER})",
+    )
+    parser.add_argument(
+        "--since", type=_instant, default=None, help="first day or instant included (UTC)"
+    )
+    parser.add_argument(
+        "--until",
+        type=_until,
+        default=None,
+        help="last day included (a date), or the first instant excluded (a datetime); UTC",
+    )
+    parser.add_argument(
+        "--by", default="team,skill,tier,model,day", help="breakdowns, comma-separated"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="write to this file")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``paxis report``."""
+    from paxis_router import report
+    from paxis_router.ledger import open_ledger
+
+    by = [d.strip() for d in args.by.split(",") if d.strip()]
+    if args.format == "html":
+        by += [d for d in _HTML_NEEDS if d not in by]
+    location = str(args.ledger)
+    if "://" not in location and not Path(location).exists():
+        raise ConfigError(f"no ledger at {location}; give --ledger PATH or a postgresql:// URL")
+    ledger = open_ledger(location)
+    try:
+        built = report.build(ledger, since=args.since, until=args.until, by=by)
+    finally:
+        ledger.close()
+    text = render(built, args.format)
+    if args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
+        emit(f"wrote {args.format} report to {args.output}")
+    else:
+        emit(text.rstrip("\n"))
+    return 0
+
+
+def render(built: CostReport, fmt: str) -> str:
+    """The report as text in ``fmt`` (one of FORMATS)."""
+    if fmt == "json":
+        return built.to_json() + "\n"
+    if fmt == "csv":
+        return built.to_csv()
+    if fmt == "html":
+        return built.to_html()
+    if fmt == "markdown":
+        return built.to_markdown() + "\n"
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160, color_system=None)
+    for table in built.to_rich():
+        console.print(table)
+    return buffer.getvalue()
+
+
+def _instant(text: str) -> datetime:
+    """A date (its midnight) or an ISO datetime; naive means UTC."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date or ISO datetime: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _until(text: str) -> datetime:
+    """A date includes that whole day; a datetime is the first instant excluded."""
+    value = _instant(text)
+    return value + timedelta(days=1) if len(text) == 10 else value
