@@ -5,7 +5,8 @@ They live under a ``proxy:`` key of the policy file, or in a file of their own::
     proxy:
       model: paxis/auto            # the model name clients send (GET /v1/models lists it)
       max_body_bytes: 1048576      # larger bodies get 413
-      passthrough_stream: false    # stream the first tier straight through (route without verifiers)
+      max_concurrent_routes: 64    # routes in flight at once; later requests wait their turn
+      passthrough_stream: false    # serve the first tier unverified (routes without verifiers)
       keys:
         - {team: claims, key_sha256: "9f86d08...", max_in_flight: 64}
         - {team: search, key_sha256: "60303ae...", data_class: public}
@@ -68,7 +69,9 @@ class ProxySettings(BaseModel):
     ``anonymous_team`` lets requests without an ``Authorization`` header in, billed to that team
     (for a laptop; leave it unset in production, where a missing key gets 401).
     ``allow_passthrough_header`` lets a client ask for the unverified first-tier stream with
-    ``x-paxis-passthrough: 1``.
+    ``x-paxis-passthrough: 1``. ``max_concurrent_routes`` bounds the routes in flight in
+    this process (later requests queue for a slot): it keeps the connections to the workers
+    within their pools under a burst of clients; None = unbounded.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,6 +80,7 @@ class ProxySettings(BaseModel):
     keys: tuple[TeamKey, ...] = ()
     anonymous_team: str | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_concurrent_routes: int | None = Field(default=64, gt=0)
     passthrough_stream: bool = False
     allow_passthrough_header: bool = True
 
