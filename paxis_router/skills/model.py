@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ class SkillMatch:
 
 @runtime_checkable
 class SkillSelector(Protocol):
-    """What the router needs from a skill library: rank skills for a query."""
+    """What the router needs from a skill library: rank skills for a query.
+
+    A library may also offer ``get(skill_id) -> Skill`` (``SkillLibrary`` does); the router then
+    honours a request's ``metadata["skill"]`` instead of selecting.
+    """
 
     def select(
         self, query: str, k: int = 3, min_score: float | None = None

@@ -17,23 +17,23 @@ from functools import lru_cache
 
 from paxis_router.skills._porter import porter_stem
 
-# Words and numbers; "c++", "c#", ".net" style tokens keep their symbol so they stay findable.
-_TOKEN_RE = re.compile(r"[a-z0-9]+(?:\+\+|#)?")
+# Runs of Unicode letters and digits; "c++" and "c#" keep their symbol so they stay findable.
+_TOKEN_RE = re.compile(r"[^\W_]+(?:\+\+|#)?")
 
 # A short English stopword list (function words only; no domain words such as "data" or "file").
-ENGLISH_STOPWORDS: frozenset[str] = frozenset(
-    """
-    a about above after again against all am an and any are aren't as at be because been before
-    being below between both but by can could did do does doing don't down during each few for
-    from further had has have having he her here hers herself him himself his how i if in into is
-    it its itself just let me more most my myself no nor not now of off on once only or other our
-    ours ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up us very was we
-    were what when where which while who whom why will with would you your yours yourself
-    yourselves also may might must shall within without via per etc e.g i.e please need want
-    help using use used uses make makes made get gets got one two way ways thing things
-    """.split()
-)
+_STOPWORD_TEXT = """
+    a about above after again against all am an and any are aren't as at be because been
+    before being below between both but by can could did do does doing don't down during each
+    few for from further had has have having he her here hers herself him himself his how i if
+    in into is it its itself just let me more most my myself no nor not now of off on once
+    only or other our ours ourselves out over own same she should so some such than that the
+    their theirs them themselves then there these they this those through to too under until
+    up us very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves also may might must shall within without via per etc please need
+    want help using use used uses make makes made get gets got one two way ways thing things
+    s t d ll re ve m o y
+"""
+ENGLISH_STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
 
 
 @lru_cache(maxsize=200_000)

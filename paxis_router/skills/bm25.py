@@ -1,0 +1,582 @@
+"""``SkillIndex``: BM25 over skill fields with precomputed per-term impact arrays.
+
+Layout. Each term has a posting list (doc slots, ascending, and the doc's precomputed BM25 weight
+for that term) stored CSR-style in three numpy arrays, so scoring a query is one slice-and-add per
+query term followed by an ``argpartition``: no Python loop over documents.
+
+Modes:
+    ``"okapi"``: classic BM25 over one bag of tokens (all fields concatenated), with the
+        ATIRE idf ``log((N - n + 0.5) / (n + 0.5))`` and the negative-idf floor
+        ``epsilon * mean idf`` of ``rank_bm25.BM25Okapi`` (0.2.2), whose scores it reproduces.
+    ``"bm25f"`` (default): BM25F: per-field length normalisation and weights combined into one
+        pseudo term frequency before saturation, with the non-negative idf
+        ``log(1 + (N - n + 0.5) / (n + 0.5))``.
+
+Incremental updates and staleness. ``add`` and ``remove`` never rebuild the whole index. Added
+documents go to a small *delta* segment, compiled lazily on the next query with the collection
+statistics (N, document frequencies, mean field lengths) of that moment; removed documents are
+masked out at query time. The *main* segment's weights keep the statistics of its last compile,
+so they drift as the collection changes. When the changes since the last compile (additions plus
+removals) exceed ``merge_ratio`` of the main segment (at least ``merge_min``), the next query
+recompiles everything with fresh statistics: each full O(N) rebuild is paid for by Θ(N ·
+merge_ratio) changes, i.e. amortised O(1/merge_ratio) per change. ``compact()`` forces it, after
+which scores are exact. A freshly built or loaded index is exact.
+
+Example:
+    >>> index = SkillIndex()
+    >>> index.add("pdf", {"name": "pdf", "description": "Extract text and tables from PDF files"})
+    >>> index.add("csv", {"name": "csv", "description": "Clean and merge CSV spreadsheets"})
+    >>> [doc for doc, _ in index.search("merge two spreadsheets", k=1)]
+    ['csv']
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from paxis_router.errors import SkillError
+from paxis_router.skills.tokenize import Tokenizer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+Mode = Literal["bm25f", "okapi"]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int32]
+
+#: Field weights of the default BM25F index: a term in the name says more than one in the body.
+DEFAULT_FIELD_WEIGHTS: dict[str, float] = {"name": 3.0, "description": 2.0, "body": 1.0}
+#: Per-field length normalisation (BM25F ``b_f``): short fields barely need it.
+DEFAULT_FIELD_B: dict[str, float] = {"name": 0.3, "description": 0.5, "body": 0.75}
+
+_FORMAT_VERSION = 1
+# Matched terms ride along the scoring as float64 bit masks: exact up to 52 bits.
+_MAX_MASK_TERMS = 52
+
+
+class _Segment:
+    """Compiled postings for doc slots ``[start, start + n_docs)``."""
+
+    __slots__ = ("doc", "indptr", "n_docs", "n_terms", "start", "starts", "weight")
+
+    def __init__(
+        self,
+        start: int,
+        n_docs: int,
+        indptr: npt.NDArray[np.int64],
+        doc: IntArray,
+        weight: FloatArray,
+    ):
+        self.start = start
+        self.n_docs = n_docs
+        self.indptr = indptr  # len = vocabulary size at compile time + 1
+        self.starts: list[int] = indptr.tolist()  # Python ints: no numpy scalar per lookup
+        self.n_terms = len(indptr) - 1
+        self.doc = doc  # slot - start, ascending within a term
+        self.weight = weight
+
+    def score(
+        self, query: Sequence[tuple[int, int]], *, with_terms: bool = False
+    ) -> tuple[FloatArray, FloatArray | None]:
+        """Scores per doc: the query terms' postings gathered and summed by ``bincount``.
+
+        With ``with_terms`` (at most 52 query terms), also a per-doc bit mask (as exact float64
+        integers) of which query terms, by position, occur in the doc.
+        """
+        starts, n_terms, n_docs = self.starts, self.n_terms, self.n_docs
+        docs: list[IntArray] = []
+        weights: list[FloatArray] = []
+        positions: list[int] = []
+        for position, (tid, count) in enumerate(query):
+            if tid >= n_terms:
+                continue
+            lo, hi = starts[tid], starts[tid + 1]
+            if lo == hi:
+                continue
+            docs.append(self.doc[lo:hi])
+            w = self.weight[lo:hi]
+            weights.append(w if count == 1 else count * w)
+            positions.append(position)
+        if not docs:
+            return np.zeros(n_docs), np.zeros(n_docs) if with_terms else None
+        flat = np.concatenate(docs) if len(docs) > 1 else docs[0]
+        summed = np.bincount(
+            flat, np.concatenate(weights) if len(weights) > 1 else weights[0], minlength=n_docs
+        )
+        mask = None
+        if with_terms:
+            bits = np.repeat(np.exp2(positions), [len(d) for d in docs])
+            mask = cast("FloatArray", np.bincount(flat, bits, minlength=n_docs))
+        # With weights, bincount returns float64 (numpy's stubs say intp).
+        return cast("FloatArray", summed), mask
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.doc.nbytes + self.weight.nbytes)
+
+
+class SkillIndex:
+    """BM25 / BM25F index over named text fields, with add/remove/save/load.
+
+    Args:
+        mode: ``"bm25f"`` (field weights) or ``"okapi"`` (rank_bm25.BM25Okapi-compatible).
+        field_weights: field name -> weight (BM25F); in okapi mode only the names matter.
+        field_b: field name -> length normalisation ``b_f`` (BM25F); missing fields use ``b``.
+        k1: term-frequency saturation; default 1.5 (okapi, as rank_bm25) or 1.2 (bm25f).
+        b: length normalisation (okapi, and BM25F fields without ``field_b``).
+        epsilon: okapi's negative-idf floor factor (``epsilon * mean idf``).
+        tokenizer: how text becomes terms (stemming and stopwords on by default).
+        merge_ratio: changes, relative to the main segment, that trigger a full recompile.
+        merge_min: ... but never fewer than this many changes.
+
+    Example:
+        >>> index = SkillIndex(mode="okapi", tokenizer=Tokenizer(stem=False, stopwords=False))
+        >>> index.add_tokens("a", {"text": ["hello", "world"]})
+        >>> index.add_tokens("b", {"text": ["goodbye", "world"]})
+        >>> index.add_tokens("c", {"text": ["nothing", "here"]})
+        >>> round(float(index.get_scores(["hello"])[0]), 4)
+        0.5108
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: Mode = "bm25f",
+        field_weights: Mapping[str, float] | None = None,
+        field_b: Mapping[str, float] | None = None,
+        k1: float | None = None,
+        b: float = 0.75,
+        epsilon: float = 0.25,
+        tokenizer: Tokenizer | None = None,
+        merge_ratio: float = 0.1,
+        merge_min: int = 64,
+    ):
+        if mode not in ("bm25f", "okapi"):
+            raise ValueError(f"mode must be 'bm25f' or 'okapi', got {mode!r}")
+        weights = dict(field_weights) if field_weights is not None else dict(DEFAULT_FIELD_WEIGHTS)
+        if mode == "okapi" and field_weights is None:
+            weights = {"text": 1.0}
+        if not weights or any(w < 0 for w in weights.values()):
+            raise ValueError(f"field_weights must be non-empty and non-negative, got {weights}")
+        self.mode: Mode = mode
+        self.fields: tuple[str, ...] = tuple(weights)
+        self.field_weights = weights
+        fb = dict(DEFAULT_FIELD_B) if field_b is None and mode == "bm25f" else dict(field_b or {})
+        self.field_b = {f: float(fb.get(f, b)) for f in self.fields}
+        self.k1 = float(k1 if k1 is not None else (1.5 if mode == "okapi" else 1.2))
+        self.b = float(b)
+        self.epsilon = float(epsilon)
+        self.tokenizer = tokenizer if tokenizer is not None else Tokenizer()
+        self.merge_ratio = merge_ratio
+        self.merge_min = merge_min
+        n_fields = len(self.fields)
+        # Vocabulary and slots.
+        self._vocab: dict[str, int] = {}
+        self._terms: list[str] = []
+        self._ids: list[str] = []
+        self._slot: dict[str, int] = {}
+        self._dead: set[int] = set()
+        # Per-doc term stats: frozen concatenated arrays for slots < _n_frozen, lists after.
+        self._n_frozen = 0
+        self._f_offsets: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self._f_tids: IntArray = np.zeros(0, dtype=np.int32)
+        self._f_tf: npt.NDArray[np.float32] = np.zeros((0, n_fields), dtype=np.float32)
+        self._new_tids: list[IntArray] = []
+        self._new_tf: list[npt.NDArray[np.float32]] = []
+        self._doc_len: list[FloatArray] = []  # per slot, tokens per field
+        # Running collection statistics over live documents.
+        self._df = np.zeros(0, dtype=np.int64)
+        self._len_sum = np.zeros(n_fields)
+        # Compiled state.
+        self._main: _Segment | None = None
+        self._delta: _Segment | None = None
+        self._dead_slots: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._changes = 0
+
+    # --- building ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._slot
+
+    def ids(self) -> list[str]:
+        """Live document ids, in slot order (the order of :meth:`get_scores`)."""
+        return [doc for slot, doc in enumerate(self._ids) if slot not in self._dead]
+
+    def add(self, doc_id: str, fields: Mapping[str, str]) -> None:
+        """Index ``fields`` (field name -> text) under ``doc_id``; unknown fields are an error.
+
+        In okapi mode all given fields are concatenated into the single field.
+
+        Raises:
+            SkillError: ``doc_id`` is already indexed (remove it first).
+        """
+        tokenize = self.tokenizer.tokens
+        if self.mode == "okapi" and len(self.fields) == 1:
+            tokens = [t for text in fields.values() for t in tokenize(text)]
+            self.add_tokens(doc_id, {self.fields[0]: tokens})
+        else:
+            self.add_tokens(doc_id, {f: tokenize(text) for f, text in fields.items()})
+
+    def add_tokens(self, doc_id: str, field_tokens: Mapping[str, Sequence[str]]) -> None:
+        """Index already-tokenised fields (for parity tests and custom tokenisers)."""
+        if doc_id in self._slot:
+            raise SkillError(
+                "duplicate skill id: it is already in the index; remove it first or rename the "
+                "folder",
+                path=doc_id,
+            )
+        n_fields = len(self.fields)
+        rows: dict[int, list[float]] = {}
+        lengths = np.zeros(n_fields)
+        vocab = self._vocab
+        for field_name, tokens in field_tokens.items():
+            try:
+                f = self.fields.index(field_name)
+            except ValueError:
+                raise ValueError(
+                    f"unknown field {field_name!r} for {doc_id!r}; the index has {self.fields}"
+                ) from None
+            lengths[f] += len(tokens)
+            for term, count in Counter(tokens).items():
+                tid = vocab.get(term)
+                if tid is None:
+                    tid = len(self._terms)
+                    vocab[term] = tid
+                    self._terms.append(term)
+                row = rows.get(tid)
+                if row is None:
+                    row = rows[tid] = [0.0] * n_fields
+                row[f] += count
+        tids = np.fromiter(sorted(rows), dtype=np.int32, count=len(rows))
+        tf = np.array([rows[int(t)] for t in tids], dtype=np.float32).reshape(-1, n_fields)
+        if len(self._df) < len(self._terms):
+            grown = np.zeros(max(len(self._terms), 2 * len(self._df)), dtype=np.int64)
+            grown[: len(self._df)] = self._df
+            self._df = grown
+        self._df[tids] += 1
+        self._len_sum += lengths
+        self._slot[doc_id] = len(self._ids)
+        self._ids.append(doc_id)
+        self._new_tids.append(tids)
+        self._new_tf.append(tf)
+        self._doc_len.append(lengths)
+        self._delta = None
+        self._changes += 1
+
+    def remove(self, doc_id: str) -> None:
+        """Drop ``doc_id`` from the index (masked now, purged at the next full recompile).
+
+        Raises:
+            KeyError: ``doc_id`` is not indexed.
+        """
+        slot = self._slot.pop(doc_id)
+        tids, _ = self._doc_terms(slot)
+        self._df[tids] -= 1
+        self._len_sum -= self._doc_len[slot]
+        self._dead.add(slot)
+        self._dead_slots = np.fromiter(sorted(self._dead), dtype=np.int64, count=len(self._dead))
+        self._changes += 1
+
+    def compact(self) -> None:
+        """Recompile everything now with fresh statistics (scores become exact)."""
+        self._rebuild()
+
+    # --- scoring -------------------------------------------------------------------------------
+
+    def query_terms(self, tokens: Iterable[str]) -> list[tuple[int, int]]:
+        """Known query terms as (term id, count) pairs, in first-occurrence order."""
+        counts: dict[int, int] = {}
+        vocab = self._vocab
+        for token in tokens:
+            tid = vocab.get(token)
+            if tid is not None:
+                counts[tid] = counts.get(tid, 0) + 1
+        return list(counts.items())
+
+    def get_scores(self, tokens: Sequence[str]) -> FloatArray:
+        """Scores of every live document (in :meth:`ids` order) for already-tokenised ``tokens``."""
+        scores, _ = self._score_slots(self.query_terms(tokens), with_terms=False)
+        if self._dead:
+            scores = np.delete(scores, self._dead_slots)
+        return scores
+
+    def search(
+        self, query: str, k: int = 10, min_score: float | None = None
+    ) -> list[tuple[str, float]]:
+        """Top ``k`` (doc id, score) for ``query``; only documents sharing a term with it."""
+        return [
+            (doc, score)
+            for doc, score, _ in self.search_terms(self.tokenizer.tokens(query), k, min_score)
+        ]
+
+    def search_terms(
+        self, tokens: Sequence[str], k: int = 10, min_score: float | None = None
+    ) -> list[tuple[str, float, tuple[str, ...]]]:
+        """Top ``k`` (doc id, score, matched query terms) for already-tokenised ``tokens``."""
+        query = self.query_terms(tokens)
+        if not query or k <= 0 or not self._slot:
+            return []
+        with_terms = len(query) <= _MAX_MASK_TERMS
+        scores, mask = self._score_slots(query, with_terms=with_terms)
+        if self._dead:
+            scores[self._dead_slots] = 0.0
+        floor = 0.0 if min_score is None else min_score
+        top = _top_candidates(scores, k, floor)
+        # k is small: finish the ranking in Python (score descending, then slot).
+        ranked = sorted(
+            zip(scores[top].tolist(), top.tolist(), strict=True), key=lambda p: (-p[0], p[1])
+        )
+        ranked = [(score, slot) for score, slot in ranked if score > 0.0 and score >= floor]
+        if not ranked:
+            return []
+        if mask is not None:
+            names = [self._terms[t] for t, _ in query]
+            bitmasks = mask[[slot for _, slot in ranked]].tolist()
+            matched = [
+                tuple(name for j, name in enumerate(names) if int(bm) >> j & 1) for bm in bitmasks
+            ]
+        else:
+            matched = self._matched([slot for _, slot in ranked], [t for t, _ in query])
+        ids = self._ids
+        return [
+            (ids[slot], score, terms) for (score, slot), terms in zip(ranked, matched, strict=True)
+        ]
+
+    def _matched(self, slots: list[int], q_tids: list[int]) -> list[tuple[str, ...]]:
+        """For each slot, the query terms it contains: one vectorised search for all slots."""
+        parts = [self._doc_terms(slot)[0] for slot in slots]
+        sizes = [len(p) for p in parts]
+        if not sum(sizes):
+            return [() for _ in slots]
+        width = len(self._terms) + 1
+        rows = np.arange(len(parts), dtype=np.int64) * width
+        # Each doc's term ids are sorted; offset by doc_index * width: one ascending array.
+        keys = np.concatenate(parts).astype(np.int64) + np.repeat(rows, sizes)
+        wanted = (rows[:, None] + np.asarray(q_tids, dtype=np.int64)[None, :]).ravel()
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = (keys[pos] == wanted).reshape(len(parts), len(q_tids)).tolist()
+        terms = self._terms
+        return [tuple(terms[t] for t, h in zip(q_tids, row, strict=True) if h) for row in hit]
+
+    def _score_slots(
+        self, query: Sequence[tuple[int, int]], *, with_terms: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
+        self._ensure_compiled()
+        main, delta = self._main, self._delta
+        assert main is not None
+        scores, mask = main.score(query, with_terms=with_terms)
+        if delta is not None and delta.n_docs:
+            more, more_mask = delta.score(query, with_terms=with_terms)
+            scores = np.concatenate((scores, more))
+            if mask is not None and more_mask is not None:
+                mask = np.concatenate((mask, more_mask))
+        return scores, mask
+
+    # --- compiling -----------------------------------------------------------------------------
+
+    def _ensure_compiled(self) -> None:
+        main = self._main
+        if main is None:
+            self._rebuild()
+            return
+        threshold = max(self.merge_min, self.merge_ratio * main.n_docs)
+        if self._changes > threshold:
+            self._rebuild()
+        elif self._delta is None:
+            start = main.start + main.n_docs
+            self._delta = self._compile(range(start, len(self._ids)), start)
+
+    def _doc_terms(self, slot: int) -> tuple[IntArray, npt.NDArray[np.float32]]:
+        if slot < self._n_frozen:
+            lo, hi = int(self._f_offsets[slot]), int(self._f_offsets[slot + 1])
+            return self._f_tids[lo:hi], self._f_tf[lo:hi]
+        i = slot - self._n_frozen
+        return self._new_tids[i], self._new_tf[i]
+
+    def _rebuild(self) -> None:
+        """Purge removed docs, freeze all per-doc arrays, compile one main segment."""
+        live = [s for s in range(len(self._ids)) if s not in self._dead]
+        parts = [self._doc_terms(s) for s in live]
+        n_fields = len(self.fields)
+        if parts:
+            self._f_tids = np.concatenate([p[0] for p in parts]).astype(np.int32, copy=False)
+            self._f_tf = np.concatenate([p[1] for p in parts]).reshape(-1, n_fields)
+        else:
+            self._f_tids = np.zeros(0, dtype=np.int32)
+            self._f_tf = np.zeros((0, n_fields), dtype=np.float32)
+        sizes = np.fromiter((len(p[0]) for p in parts), dtype=np.int64, count=len(parts))
+        self._f_offsets = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(sizes)))
+        self._ids = [self._ids[s] for s in live]
+        self._doc_len = [self._doc_len[s] for s in live]
+        self._slot = {doc: i for i, doc in enumerate(self._ids)}
+        self._dead = set()
+        self._dead_slots = np.zeros(0, dtype=np.int64)
+        self._n_frozen = len(self._ids)
+        self._new_tids, self._new_tf = [], []
+        self._main = self._compile(range(len(self._ids)), 0)
+        self._delta = _Segment(len(self._ids), 0, np.zeros(1, np.int64), *_empty_postings())
+        self._changes = 0
+
+    def _idf(self) -> FloatArray:
+        n_docs = len(self._slot)
+        df = self._df[: len(self._terms)].astype(np.float64)
+        if self.mode == "okapi":
+            idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+            present = df > 0
+            if present.any():
+                eps = self.epsilon * float(idf[present].sum()) / int(present.sum())
+                idf[present & (idf < 0)] = eps
+            return idf
+        return np.log1p((n_docs - df + 0.5) / (df + 0.5))
+
+    def _compile(self, slots: range, start: int) -> _Segment:
+        n_docs = len(slots)
+        n_terms = len(self._terms)
+        if n_docs == 0:
+            return _Segment(start, 0, np.zeros(n_terms + 1, np.int64), *_empty_postings())
+        parts = [self._doc_terms(s) for s in slots]
+        tids = np.concatenate([p[0] for p in parts])
+        tf = np.concatenate([p[1] for p in parts]).astype(np.float64)
+        sizes = np.fromiter((len(p[0]) for p in parts), dtype=np.int64, count=n_docs)
+        doc = np.repeat(np.arange(n_docs, dtype=np.int32), sizes)
+        dl = np.stack([self._doc_len[s] for s in slots])[doc]  # (M, F)
+        n_live = max(len(self._slot), 1)
+        avgdl = self._len_sum / n_live
+        idf = self._idf()[tids]
+        k1 = self.k1
+        if self.mode == "okapi":
+            b = self.b
+            # Total length over all fields, in rank_bm25's operation order (parity to 1e-9).
+            q_freq = tf.sum(axis=1)
+            doc_len = dl.sum(axis=1)
+            mean_len = float(avgdl.sum())
+            weight = idf * (q_freq * (k1 + 1) / (q_freq + k1 * (1 - b + b * doc_len / mean_len)))
+        else:
+            fw = np.array([self.field_weights[f] for f in self.fields])
+            fb = np.array([self.field_b[f] for f in self.fields])
+            safe_avg = np.where(avgdl > 0, avgdl, 1.0)
+            norm = 1.0 - fb + fb * dl / safe_avg
+            pseudo_tf = (tf * fw / norm).sum(axis=1)
+            weight = idf * pseudo_tf * (k1 + 1) / (pseudo_tf + k1)
+        order = np.argsort(tids, kind="stable")
+        counts = np.bincount(tids, minlength=n_terms)
+        indptr = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(counts)))
+        return _Segment(start, n_docs, indptr, doc[order], weight[order])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in numpy arrays (postings and per-doc term statistics)."""
+        total = self._f_offsets.nbytes + self._f_tids.nbytes + self._f_tf.nbytes + self._df.nbytes
+        total += sum(a.nbytes for a in self._new_tids) + sum(a.nbytes for a in self._new_tf)
+        total += sum(seg.nbytes for seg in (self._main, self._delta) if seg is not None)
+        return int(total + 8 * len(self.fields) * len(self._doc_len))
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def config(self) -> dict[str, object]:
+        """The constructor settings, JSON-serialisable."""
+        return {
+            "mode": self.mode,
+            "field_weights": self.field_weights,
+            "field_b": self.field_b,
+            "k1": self.k1,
+            "b": self.b,
+            "epsilon": self.epsilon,
+            "tokenizer": self.tokenizer.config(),
+            "merge_ratio": self.merge_ratio,
+            "merge_min": self.merge_min,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the index to ``path`` (a directory: ``index.json`` + ``index.npz``, no pickle)."""
+        self.compact()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": _FORMAT_VERSION,
+            "config": self.config(),
+            "ids": self._ids,
+            "terms": self._terms,
+        }
+        (folder / "index.json").write_text(json.dumps(meta), encoding="utf-8")
+        doc_len = np.stack(self._doc_len) if self._doc_len else np.zeros((0, len(self.fields)))
+        with (folder / "index.npz").open("wb") as fh:
+            np.savez(
+                fh,
+                offsets=self._f_offsets,
+                tids=self._f_tids,
+                tf=self._f_tf,
+                doc_len=doc_len,
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> SkillIndex:
+        """Read an index written by :meth:`save`.
+
+        Raises:
+            SkillError: the files are missing, of another format version, or inconsistent.
+        """
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+            with np.load(folder / "index.npz", allow_pickle=False) as data:
+                arrays = {key: data[key] for key in ("offsets", "tids", "tf", "doc_len")}
+        except (OSError, ValueError, KeyError) as exc:
+            raise SkillError(f"cannot read a saved index: {exc}", path=str(folder)) from exc
+        if meta.get("format") != _FORMAT_VERSION:
+            raise SkillError(
+                f"index format {meta.get('format')!r} is not {_FORMAT_VERSION}; rebuild the index",
+                path=str(folder),
+            )
+        config = dict(meta["config"])
+        tokenizer = Tokenizer.from_config(dict(config.pop("tokenizer")))
+        index = cls(tokenizer=tokenizer, **config)
+        ids: list[str] = list(meta["ids"])
+        index._terms = list(meta["terms"])
+        index._vocab = {term: i for i, term in enumerate(index._terms)}
+        index._ids = ids
+        index._slot = {doc: i for i, doc in enumerate(ids)}
+        if len(arrays["offsets"]) != len(ids) + 1 or len(arrays["doc_len"]) != len(ids):
+            raise SkillError("index.npz does not match index.json; rebuild", path=str(folder))
+        index._f_offsets = arrays["offsets"].astype(np.int64)
+        index._f_tids = arrays["tids"].astype(np.int32)
+        index._f_tf = arrays["tf"].astype(np.float32)
+        index._doc_len = list(arrays["doc_len"].astype(np.float64))
+        index._n_frozen = len(ids)
+        index._df = np.bincount(index._f_tids, minlength=len(index._terms)).astype(np.int64)
+        index._len_sum = arrays["doc_len"].astype(np.float64).sum(axis=0)
+        index._rebuild()
+        return index
+
+
+def _top_candidates(scores: FloatArray, k: int, floor: float) -> IntArray:
+    """Indices of the ``k`` highest scores above ``floor`` (unordered; fewer if fewer qualify).
+
+    A full ``argpartition`` over every document is the slow part at 100k skills. Instead take
+    the documents within half of the best score: if at least ``k`` qualify, the top ``k`` are
+    all among them (the k-th best is >= that threshold), so partitioning only them is exact.
+    Otherwise fall back to every document above ``floor``.
+    """
+    best = float(scores.max()) if len(scores) else 0.0
+    if best <= 0.0 or best < floor:
+        return np.zeros(0, dtype=np.int32)
+    top = np.flatnonzero(scores >= max(0.5 * best, floor))
+    if len(top) < k:
+        top = np.flatnonzero(scores >= floor) if floor > 0.0 else np.flatnonzero(scores > 0.0)
+    if len(top) > k:
+        part = np.argpartition(scores[top], len(top) - k)
+        top = top[part[len(top) - k :]]
+    return top.astype(np.int32, copy=False)
+
+
+def _empty_postings() -> tuple[IntArray, FloatArray]:
+    return np.zeros(0, dtype=np.int32), np.zeros(0)
