@@ -54,6 +54,8 @@ from paxis_router.verifiers.specs import VERIFIER_KINDS, VerifierSpec, build_ver
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from paxis_router.ledger.postgres import PostgresLedger
+    from paxis_router.ledger.sqlite import SQLiteLedger
     from paxis_router.router import Router
     from paxis_router.workers.base import Tier
 
@@ -224,10 +226,18 @@ class PolicySpec(_Model):
 
 
 class LedgerSpec(_Model):
-    """``ledger:``: where attempts are recorded (SQLite file; relative to the working directory)."""
+    """``ledger:``: where attempts are recorded — a SQLite file (``path``, relative to the working
+    directory) or a database URL (``url: postgresql://...``, shared by a fleet of routers)."""
 
-    kind: Literal["sqlite"] = "sqlite"
+    kind: Literal["sqlite", "postgres"] = "sqlite"
     path: Path = Path("paxis-ledger.db")
+    url: str | None = None
+
+    def open(self) -> SQLiteLedger | PostgresLedger:
+        """Open the ledger this section names."""
+        from paxis_router.ledger import open_ledger
+
+        return open_ledger(self.url if self.url is not None else self.path)
 
 
 class AuditSpec(_Model):
@@ -270,6 +280,7 @@ class RouterConfig(_Model):
     ledger: LedgerSpec | None = None
     gate: GatePolicy | None = None
     audit: AuditSpec | None = None
+    budgets: dict[str, Any] | None = None  # Any: validated by Budgets.from_config, file named
     proxy: dict[str, Any] | None = None  # Any: the proxy section, validated by the proxy
 
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -463,9 +474,12 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
             verifiers.append(build_verifier(verifier_spec, root))
     ledger = None
     if cfg.ledger is not None:
-        from paxis_router.ledger.sqlite import SQLiteLedger
+        ledger = cfg.ledger.open()
+    budgets = None
+    if cfg.budgets is not None:
+        from paxis_router.budget import Budgets
 
-        ledger = SQLiteLedger(cfg.ledger.path)
+        budgets = Budgets.from_config(cfg.budgets, ledger=ledger, source=cfg._source)
     skills = None
     skills_k = 3
     if cfg.skills is not None:
@@ -496,6 +510,7 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         gate=gate,
         audit=audit,
         outage=cfg.policy.outage,
+        budgets=budgets,
     )
 
 

@@ -225,6 +225,12 @@ class _Server:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        for writer in list(self.writers):
+            writer.transport.abort()
+        # A closed or aborted transport releases its socket in a later loop iteration: give it
+        # those iterations before the loop stops, or the socket leaks (a ResourceWarning).
+        for _ in range(3):
+            await asyncio.sleep(0)
         self.stopped.set()
 
     # -- connection handling ------------------------------------------------------------------

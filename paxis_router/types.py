@@ -259,4 +259,6 @@ class CallRecord:
     finish_reason: str | None = None
     degraded: bool = False
     budget_capped: bool = False
+    messages: tuple[Message, ...] | None = None  # the prompt as sent (stored only when opted in)
+    content: str | None = None  # the answer (stored only when opted in: SQLiteLedger store_content)
     id: int | None = field(default=None, compare=False)

@@ -1,0 +1,92 @@
+"""``paxis distill export``: the ledger's verified routes as SFT / DPO / GKD JSONL + a data card."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from paxis_router.cli._output import emit, emit_json
+from paxis_router.errors import ConfigError
+
+DEFAULT_LEDGER = "paxis-ledger.db"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``paxis distill`` and its ``export`` subcommand."""
+    parser = sub.add_parser(
+        "distill",
+        help="export training data (SFT, DPO, GKD) from the ledger",
+        description="Turn the ledger's verified routes into training data for the worker.",
+    )
+    actions = parser.add_subparsers(dest="distill_command", required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export",
+        help="write train.jsonl, eval.jsonl and a data card",
+        description="Export verified routes (recorded with SQLiteLedger(store_content=True)) "
+        "as JSONL: sft (chat messages), dpo (prompt/chosen/rejected pairs where both exist) or "
+        "gkd (prompts only). PII is redacted; prompts are de-duplicated; the train/eval split "
+        "is a hash of the normalised prompt.",
+    )
+    export.add_argument(
+        "--ledger", default=DEFAULT_LEDGER, help=f"SQLite ledger path (default: {DEFAULT_LEDGER})"
+    )
+    export.add_argument("--kind", required=True, choices=("sft", "dpo", "gkd"))
+    export.add_argument("--skill", default=None, help="only routes that selected this skill id")
+    export.add_argument("--since", type=_instant, default=None, help="first day/instant (UTC)")
+    export.add_argument(
+        "--until", type=_until, default=None, help="last day included, or first instant excluded"
+    )
+    export.add_argument(
+        "--eval-percent", type=int, default=10, help="share of prompts held out (default 10)"
+    )
+    export.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    export.add_argument("--json", action="store_true", help="print the data card as JSON")
+    export.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Handler of ``paxis distill export``."""
+    from paxis_router.distill import export
+    from paxis_router.ledger.sqlite import SQLiteLedger
+
+    location = Path(args.ledger)
+    if not location.exists():
+        raise ConfigError(f"no ledger at {location}; give --ledger PATH (a SQLite ledger)")
+    with SQLiteLedger(location) as ledger:
+        card = export(
+            ledger,
+            args.output,
+            kind=args.kind,
+            skill=args.skill,
+            since=args.since,
+            until=args.until,
+            eval_percent=args.eval_percent,
+        )
+    if args.json:
+        emit_json(card.to_json())
+        return 0
+    emit(
+        f"wrote {card.rows_train} train + {card.rows_eval} eval {card.kind} rows to "
+        f"{args.output} (cost of the routes: ${card.cost_usd}; left out: "
+        f"{sum(card.dropped.values())})"
+    )
+    return 0
+
+
+def _instant(text: str) -> datetime:
+    """A date (its midnight) or an ISO datetime; naive means UTC."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date or ISO datetime: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _until(text: str) -> datetime:
+    """A date includes that whole day; a datetime is the first instant excluded."""
+    value = _instant(text)
+    return value + timedelta(days=1) if len(text) == 10 else value
