@@ -32,6 +32,10 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from numpy.typing import NDArray
+
+    Values = Sequence[float] | NDArray[np.float64]
+
 __all__ = ["Curve", "apgr", "cpt", "pgr", "sweep"]
 
 
@@ -67,9 +71,9 @@ class Curve:
 
 
 def sweep(
-    scores: Sequence[float],
-    weak_quality: Sequence[float],
-    strong_quality: Sequence[float],
+    scores: Values,
+    weak_quality: Values,
+    strong_quality: Values,
     *,
     steps: int = 100,
 ) -> Curve:

@@ -209,9 +209,18 @@ _NO_ARG: dict[str, Callable[[], Predicate]] = {
     "never": never,
     "price_unknown": price_unknown,
 }
+
+
+def _score_below(spec: Any) -> Predicate:  # Any: the predicate's YAML form
+    from paxis_router.calibrate import score_below_from_spec  # lazy: a learned scorer (issue 5)
+
+    return score_below_from_spec(spec)
+
+
 _ONE_ARG: dict[str, Callable[[Any], Predicate]] = {
     "confidence_below": lambda v: confidence_below(float(v)),
     "spent_over": spent_over,
+    "score_below": _score_below,
 }
 _COMBINATORS: dict[str, Callable[..., Predicate]] = {"any_of": any_of, "all_of": all_of}
 

@@ -385,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     proc = start_server(args, models, port)
     try:
+        # Warm the server up at full concurrency first (unmeasured), so that neither measured
+        # run pays for first-batch allocations and kernel selection.
+        warmup = _requests(min(args.requests, 2 * args.concurrency), args.max_tokens)
+        asyncio.run(run_direct(args, port, warmup))
         routed, sent = asyncio.run(run_router(args, models, port))
         direct = asyncio.run(run_direct(args, port, sent))
     finally:

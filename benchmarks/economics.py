@@ -1,0 +1,436 @@
+"""Routing economics on real published outcomes: RouteLLM's GSM8K, MMLU and MT-Bench files.
+
+RouteLLM's metrics as the paper (arXiv 2406.18665) defines them — PGR against strong-call share
+on a 1 % grid, APGR (trapezoid area), CPT(50 %) and CPT(80 %) — measured on folds never used for
+fitting, beside the published best router (with data augmentation) and random routing, and in
+dollars: Mixtral priced as a local GPU worker (policies/demo.yaml: 2 x H100 at $2.49/GPU-hour,
+3,000 tokens/s), gpt-4-1106-preview from litellm's bundled price map; tokens counted offline
+(cl100k_base). A cascade pays the worker's call even when it escalates; a pre-router does not.
+
+- GSM8K: a cascade (it sees the worker's answer): the learned scorer of paxis_router.calibrate
+  (answer features, arithmetic-verifier verdicts, hashed TF-IDF), 5-fold cross-fitted, mean over
+  seeds. Also the arithmetic verifier alone (option (a): one score, one threshold).
+- MMLU: no answers in the data, so a pre-router on query signals only (TF-IDF, the offline
+  MiniLM embedding of the question, the MiniLM embedding of the subject name), fitted on other
+  subjects: whole subjects are held out (5 folds over the 47 subjects; 2 fold seeds). The model
+  is a 3-class logistic regression of the gain (GPT-4 right only / same / Mixtral right only);
+  the score is P(Mixtral right only) - P(GPT-4 right only). The first run embeds the 10,988
+  questions (about 13 CPU-minutes here); later runs read the cache.
+- MT-Bench: a cascade on the worker's first-turn answer (the learned scorer, and MiniLM of
+  question and answer); quality = mean GPT-4 judge score; 5-fold cross-fitted, mean over seeds.
+
+Contaminated prompts are dropped as the paper does. Run:
+
+    .venv/bin/python benchmarks/economics.py            # table + plots into benchmarks/results/
+    .venv/bin/python benchmarks/economics.py --json     # the figures as JSON
+
+``--json`` keys: ``{benchmark: {n, weak_quality, strong_quality, weak_usd_per_1k,
+strong_usd_per_1k, methods: {method: {apgr, cpt50, cpt80, apgr_sd, usd_per_1k_at_cpt50,
+usd_per_1k_at_cpt80}}, published: {apgr, cpt50, cpt80}, apgr_ratio_vs_published}}`` (shares
+and APGR are fractions in 0..1; a CPT is null when never reached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from paxis_router._calibrate_policy import weak_price  # noqa: E402
+from paxis_router.calibrate import crossfit_scores, example_costs, worker_verdicts  # noqa: E402
+from paxis_router.datasets import Example, load_examples, quality  # noqa: E402
+from paxis_router.metrics import Curve, apgr, cpt, sweep  # noqa: E402
+from paxis_router.pricing import litellm_price  # noqa: E402
+from paxis_router.verifiers.arithmetic import ArithmeticVerifier  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import NDArray
+
+WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+STRONG = "gpt-4-1106-preview"
+# RouteLLM (arXiv 2406.18665 v4), best router with data augmentation.
+PUBLISHED: dict[str, dict[str, float | None]] = {
+    "gsm8k": {"apgr": 0.622, "cpt50": 0.3364, "cpt80": 0.6326},
+    "mmlu": {"apgr": 0.603, "cpt50": 0.3540, "cpt80": 0.7031},
+    "mt_bench": {"apgr": 0.802, "cpt50": 0.1340, "cpt80": None},
+}
+TARGETS: dict[str, dict[str, float | None]] = {
+    "gsm8k": {"apgr": 0.80, "cpt50": 0.15, "cpt80": 0.35},
+    "mmlu": {"apgr": 0.6031, "cpt50": 0.3539, "cpt80": None},  # beat the published best
+    "mt_bench": {"apgr": None, "cpt50": None, "cpt80": None},
+}
+
+logger = logging.getLogger("economics")
+
+
+@dataclass
+class Method:
+    """One router's results: per-seed scores and the metrics over seeds."""
+
+    name: str
+    curves: list[Curve] = field(default_factory=list)
+    usd50: list[float | None] = field(default_factory=list)
+    usd80: list[float | None] = field(default_factory=list)
+    usd_curve: list[float] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float | None]:
+        apgrs = [apgr(c) for c in self.curves]
+        c50 = [cpt(c, 0.5) for c in self.curves]
+        c80 = [cpt(c, 0.8) for c in self.curves]
+        return {
+            "apgr": float(np.mean(apgrs)),
+            "apgr_sd": float(np.std(apgrs)),
+            "cpt50": _mean_or_none(c50),
+            "cpt80": _mean_or_none(c80),
+            "usd_per_1k_at_cpt50": _mean_or_none(self.usd50),
+            "usd_per_1k_at_cpt80": _mean_or_none(self.usd80),
+        }
+
+
+@dataclass
+class Bench:
+    """One benchmark's data and methods."""
+
+    name: str
+    examples: list[Example]
+    cascade: bool
+    weak_q: NDArray[np.float64]
+    strong_q: NDArray[np.float64]
+    weak_cost: NDArray[np.float64]
+    strong_cost: NDArray[np.float64]
+    methods: list[Method] = field(default_factory=list)
+
+    def add(self, name: str, scores_per_seed: Sequence[NDArray[np.float64]]) -> Method:
+        method = Method(name)
+        for scores in scores_per_seed:
+            curve = sweep(scores, self.weak_q, self.strong_q)
+            usd = usd_curve(scores, self.weak_cost, self.strong_cost, cascade=self.cascade)
+            method.curves.append(curve)
+            method.usd_curve = usd if not method.usd_curve else method.usd_curve
+            for target, out in ((0.5, method.usd50), (0.8, method.usd80)):
+                share = cpt(curve, target)
+                out.append(None if share is None else usd[round(share * 100)])
+        self.methods.append(method)
+        return method
+
+    def only_usd_per_1k(self) -> tuple[float, float]:
+        return float(self.weak_cost.mean() * 1000), float(self.strong_cost.mean() * 1000)
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.mean([v for v in values if v is not None]))
+
+
+def usd_curve(
+    scores: NDArray[np.float64],
+    weak_cost: NDArray[np.float64],
+    strong_cost: NDArray[np.float64],
+    *,
+    cascade: bool,
+    steps: int = 100,
+) -> list[float]:
+    """$ per 1,000 queries at each strong-call share (lowest scores escalated first)."""
+    n = len(scores)
+    order = np.argsort(scores, kind="stable")
+    strong_cum = np.r_[0.0, np.cumsum(strong_cost[order])]
+    weak_cum = np.r_[0.0, np.cumsum(weak_cost[order])]
+    out = []
+    for i in range(steps + 1):
+        k = round(i / steps * n)
+        total = strong_cum[k] + (weak_cum[-1] if cascade else weak_cum[-1] - weak_cum[k])
+        out.append(float(total / n * 1000))
+    return out
+
+
+def load_bench(name: str, paths: Sequence[Path], *, cascade: bool) -> Bench:
+    examples = load_examples(paths)
+    w = np.array([quality(e.outcomes[WEAK]) for e in examples])
+    s = np.array([quality(e.outcomes[STRONG]) for e in examples])
+    wc = example_costs(examples, WEAK, weak_price())
+    sc = example_costs(examples, STRONG, litellm_price(STRONG))
+    return Bench(
+        name,
+        examples,
+        cascade,
+        w,
+        s,
+        np.array([float(c or 0) for c in wc]),
+        np.array([float(c or 0) for c in sc]),
+    )
+
+
+# --- GSM8K ------------------------------------------------------------------------------------
+
+
+def run_gsm8k(data: Path, seeds: int) -> Bench:
+    bench = load_bench("gsm8k", [data / "gsm8k_responses.csv"], cascade=True)
+    ex = bench.examples
+    verifier = ArithmeticVerifier()
+    learned = [
+        crossfit_scores(ex, weak=WEAK, strong=STRONG, folds=5, seed=seed, verifiers=[verifier])
+        for seed in range(seeds)
+    ]
+    bench.add("paxis cascade: learned scorer (cross-fitted)", learned)
+    verdicts = worker_verdicts(ex, WEAK, [verifier])
+    verifier_only = np.array([2.0 * v[0].passed + (v[0].score or 0.0) for v in verdicts])
+    bench.add("arithmetic verifier alone (one threshold)", [verifier_only])
+    bench.add("random", [np.zeros(len(ex))])
+    bench.add("oracle (perfect router)", [bench.weak_q - bench.strong_q])
+    return bench
+
+
+# --- MMLU ---------------------------------------------------------------------------------------
+
+
+def _gain_model(
+    x_train: Any, x_test: Any, w: NDArray[np.float64], s: NDArray[np.float64], c: float
+) -> NDArray[np.float64]:  # Any: dense or scipy sparse matrices (vendor types)
+    """P(only the worker is right) - P(only GPT-4 is right): minus the expected gain of GPT-4."""
+    from sklearn.linear_model import LogisticRegression
+
+    gain = (s - w).astype(int)  # -1, 0, +1
+    model = LogisticRegression(C=c, max_iter=3000).fit(x_train, gain)
+    p = model.predict_proba(x_test)
+    classes = list(model.classes_)
+    return np.asarray(p[:, classes.index(-1)] - p[:, classes.index(1)], dtype=float)
+
+
+def _group_folds(groups: Sequence[str], folds: int, seed: int) -> NDArray[np.int64]:
+    names = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    fold_of = {g: i % folds for i, g in enumerate(order)}
+    return np.array([fold_of[g] for g in groups])
+
+
+def run_mmlu(data: Path, seeds: int) -> Bench:
+    from _economics_embed import embed
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    bench = load_bench("mmlu", [data / "mmlu" / "responses"], cascade=False)
+    ex = bench.examples
+    prompts = [e.prompt for e in ex]
+    groups = [e.group for e in ex]
+    t0 = time.perf_counter()
+    q_emb = embed(prompts, name="mmlu-questions")
+    subjects = sorted(set(groups))
+    s_emb = embed([s.replace("_", " ") for s in subjects], name="mmlu-subjects")
+    subject_of = {s: s_emb[i] for i, s in enumerate(subjects)}
+    g_emb = np.stack([subject_of[g] for g in groups])
+    logger.info("MMLU embeddings in %.1f s", time.perf_counter() - t0)
+    w, s = bench.weak_q, bench.strong_q
+
+    def held_out_subjects(features: str, seed: int, c: float) -> NDArray[np.float64]:
+        fold = _group_folds(groups, 5, seed)
+        out = np.zeros(len(ex))
+        for k in range(5):
+            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            vec = TfidfVectorizer(sublinear_tf=True, min_df=3)
+            t_tr = vec.fit_transform([prompts[i] for i in tr])
+            t_te = vec.transform([prompts[i] for i in te])
+            if features == "tfidf":
+                a, b = t_tr, t_te
+            else:
+                a = hstack([t_tr, csr_matrix(q_emb[tr]), csr_matrix(g_emb[tr])]).tocsr()
+                b = hstack([t_te, csr_matrix(q_emb[te]), csr_matrix(g_emb[te])]).tocsr()
+            out[te] = _gain_model(a, b, w[tr], s[tr], c)
+        return out
+
+    bench.add(
+        "paxis pre-router: TF-IDF + MiniLM + subject (subjects held out)",
+        [held_out_subjects("all", seed, 0.3) for seed in range(min(seeds, 2))],
+    )
+    bench.add(
+        "TF-IDF logistic regression (subjects held out)",
+        [held_out_subjects("tfidf", seed, 1.0) for seed in range(min(seeds, 2))],
+    )
+    bench.add("random", [np.zeros(len(ex))])
+    bench.add("oracle (perfect router)", [w - s])
+    return bench
+
+
+# --- MT-Bench -----------------------------------------------------------------------------------
+
+
+def run_mt_bench(data: Path, seeds: int) -> Bench:
+    from _economics_embed import embed
+
+    bench = load_bench("mt_bench", [data / "mt_bench" / "judgements.jsonl"], cascade=True)
+    ex = bench.examples
+    learned = [
+        crossfit_scores(ex, weak=WEAK, strong=STRONG, folds=5, seed=seed) for seed in range(seeds)
+    ]
+    bench.add("paxis cascade: learned scorer (cross-fitted)", learned)
+    q = embed([e.prompt for e in ex], name="mtbench-questions")
+    a = embed([e.outcomes[WEAK].response for e in ex], name="mtbench-answers")
+    x = np.hstack([q, a])
+    lo = min(bench.weak_q.min(), bench.strong_q.min())
+    span = max(bench.weak_q.max(), bench.strong_q.max()) - lo
+    gap = (bench.weak_q - bench.strong_q) / span  # the gain of keeping the worker, scaled
+    runs = []
+    from sklearn.linear_model import Ridge
+
+    for seed in range(seeds):
+        fold = np.random.default_rng(seed).permutation(len(ex)) % 5
+        out = np.zeros(len(ex))
+        for k in range(5):
+            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            out[te] = Ridge(alpha=3.0).fit(x[tr], gap[tr]).predict(x[te])
+        runs.append(out)
+    bench.add("paxis cascade: MiniLM(question, answer) ridge (cross-fitted)", runs)
+    bench.add("random", [np.zeros(len(ex))])
+    bench.add("oracle (perfect router)", [bench.weak_q - bench.strong_q])
+    return bench
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def summary(benches: Sequence[Bench]) -> dict[str, Any]:  # Any: JSON values
+    out: dict[str, Any] = {}  # Any: JSON values
+    for b in benches:
+        weak_usd, strong_usd = b.only_usd_per_1k()
+        methods = {m.name: m.metrics() for m in b.methods}
+        ours = b.methods[0].metrics()
+        published = PUBLISHED[b.name]
+        out[b.name] = {
+            "n": len(b.examples),
+            "router": "cascade" if b.cascade else "pre-router",
+            "weak_quality": float(b.weak_q.mean()),
+            "strong_quality": float(b.strong_q.mean()),
+            "weak_usd_per_1k": weak_usd,
+            "strong_usd_per_1k": strong_usd,
+            "methods": methods,
+            "published": published,
+            "targets": TARGETS[b.name],
+            "apgr_ratio_vs_published": (ours["apgr"] or 0.0) / (published["apgr"] or 1.0),
+        }
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "never" if value is None else f"{100 * value:.1f} %"
+
+
+def _usd(value: float | None) -> str:
+    return "–" if value is None else f"${value:.2f}"
+
+
+def _targets_line(b: dict[str, Any]) -> str:  # Any: JSON values
+    ours = next(iter(b["methods"].values()))
+    parts = []
+    for key, label, better in (
+        ("apgr", "APGR", "≥"),
+        ("cpt50", "CPT(50%)", "≤"),
+        ("cpt80", "CPT(80%)", "≤"),
+    ):
+        target = b["targets"].get(key)
+        if target is None:
+            continue
+        value = ours[key]
+        met = value is not None and (value >= target if better == "≥" else value <= target)
+        shown = f"{value:.3f}" if key == "apgr" else _pct(value)
+        goal = f"{target:.3f}" if key == "apgr" else _pct(target)
+        parts.append(f"{label} {better} {goal}: {shown}, {'met' if met else 'NOT met'}")
+    return "Targets of issue 5: " + ("; ".join(parts) if parts else "none set") + "."
+
+
+def markdown(data: dict[str, Any], seeds: int, elapsed_s: float) -> str:  # Any: JSON values
+    lines = [
+        "# Routing economics on RouteLLM's published outcomes",
+        "",
+        "Written by `benchmarks/economics.py` (see its docstring for the method). Metrics as "
+        "RouteLLM defines them (arXiv 2406.18665): PGR against strong-call share on a 1 % grid, "
+        "APGR = trapezoid area, CPT(x) = the smallest strong-call share with PGR ≥ x. Every "
+        f"score comes from a model that never saw that query's label (mean over {seeds} "
+        f"fold seeds, {min(seeds, 2)} for MMLU; ± is the SD of APGR over seeds). "
+        "Dollars: Mixtral-8x7B as a local GPU worker (2 × H100 at $2.49/GPU-hour, "
+        "3,000 tokens/s = $0.46 per million tokens, as in policies/demo.yaml), "
+        "gpt-4-1106-preview at litellm's $10 / $30 per million input / output tokens; "
+        "tokens counted offline with cl100k_base. A cascade pays the worker's call on every "
+        "query; a pre-router pays one model per query.",
+        "",
+    ]
+    for name, b in data.items():
+        pub = b["published"]
+        lines += [
+            f"## {name} ({b['router']}, n = {b['n']})",
+            "",
+            f"Mixtral quality {b['weak_quality']:.4f} (${b['weak_usd_per_1k']:.2f} per 1,000 "
+            f"queries alone), GPT-4 quality {b['strong_quality']:.4f} "
+            f"(${b['strong_usd_per_1k']:.2f} per 1,000 alone).",
+            "",
+            "| router | APGR | CPT(50%) | CPT(80%) | $/1k at CPT(50%) | $/1k at CPT(80%) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for method, m in b["methods"].items():
+            sd = f" ± {m['apgr_sd']:.3f}" if m["apgr_sd"] > 0 else ""
+            lines.append(
+                f"| {method} | {m['apgr']:.3f}{sd} | {_pct(m['cpt50'])} | {_pct(m['cpt80'])} "
+                f"| {_usd(m['usd_per_1k_at_cpt50'])} | {_usd(m['usd_per_1k_at_cpt80'])} |"
+            )
+        lines.append(
+            f"| RouteLLM published best (augmented) | {pub['apgr']:.3f} | {_pct(pub['cpt50'])} "
+            f"| {_pct(pub['cpt80'])} | | |"
+        )
+        lines += ["", f"APGR ratio, ours / published best: {b['apgr_ratio_vs_published']:.2f}."]
+        lines += [_targets_line(b), ""]
+    lines += [f"Run time: {elapsed_s:.0f} s on this machine.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "routellm")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--seeds", type=int, default=3, help="fold seeds to average over")
+    parser.add_argument("--only", choices=("gsm8k", "mmlu", "mt_bench"), default=None)
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    t0 = time.perf_counter()
+    runners = {"gsm8k": run_gsm8k, "mmlu": run_mmlu, "mt_bench": run_mt_bench}
+    benches = []
+    for name, runner in runners.items():
+        if args.only and name != args.only:
+            continue
+        t = time.perf_counter()
+        benches.append(runner(args.data, args.seeds))
+        logger.info("%s done in %.1f s", name, time.perf_counter() - t)
+    data = summary(benches)
+    elapsed = time.perf_counter() - t0
+    if not args.only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        text = markdown(data, args.seeds, elapsed)
+        (args.out / "economics.md").write_text(text, encoding="utf-8")
+        (args.out / "economics.json").write_text(json.dumps(data, indent=1) + "\n", "utf-8")
+        if not args.no_plots:
+            from _economics_plots import write_plots
+
+            write_plots(benches, data, args.out, text)
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+    else:
+        sys.stdout.write(markdown(data, args.seeds, elapsed) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

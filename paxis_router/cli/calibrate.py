@@ -1,0 +1,137 @@
+"""``paxis calibrate``: fit an escalation policy to a target on labelled outcomes.
+
+Reads RouteLLM's files as they are (GSM8K CSV with responses, MMLU CSVs, MT-Bench judgements)
+or the generic JSONL format (see ``paxis_router.datasets``), fits the learned escalation scorer
+with cross-fitting, picks the threshold that meets the target and writes a policy YAML the
+Router loads. Prints the chosen point and the cost/quality curve; the whole frontier goes to
+``POLICY.curve.json`` beside the policy.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from paxis_router.cli._output import emit, emit_json
+
+if TYPE_CHECKING:
+    import argparse
+
+_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+_STRONG = "gpt-4-1106-preview"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``paxis calibrate``."""
+    parser = sub.add_parser(
+        "calibrate",
+        help="fit the escalation policy to a quality, cost or escalation target",
+        description=__doc__,
+    )
+    parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE")
+    parser.add_argument("--weak", default=_WEAK, help=f"the worker's model (default {_WEAK})")
+    parser.add_argument("--strong", default=_STRONG, help=f"the top model (default {_STRONG})")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--target-quality",
+        type=float,
+        help="at least this share of the top tier's quality (default 0.95)",
+    )
+    target.add_argument("--max-usd-per-1k", type=Decimal, help="spend at most $Y per 1,000")
+    target.add_argument("--max-escalation", type=float, help="escalate at most this share")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="POLICY.yaml")
+    parser.add_argument(
+        "--verifier",
+        choices=("auto", "arithmetic", "none"),
+        default="auto",
+        help="verifier whose verdicts feed the scorer (auto: arithmetic when answers are recorded)",
+    )
+    parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
+    parser.add_argument(
+        "--group-folds",
+        action="store_true",
+        help="hold out whole groups (MMLU subjects) per fold instead of random rows",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit, write the policy and its curve, print the summary."""
+    from paxis_router._calibrate_policy import policy_document, weak_price, write_policy
+    from paxis_router.calibrate import calibrate
+    from paxis_router.datasets import load_examples
+    from paxis_router.errors import ConfigError
+    from paxis_router.pricing import litellm_price
+    from paxis_router.verifiers.arithmetic import ArithmeticVerifier
+
+    examples = load_examples(args.data)
+    for model in (args.weak, args.strong):
+        if not examples or model not in examples[0].outcomes:
+            have = sorted(examples[0].outcomes) if examples else []
+            raise ConfigError(f"no outcomes for model {model!r} in the data; models: {have}")
+    answered = sum(1 for e in examples if e.outcomes[args.weak].response)
+    use_arith = args.verifier == "arithmetic" or (
+        args.verifier == "auto" and answered >= len(examples) / 2
+    )
+    target_quality = args.target_quality
+    if target_quality is None and args.max_usd_per_1k is None and args.max_escalation is None:
+        target_quality = 0.95
+    cal = calibrate(
+        examples,
+        weak=args.weak,
+        strong=args.strong,
+        target_quality=target_quality,
+        max_usd_per_1k=args.max_usd_per_1k,
+        max_escalation=args.max_escalation,
+        weak_price=weak_price(),
+        strong_price=litellm_price(args.strong),
+        verifiers=[ArithmeticVerifier()] if use_arith else [],
+        folds=args.folds,
+        groups=[e.group for e in examples] if args.group_folds else None,
+        seed=args.seed,
+    )
+    out: Path = args.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = policy_document(
+        cal,
+        data=args.data,
+        out_dir=out.parent,
+        verifiers=[{"kind": "arithmetic"}] if use_arith else [],
+    )
+    write_policy(out, document, cal)
+    curve_path = out.with_suffix(".curve.json")
+    summary = cal.summary()
+    curve_path.write_text(
+        json.dumps({**summary, "frontier": [p.to_dict() for p in cal.frontier]}, indent=1) + "\n",
+        encoding="utf-8",
+    )
+    summary = {**summary, "policy": str(out), "curve_file": str(curve_path)}
+    if args.json:
+        emit_json(summary)
+        return 0
+    p = cal.point
+    emit(f"wrote {out} (curve: {curve_path})")
+    emit(
+        f"{cal.n} examples; weak {cal.curve.weak_quality:.4f}, "
+        f"strong {cal.curve.strong_quality:.4f}"
+    )
+    emit(
+        f"chosen: escalate below {p.threshold:.4f}: strong calls {p.strong_call_share:.1%}, "
+        f"quality {p.quality:.4f} ({p.quality_share:.1%} of strong), "
+        f"${p.usd_per_1k} per 1,000"
+    )
+    emit(f"APGR {cal.apgr:.3f}  CPT(50%) {cal.cpt50}  CPT(80%) {cal.cpt80}")
+    emit("strong-call share  quality  of strong  $/1k")
+    for share in [i / 10 for i in range(11)]:
+        point = min(cal.frontier, key=lambda q: abs(q.strong_call_share - share))
+        emit(
+            f"{point.strong_call_share:17.1%}  {point.quality:7.4f}  {point.quality_share:9.1%}"
+            f"  {point.usd_per_1k}"
+        )
+    for note in cal.notes:
+        emit(f"note: {note}")
+    return 0
