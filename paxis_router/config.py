@@ -233,6 +233,12 @@ class LedgerSpec(_Model):
     path: Path = Path("paxis-ledger.db")
     url: str | None = None
 
+    @model_validator(mode="after")
+    def _url_for_postgres(self) -> LedgerSpec:
+        if self.kind == "postgres" and not self.url:
+            raise ValueError("kind: postgres needs url: postgresql://user@host/db")
+        return self
+
     def open(self) -> SQLiteLedger | PostgresLedger:
         """Open the ledger this section names."""
         from paxis_router.ledger import open_ledger

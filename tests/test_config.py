@@ -232,8 +232,12 @@ def test_api_key_env_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
             r"policy\.yaml: tiers\[0\]: gpus and throughput_tokens_per_s need usd_per_gpu_hour",
         ),
         (
+            "tiers: [{kind: litellm, model: gpt-4o}]\nledger: {kind: mysql}",
+            r"policy\.yaml: ledger\.kind: Input should be 'sqlite' or 'postgres'",
+        ),
+        (
             "tiers: [{kind: litellm, model: gpt-4o}]\nledger: {kind: postgres}",
-            r"policy\.yaml: ledger\.kind: Input should be 'sqlite'",
+            r"policy\.yaml: ledger: .*kind: postgres needs url",
         ),
         (
             "tiers: [{kind: litellm, model: gpt-4o}]\ngate: {version: v1, rules: [{id: a}]}",
@@ -306,3 +310,25 @@ def test_gate_and_audit_sections_reach_the_router(tmp_path: Path) -> None:
     assert router.audit is not None
     assert router.audit.path == audit_path
     assert router.audit.include_payload is True
+
+
+def test_budgets_and_a_ledger_url_come_from_the_policy_file(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "tiers:\n"
+        "  - {kind: litellm, model: gpt-4o}\n"
+        f"ledger: {{url: 'sqlite:///{tmp_path / 'l.db'}'}}\n"
+        "budgets: {on_exhausted: refuse, teams: {claims: {day: '0.50'}}}\n"
+    )
+    router = Router.from_config(load_config(policy))
+    assert router.budgets is not None
+    assert (tmp_path / "l.db").exists()
+
+
+def test_a_bad_budget_section_names_the_file_and_field(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "tiers: [{kind: litellm, model: gpt-4o}]\nbudgets: {teams: {claims: {week: 1}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"policy\.yaml: budgets\.teams\.claims: unknown keys"):
+        Router.from_config(load_config(policy))

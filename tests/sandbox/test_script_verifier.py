@@ -132,3 +132,20 @@ async def test_script_kind_builds_from_a_policy_spec(skill: Path) -> None:
     verdict = await verifier.verify(ChatRequest.from_text("q"), answer('{"name": 1, "amount": 2}'))
     assert verdict.passed is True
     assert verifier.name == "script:invoice-extraction/scripts/check.py"
+
+
+async def test_the_bundled_extraction_skill_checks_answers_in_the_sandbox(skill: Path) -> None:
+    bundled = Path(__file__).resolve().parents[2] / "skills" / "structured-extraction"
+    verifier = ScriptVerifier(bundled, "scripts/check.py", args=["--require", "total"])
+    request = ChatRequest.from_text("extract the invoice total")
+    good = await verifier.verify(request, answer('{"total": "12.50", "currency": "EUR"}'))
+    missing = await verifier.verify(request, answer('{"currency": "EUR"}'))
+    prose = await verifier.verify(request, answer("The total is 12.50 EUR."))
+    assert (good.passed, good.reason) == (True, "a JSON object with 2 key(s)")
+    assert (missing.passed, missing.score, missing.reason) == (
+        False,
+        0.0,
+        "missing required keys: total",
+    )
+    assert prose.passed is False
+    assert prose.reason.startswith("not a JSON document")
