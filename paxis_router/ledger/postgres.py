@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import LedgerError
 from paxis_router.ledger import _rollup
-from paxis_router.ledger.sqlite import COLUMNS, format_ts, record_to_row, row_to_record
+from paxis_router.ledger.sqlite import (
+    COLUMNS,
+    attempts_filter,
+    format_ts,
+    record_to_row,
+    row_to_record,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -201,18 +207,7 @@ class PostgresLedger:
         route_id: str | None = None,
     ) -> list[CallRecord]:
         """Attempts in insertion order, optionally within [since, until) or for one route."""
-        clauses: list[str] = []
-        params: list[Any] = []  # Any: DB-API parameters
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(format_ts(since))
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(format_ts(until))
-        if route_id is not None:
-            clauses.append("route_id = ?")
-            params.append(route_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = attempts_filter(since=since, until=until, route_id=route_id)
         fetched = self.query(f"SELECT id, {_SELECT} FROM attempts{where} ORDER BY id", params)
         return [row_to_record(row) for row in fetched]
 

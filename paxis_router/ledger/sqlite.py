@@ -152,6 +152,25 @@ def parse_ts(text: str) -> datetime:
 _VERDICTS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
+def attempts_filter(
+    *, since: datetime | None, until: datetime | None, route_id: str | None
+) -> tuple[str, list[Any]]:  # Any: DB-API parameters
+    """The WHERE clause (with ``?`` placeholders) and parameters selecting attempts within
+    [since, until) and/or of one route; shared by every ledger backend."""
+    clauses: list[str] = []
+    params: list[Any] = []  # Any: DB-API parameters
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(format_ts(since))
+    if until is not None:
+        clauses.append("ts < ?")
+        params.append(format_ts(until))
+    if route_id is not None:
+        clauses.append("route_id = ?")
+        params.append(route_id)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
 def _verdicts_json(verdicts: Sequence[Verdict]) -> str:
     if not verdicts:
         return "[]"
@@ -353,18 +372,7 @@ class SQLiteLedger:
         route_id: str | None = None,
     ) -> list[CallRecord]:
         """Attempts in insertion order, optionally within [since, until) or for one route."""
-        clauses: list[str] = []
-        params: list[Any] = []  # Any: DB-API parameters
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(format_ts(since))
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(format_ts(until))
-        if route_id is not None:
-            clauses.append("route_id = ?")
-            params.append(route_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = attempts_filter(since=since, until=until, route_id=route_id)
         sql = f"SELECT id, {', '.join(COLUMNS)} FROM attempts{where} ORDER BY id"
         with self._lock:
             fetched = self._conn.execute(sql, params).fetchall()
