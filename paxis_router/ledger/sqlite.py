@@ -140,16 +140,19 @@ def format_ts(ts: datetime) -> str:
     """Aware datetime -> the ledger's sortable UTC text form."""
     if ts.tzinfo is None:
         raise LedgerError(f"timestamp {ts!r} is naive; ledger timestamps must be aware UTC")
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
     # isoformat is the same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), about 25 % faster.
-    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-# One encoder for every row: json.dumps(..., separators=...) would build a new one per call.
-_VERDICTS_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# json's C string escaper: verdict rows are built as text around it, much faster than encoding
+# a list of dicts per row (the output is the same compact JSON).
+_quote = json.encoder.encode_basestring_ascii
 
 
 def attempts_filter(
@@ -174,12 +177,18 @@ def attempts_filter(
 def _verdicts_json(verdicts: Sequence[Verdict]) -> str:
     if not verdicts:
         return "[]"
-    return _VERDICTS_ENCODER.encode(
-        [
-            {"verifier": v.verifier, "passed": v.passed, "score": v.score, "reason": v.reason}
-            for v in verdicts
-        ]
-    )
+    parts = [
+        f'{{"verifier":{_quote(v.verifier)},"passed":{"true" if v.passed else "false"},'
+        f'"score":{_score_json(v.score)},"reason":{_quote(v.reason)}}}'
+        for v in verdicts
+    ]
+    return f"[{','.join(parts)}]"
+
+
+def _score_json(score: float | None) -> str:
+    if score is None:
+        return "null"
+    return json.dumps(float(score))
 
 
 def record_to_row(entry: CallRecord) -> tuple[Any, ...]:  # Any: a DB-API parameter tuple
