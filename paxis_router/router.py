@@ -24,9 +24,25 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from paxis_router.errors import ConfigError, EscalationExhausted, PaxisError, WorkerError
+from paxis_router.budget import describe as describe_budget
+from paxis_router.errors import (
+    BudgetExceeded,
+    ConfigError,
+    EscalationExhausted,
+    PaxisError,
+    PolicyDenied,
+    WorkerError,
+)
 from paxis_router.ledger.base import LedgerSink
 from paxis_router.policy import EscalationPolicy, Predicate, RouteState
+from paxis_router.resilience import (
+    NOT_CALLED,
+    UNAVAILABLE_ERRORS,
+    OutagePolicy,
+    call_tier,
+    next_window_floor,
+)
+from paxis_router.skills.model import SkillMatch
 from paxis_router.types import (
     Attempt,
     CallRecord,
@@ -43,13 +59,19 @@ from paxis_router.workers.base import Tier, Worker, as_tier
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+    from datetime import datetime
+    from pathlib import Path
 
-    from paxis_router.skills.model import Skill, SkillMatch, SkillSelector
+    from paxis_router.audit import AuditLog
+    from paxis_router.budget import Budget, Budgets
+    from paxis_router.config import RouterConfig
+    from paxis_router.gate import Gate, Screened
+    from paxis_router.skills.model import Skill, SkillSelector
     from paxis_router.verifiers.base import Verifier
 
 logger = logging.getLogger(__name__)
 
-_UNAVAILABLE_ERRORS = frozenset({"WorkerUnavailable", "WorkerTimeout"})
+_UNAVAILABLE_ERRORS = UNAVAILABLE_ERRORS
 
 
 class Router:
@@ -63,6 +85,14 @@ class Router:
         skills: a skill library; its top ``skills_k`` matches go into the system prompt.
         skills_k: how many skills to put in the prompt.
         clock: a monotonic clock in seconds (injectable for tests).
+        gate: an action gate asked before each tier call: deny skips the tier (a zero-cost
+            ledger row with error_type "GateDenied"), redact sends PII as placeholders.
+        audit: a hash-chained audit log; gets every gate decision and routing decision.
+        outage: per skill, serve the best lower-tier answer ``degraded`` or refuse when an
+            upper tier is unavailable (default: degrade). A tier whose breaker is open is
+            skipped as a zero-cost ``CircuitOpen`` attempt (see ``Tier.resilience``).
+        budgets: team budgets (``paxis_router.budget``): a spent budget stops escalation
+            (the answer so far, ``budget_capped``) or refuses (BudgetExceeded), as configured.
     """
 
     def __init__(
@@ -75,6 +105,10 @@ class Router:
         skills: SkillSelector | None = None,
         skills_k: int = 3,
         clock: Callable[[], float] = time.perf_counter,
+        gate: Gate | None = None,
+        audit: AuditLog | None = None,
+        outage: OutagePolicy | None = None,
+        budgets: Budgets | None = None,
     ):
         if not tiers:
             raise ConfigError("a Router needs at least one tier")
@@ -93,6 +127,29 @@ class Router:
         self.skills = skills
         self.skills_k = skills_k
         self._clock = clock
+        self.gate = gate
+        self.audit = audit
+        self.outage = outage or OutagePolicy()
+        self.budgets = budgets
+        if budgets is not None:
+            self.sinks = (*self.sinks, budgets)  # it counts spend from the recorded attempts
+
+    @classmethod
+    def from_config(cls, cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Router:
+        """The Router a policy file describes (see ``paxis_router.config``); ≡ the constructor.
+
+        ``base_dir`` is where relative paths start (default: the policy file's folder).
+
+        Example:
+            >>> from paxis_router.config import RouterConfig
+            >>> cfg = RouterConfig.model_validate(
+            ...     {"tiers": [{"kind": "litellm", "model": "gpt-4o"}], "verifiers": ["non_empty"]})
+            >>> [t.name for t in Router.from_config(cfg).tiers]
+            ['frontier:gpt-4o']
+        """
+        from paxis_router.config import build_router
+
+        return build_router(cfg, base_dir=base_dir)
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -100,6 +157,8 @@ class Router:
         """Route one request. Raises EscalationExhausted when no tier gave an acceptable answer
         (unless the policy says ``return_best``); every attempt is in the ledger either way."""
         route_id = new_id()
+        if self.budgets is not None:
+            self.budgets.check_start(request)
         matches = self._select_skills(request)
         skill_ids = tuple(m.skill.id for m in matches)
         top_skill = matches[0].skill if matches else None
@@ -108,9 +167,11 @@ class Router:
         spent = Decimal(0)
         unpriced = 0
         n_tiers = len(self.tiers)
+        window_floor: int | None = None  # the largest context window the prompt overflowed
 
         for index, tier in enumerate(self.tiers):
-            attempt = await self._attempt(tier, index, prepared, top_skill)
+            attempt = await self._attempt(tier, index, prepared, top_skill, window_floor)
+            window_floor = next_window_floor(window_floor, tier, attempt)
             if attempt.cost_usd is None:
                 unpriced += 1
             else:
@@ -125,14 +186,30 @@ class Router:
                 unpriced_attempts=unpriced,
             )
             decision, reason = self._decide(state)
+            cap = self._budget_cap(request, decision, attempt)
+            if cap is not None:
+                decision, reason = Decision.STOP, f"stop: budget: {describe_budget(cap)}"
             attempt = _with_decision(attempt, decision, reason)
             attempts.append(attempt)
             final = decision is not Decision.ESCALATE
             degraded = any(a.error_type in _UNAVAILABLE_ERRORS for a in attempts)
-            self._record(request, route_id, len(attempts) - 1, attempt, skill_ids, final, degraded)
+            capped = cap is not None
+            self._record(
+                prepared, route_id, len(attempts) - 1, attempt, skill_ids, final, degraded, capped
+            )
+            self._audit_route(request, route_id, tier, attempt, degraded and final)
             if final:
                 cost = None if unpriced else spent
-                return self._finish(request, route_id, tuple(attempts), skill_ids, cost, degraded)
+                if cap is not None and cap.on_exhausted == "refuse":
+                    raise BudgetExceeded(
+                        f"{describe_budget(cap)}; escalation refused. The attempts are in the "
+                        "ledger.",
+                        team=cap.team,
+                        request_id=request.request_id,
+                    )
+                return self._finish(
+                    request, route_id, tuple(attempts), skill_ids, cost, degraded, capped
+                )
         raise AssertionError("unreachable: the last tier always ends the route")  # pragma: no cover
 
     def route_sync(self, request: ChatRequest) -> RouteResult:
@@ -182,21 +259,38 @@ class Router:
     def _select_skills(self, request: ChatRequest) -> Sequence[SkillMatch]:
         if self.skills is None:
             return ()
+        named = request.metadata.get("skill")
+        get = getattr(self.skills, "get", None)
+        if named and callable(get):
+            # The request names its skill (metadata["skill"]): use it, skip selection.
+            # An unknown id raises SkillError from the library's get().
+            return (SkillMatch(get(named), 0.0, ()),)
         return self.skills.select(request.query, k=self.skills_k)
 
     async def _attempt(
-        self, tier: Tier, index: int, request: ChatRequest, skill: Skill | None
+        self,
+        tier: Tier,
+        index: int,
+        request: ChatRequest,
+        skill: Skill | None,
+        window_floor: int | None = None,
     ) -> Attempt:
         started_at = utc_now()
+        screened = self._screen(tier, request, skill)
+        if screened is not None and screened.request is None:
+            return _denied_attempt(tier, index, screened, started_at)
         t0 = self._clock()
         completion: Completion | None = None
         error: WorkerError | None = None
         try:
-            completion = await tier.worker.complete(request, skill)
+            send = screened.request if screened is not None else None
+            completion = await call_tier(tier, send or request, skill, window_floor=window_floor)
         except WorkerError as exc:
             error = exc
             logger.warning("tier %s failed: %s", tier.name, exc)
         latency_s = self._clock() - t0
+        if completion is not None and screened is not None and screened.placeholders:
+            completion = replace(completion, content=screened.restore(completion.content))
         verdicts = await self._verify(request, completion) if completion is not None else ()
         return Attempt(
             tier=tier.name,
@@ -208,8 +302,40 @@ class Router:
             error=str(error) if error else None,
             error_type=type(error).__name__ if error else None,
             verdicts=verdicts,
-            cost_usd=_attempt_cost(tier, completion, latency_s),
+            cost_usd=(
+                Decimal(0)
+                if isinstance(error, NOT_CALLED)
+                else _attempt_cost(tier, completion, latency_s)
+            ),
         )
+
+    def _screen(self, tier: Tier, request: ChatRequest, skill: Skill | None) -> Screened | None:
+        """Ask the gate about calling ``tier``; audit its decision. None without a gate."""
+        if self.gate is None:
+            return None
+        from paxis_router.audit import request_payload
+        from paxis_router.gate import Action
+
+        action = Action.for_tier(tier, request, skill.id if skill else None)
+        screened = self.gate.screen(action, request)
+        if self.audit is not None:
+            sent = request_payload(screened.request or request)
+            self.audit.record_gate(action, screened.decision, request=request, payload=sent)
+        return screened
+
+    def _audit_route(
+        self, request: ChatRequest, route_id: str, tier: Tier, attempt: Attempt, degraded: bool
+    ) -> None:
+        if self.gate is not None:
+            self.gate.charge(request.team, attempt.cost_usd)
+        if self.audit is not None:
+            self.audit.record_route(
+                attempt,
+                request=request,
+                route_id=route_id,
+                destination=tier.destination,
+                degraded=degraded,
+            )
 
     async def _verify(self, request: ChatRequest, completion: Completion) -> tuple[Verdict, ...]:
         if not self.verifiers:
@@ -236,6 +362,15 @@ class Router:
             return Decision.STOP, f"stop: {why}; {policy.stop_when.__name__}"
         return Decision.ESCALATE, f"escalate: {why}"
 
+    def _budget_cap(
+        self, request: ChatRequest, decision: Decision, attempt: Attempt
+    ) -> Budget | None:
+        """The spent team budget that forbids this escalation, if any (counting this attempt,
+        which the budget has not seen recorded yet)."""
+        if self.budgets is None or decision is not Decision.ESCALATE:
+            return None
+        return self.budgets.exhausted(request.team, extra_usd=attempt.cost_usd)
+
     def _record(
         self,
         request: ChatRequest,
@@ -245,6 +380,7 @@ class Router:
         skill_ids: tuple[str, ...],
         final: bool,
         degraded: bool,
+        budget_capped: bool = False,
     ) -> None:
         if not self.sinks:
             return
@@ -275,6 +411,9 @@ class Router:
             error_type=attempt.error_type,
             finish_reason=completion.finish_reason if completion else None,
             degraded=degraded and final,
+            budget_capped=budget_capped,
+            messages=request.messages,
+            content=completion.content if completion else None,
         )
         for sink in self.sinks:
             sink.record(entry)
@@ -296,13 +435,21 @@ class Router:
         skill_ids: tuple[str, ...],
         spent: Decimal | None,
         degraded: bool,
+        budget_capped: bool = False,
     ) -> RouteResult:
         last = attempts[-1]
         chosen = last
         accepted = last.decision is Decision.ACCEPT
         if not accepted:
             answered = [a for a in attempts if a.completion is not None]
-            if not answered or self.policy.on_exhausted == "raise":
+            if all(a.error_type == "GateDenied" for a in attempts):
+                raise PolicyDenied(
+                    f"the gate denied every tier; last: {last.error}",
+                    request_id=request.request_id,
+                )
+            serve_degraded = self.outage.serve_degraded(request, attempts, skill_ids)
+            keep = serve_degraded or budget_capped
+            if not answered or (self.policy.on_exhausted == "raise" and not keep):
                 raise EscalationExhausted(
                     f"no tier gave an acceptable answer after {len(attempts)} attempt(s); "
                     f"last: {last.reason}. The attempts are in .attempts and in the ledger.",
@@ -323,6 +470,7 @@ class Router:
             counterfactual_usd=self._counterfactual(chosen),
             skills=skill_ids,
             degraded=degraded,
+            budget_capped=budget_capped,
             accepted=accepted,
         )
 
@@ -345,6 +493,22 @@ def _attempt_cost(tier: Tier, completion: Completion | None, latency_s: float) -
         # A failed call: providers bill no tokens; a local GPU still held its time.
         return tier.price.cost(Usage(0, 0), latency_s)
     return tier.price.cost(completion.usage, latency_s)
+
+
+def _denied_attempt(tier: Tier, index: int, screened: Screened, started_at: datetime) -> Attempt:
+    """A tier the gate refused: no call, zero cost, so ledger rows still equal attempts."""
+    decision = screened.decision
+    return Attempt(
+        tier=tier.name,
+        tier_index=index,
+        model=_model_of(tier),
+        started_at=started_at,
+        latency_s=0.0,
+        error=f"gate denied (rule {decision.rule_id}, policy {decision.policy_version}): "
+        f"{decision.reason}",
+        error_type="GateDenied",
+        cost_usd=Decimal(0),
+    )
 
 
 def _model_of(tier: Tier) -> str:
