@@ -3,7 +3,8 @@
 Each of ``--concurrency`` keep-alive connections sends ``POST /v1/chat/completions`` requests
 back to back until ``--requests`` have been sent in all or ``--duration-s`` has passed; one
 line of JSON on stdout gives the count of answers, errors (non-200 or socket failures), the
-wall time and the sorted per-request latencies in milliseconds.
+wall time, its own CPU time and the sorted per-request latencies in milliseconds. It runs on
+uvloop when that is installed (the ``[proxy]`` extra), to take less of the machine it measures.
 
 Usage: python benchmarks/_loadgen.py --host 127.0.0.1 --port 8080 --concurrency 500 \
     --requests 10000 --duration-s 10 [--key KEY] [--model paxis/auto]
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 import time
@@ -92,14 +94,17 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             writer.close()
 
     start = time.perf_counter()
+    cpu_start = time.process_time()
     await asyncio.gather(*(connection() for _ in range(args.concurrency)))
     wall_s = time.perf_counter() - start
+    cpu_s = time.process_time() - cpu_start
     latencies_ms.sort()
     overheads_ms.sort()
     return {
         "ok": counts["ok"],
         "errors": counts["errors"],
         "wall_s": wall_s,
+        "cpu_s": cpu_s,
         "ms": latencies_ms,
         "overhead_ms": overheads_ms,
     }
@@ -116,7 +121,13 @@ def main() -> int:
     parser.add_argument("--key", default=None)
     parser.add_argument("--model", default="paxis/auto")
     args = parser.parse_args()
-    result = asyncio.run(_run(args))
+    # The lighter event loop, when installed, leaves more of a shared machine to what is measured.
+    if importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        result = uvloop.run(_run(args))
+    else:
+        result = asyncio.run(_run(args))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

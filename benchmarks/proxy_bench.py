@@ -1,9 +1,10 @@
 """How much does ``paxis serve`` add in front of an instant upstream?
 
 Starts, all on 127.0.0.1: an instant OpenAI-compatible upstream (``FakeUpstreamProcess``, its own
-process), ``paxis serve`` (its own process: uvicorn, API-key auth, the Router over an
-``OpenAICompatWorker`` whose answers the verifier accepts, a real SQLite ledger row per request),
-and the load generator (``benchmarks/_loadgen.py``, a third process on raw keep-alive sockets).
+process), ``paxis serve`` (its own processes, ``--workers`` of them (2): uvicorn on uvloop and
+httptools, API-key auth, the Router over an ``OpenAICompatWorker`` whose answers the verifier
+accepts, a real SQLite ledger row per request, committed), and the load generator
+(``benchmarks/_loadgen.py``, a process of its own on raw keep-alive sockets).
 
 Two phases, each against the upstream directly (the baseline) and through the proxy, same run:
 
@@ -15,7 +16,10 @@ Two phases, each against the upstream directly (the baseline) and through the pr
 
 Targets (issue 6, on a 2-core machine): rps >= 1,500, added p50 <= 2 ms, errors <= 1 %.
 
-Usage: python benchmarks/proxy_bench.py [--requests 6000] [--concurrency 500] [--json]
+Every figure comes from one run: the machine's load changes from run to run, so compare
+``rps`` with ``direct_rps`` (and note ``uptime``'s load average with any figure you quote).
+
+Usage: python benchmarks/proxy_bench.py [--requests 6000] [--concurrency 500] [--workers 2] [--json]
 ``--json`` prints {"rps", "added_p50_ms", "added_p99_ms", "error_rate", "direct_rps", ...}.
 """
 
@@ -173,6 +177,7 @@ def run(
         "loaded_p50_ms": round(_pct(proxied["ms"], 0.5), 3),
         "loaded_p99_ms": round(_pct(proxied["ms"], 0.99), 3),
         "proxy_cpu_ms_per_request": round(proxy_cpu_s * 1000 / max(proxied["ok"], 1), 3),
+        "loadgen_cpu_ms_per_request": round(proxied["cpu_s"] * 1000 / max(sent, 1), 3),
         "requests": sent,
         "workers": workers,
         "concurrency": concurrency,
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=500, help="connections (500)")
     parser.add_argument("--latency-requests", type=int, default=300, help="latency-phase requests")
     parser.add_argument("--duration-s", type=float, default=20.0, help="throughput phase cap")
-    parser.add_argument("--workers", type=int, default=1, help="paxis serve --workers (1)")
+    parser.add_argument("--workers", type=int, default=2, help="paxis serve --workers (2)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     figures = run(
@@ -196,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ratio = figures["rps"] / figures["direct_rps"] if figures["direct_rps"] else float("nan")
     lines = [
-        f"proxy throughput : {figures['rps']:.0f} req/s at {args.concurrency} connections "
+        f"proxy throughput : {figures['rps']:.0f} req/s at {args.concurrency} connections, "
+        f"{args.workers} server process(es) "
         f"(target >= 1500), errors {figures['error_rate']:.2%} (target <= 1 %)",
         f"direct upstream  : {figures['direct_rps']:.0f} req/s (baseline, same run); "
         f"proxy/direct = {ratio:.2f}x",
@@ -206,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         f"app overhead     : p50 {figures['app_overhead_p50_ms']:.2f} ms (x-paxis-overhead-ms: "
         "proxy time outside the worker call)",
         f"proxy CPU        : {figures['proxy_cpu_ms_per_request']:.2f} ms per request in the "
-        "paxis serve process (uvicorn + app + router + ledger + openai SDK worker)",
+        "paxis serve processes (uvicorn + app + router + ledger + worker HTTP call); "
+        f"the load generator {figures['loadgen_cpu_ms_per_request']:.2f} ms",
         f"under load       : p50 {figures['loaded_p50_ms']:.1f} ms, "
         f"p99 {figures['loaded_p99_ms']:.1f} ms through the proxy",
     ]

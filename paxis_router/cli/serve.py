@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paxis_router.cli._output import emit
 
@@ -91,8 +91,7 @@ def _run_workers(args: argparse.Namespace) -> None:
         workers=args.workers,
         host=args.host,
         port=args.port,
-        log_level=args.log_level,
-        access_log=False,
+        **_uvicorn_options(args),
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -107,6 +106,22 @@ def _run_workers(args: argparse.Namespace) -> None:
         Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
+
+
+def _uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:  # Any: uvicorn's kwargs
+    """The fast uvicorn stack when installed (the ``[proxy]`` extra): uvloop and httptools; no
+    access log (the ledger and /metrics record every request); a deep accept backlog."""
+    import importlib.util
+
+    fast_loop = importlib.util.find_spec("uvloop") is not None
+    fast_http = importlib.util.find_spec("httptools") is not None
+    return {
+        "log_level": args.log_level,
+        "access_log": False,
+        "loop": "uvloop" if fast_loop else "asyncio",
+        "http": "httptools" if fast_http else "h11",
+        "backlog": 4096,
+    }
 
 
 def app_from_environment() -> Starlette:
@@ -147,10 +162,6 @@ def run(args: argparse.Namespace) -> int:
         from paxis_router.proxy.app import create_app
 
         uvicorn.run(
-            create_app(router, settings),
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            access_log=False,
+            create_app(router, settings), host=args.host, port=args.port, **_uvicorn_options(args)
         )
     return 0

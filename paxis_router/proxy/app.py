@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -72,9 +73,10 @@ from paxis_router.proxy._passthrough import first_tier_router, tee_router
 from paxis_router.proxy.config import ProxySettings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from starlette.requests import Request
+    from starlette.types import Receive, Scope, Send
 
     from paxis_router.router import Router
     from paxis_router.types import ChatRequest, RouteResult
@@ -450,6 +452,33 @@ async def _close_workers(routers: Iterable[Router]) -> None:
                 await close()
 
 
+class _ProxyApp(Starlette):
+    """Starlette, with ``POST /v1/chat/completions`` sent straight to its handler (which maps
+    every error to a response itself) rather than through the middleware stack and the route
+    table: the hot path skips four ASGI layers. Everything else is plain Starlette, and so is
+    this path once a middleware is added (``app.add_middleware``)."""
+
+    def __init__(
+        self, chat: Callable[[Request], Awaitable[Response]], **kwargs: Any
+    ) -> None:  # Any: Starlette's keyword arguments
+        super().__init__(**kwargs)
+        self._chat = chat
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/v1/chat/completions"
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+            and not self.user_middleware
+        ):
+            scope["app"] = self
+            response = await self._chat(StarletteRequest(scope, receive))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
@@ -503,7 +532,8 @@ def create_app(
         yield
         await _close_workers(table.values())
 
-    app = Starlette(
+    app = _ProxyApp(
+        state.chat_completions,
         lifespan=lifespan,
         routes=[
             Route("/v1/chat/completions", state.chat_completions, methods=["POST"]),

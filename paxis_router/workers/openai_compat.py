@@ -1,8 +1,12 @@
 """A worker for any OpenAI-compatible chat server: vLLM, SGLang, llama.cpp, TGI, Ollama, ...
 
-The openai SDK is imported lazily, inside the worker, on the first call: it is slow to import and
-``import paxis_router`` must stay light. The SDK's own retries are off (``max_retries=0``):
-retrying is the router's job. SDK exceptions are mapped onto paxis_router's tree:
+It speaks the wire protocol itself (``POST {base_url}/chat/completions``, JSON or SSE) with the
+stdlib ``json``: no SDK in the request path. A plain ``http://`` server (vLLM on the local
+network) is called over a lean keep-alive HTTP/1.1 pool on asyncio streams
+(``paxis_router.workers._http1``); ``https://``, a proxy from the environment, or a caller's
+``http_client`` go through one shared ``httpx.AsyncClient`` per event loop. httpx is imported
+lazily, so ``import paxis_router`` stays light. Nothing is retried here: retrying is the
+router's job. Failures are mapped onto paxis_router's tree:
 
 ========================================== ==================================================
 server / network                            raised
@@ -33,7 +37,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import (
     ContextWindowExceeded,
@@ -42,13 +46,13 @@ from paxis_router.errors import (
     WorkerUnavailable,
 )
 from paxis_router.types import Completion, Usage
-from paxis_router.workers._errors import connection_gone, error_detail, retry_after_s, root_message
+from paxis_router.workers._errors import connection_gone, retry_after_s, root_message
+from paxis_router.workers._http1 import Http1Pool, ProtocolError, StatusError, acquire
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncIterator, Mapping
 
     import httpx
-    from openai import AsyncOpenAI
 
     from paxis_router.pricing import Price
     from paxis_router.skills.model import Skill
@@ -68,6 +72,8 @@ _CONTEXT_MARKERS = (
     "prompt is too long",
 )
 
+JsonObject = dict[str, Any]  # Any: OpenAI wire JSON is free-form
+
 
 class OpenAICompatWorker:
     """Calls ``POST {base_url}/chat/completions`` on an OpenAI-compatible server.
@@ -80,14 +86,20 @@ class OpenAICompatWorker:
             convention) — the environment's OPENAI_API_KEY is never sent to a local server.
         price: how a call is priced (a ``GpuHourPrice`` for a local GPU); None = unknown.
         destination: ``"local"`` or ``"provider:region"``, for the action gate.
-        timeout_s: per-call timeout in seconds.
+        timeout_s: seconds a call may take, waiting for a free connection included (a
+            stream: until its response headers, then between two pieces); through httpx
+            (``https://``, a proxy, a caller's client) each connect/read/write phase.
         logprobs: always ask for token logprobs (also asked when ``request.logprobs``).
-        http_client: an ``httpx.AsyncClient`` to use (tests pass one on a MockTransport).
+        http_client: an ``httpx.AsyncClient`` to use (tests pass one on a MockTransport);
+            None builds one per event loop with ``max_connections`` keep-alive connections.
         extra_body: extra JSON fields merged into each request body (e.g. vLLM's ``top_k``).
         max_context_tokens: the model's context window, when the router should know it.
         skill_adapters: when the selected skill names a LoRA adapter (its SKILL.md metadata
             ``paxis-adapter``), request that adapter as the model — vLLM serves each adapter
             loaded with ``--lora-modules name=path`` under its name.
+        max_connections: the most calls in flight to the server at once (and the size of the
+            keep-alive pool); further calls wait their turn. vLLM batches what it receives, so
+            keep this at or above its ``--max-num-seqs``.
 
     Example:
         >>> OpenAICompatWorker("local:w", "w", "http://127.0.0.1:8000/v1").model
@@ -108,9 +120,12 @@ class OpenAICompatWorker:
         extra_body: Mapping[str, object] | None = None,
         max_context_tokens: int | None = None,
         skill_adapters: bool = True,
+        max_connections: int = 1000,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self.name = name
         self.model = model
         self.base_url = base_url
@@ -121,32 +136,53 @@ class OpenAICompatWorker:
         self.extra_body = dict(extra_body) if extra_body else None
         self.max_context_tokens = max_context_tokens
         self.skill_adapters = skill_adapters
-        self._api_key = api_key
+        self.max_connections = max_connections
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {
+            "authorization": f"Bearer {api_key or 'EMPTY'}",
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
+        self._pool: Http1Pool | None = None
+        if http_client is None and _plain_http(base_url):
+            self._pool = Http1Pool(
+                base_url,
+                f"Authorization: Bearer {api_key or 'EMPTY'}\r\n"
+                "Content-Type: application/json\r\nUser-Agent: paxis-router\r\n",
+                max_connections,
+            )
         self._http_client = http_client
-        self._client: AsyncOpenAI | None = None
+        self._client: httpx.AsyncClient | None = http_client
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        # httpcore scans its whole pool on every request and every queued request: calls wait
+        # here (O(1)) instead of in its queue, so its queue stays empty.
+        self._slots: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return (
             f"OpenAICompatWorker(name={self.name!r}, model={self.model!r}, url={self.base_url!r})"
         )
 
-    def _client_for_loop(self) -> AsyncOpenAI:
-        # An SDK-owned connection pool belongs to one event loop (route_sync runs a new loop per
-        # call), so the client is rebuilt when the loop changes. A caller's http_client is reused.
+    def _client_for_loop(self) -> httpx.AsyncClient:
+        # A connection pool belongs to one event loop (route_sync runs a new loop per call), so
+        # our client is rebuilt when the loop changes. A caller's http_client is always reused.
         loop = asyncio.get_running_loop()
-        if self._client is None or (self._http_client is None and self._client_loop is not loop):
-            from openai import AsyncOpenAI
+        if self._client_loop is not loop or self._client is None:
+            if self._http_client is None:
+                import httpx
 
-            self._client = AsyncOpenAI(
-                api_key=self._api_key or "EMPTY",
-                base_url=self.base_url,
-                timeout=self.timeout_s,
-                max_retries=0,
-                # Any: the SDK types httpx2 clients but accepts legacy httpx ones at runtime
-                http_client=cast("Any", self._http_client),
-            )
+                limits = httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                )
+                self._client = httpx.AsyncClient(
+                    timeout=self.timeout_s, limits=limits, follow_redirects=False
+                )
+            else:
+                self._client = self._http_client
+            self._slots = asyncio.Semaphore(self.max_connections)
             self._client_loop = loop
+        assert self._client is not None
         return self._client
 
     def model_for(self, skill: Skill | None) -> str:
@@ -157,41 +193,221 @@ class OpenAICompatWorker:
                 return adapter
         return self.model
 
-    def _body(
-        self, request: ChatRequest, skill: Skill | None
-    ) -> dict[str, Any]:  # Any: the SDK's keyword arguments
-        kwargs: dict[str, Any] = {  # Any: the SDK's keyword arguments
+    def _body(self, request: ChatRequest, skill: Skill | None) -> JsonObject:
+        body: JsonObject = {
             "model": self.model_for(skill),
-            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            "messages": [
+                {"role": m.role, "content": m.content}
+                if m.name is None
+                else {"role": m.role, "content": m.content, "name": m.name}
+                for m in request.messages
+            ],
         }
         if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
+            body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
+            body["temperature"] = request.temperature
         if request.response_format is not None:
-            kwargs["response_format"] = request.response_format
+            body["response_format"] = request.response_format
         if self.logprobs or request.logprobs:
-            kwargs["logprobs"] = True
+            body["logprobs"] = True
         if self.extra_body:
-            kwargs["extra_body"] = self.extra_body
-        return kwargs
+            body.update(self.extra_body)
+        return body
 
     async def complete(self, request: ChatRequest, skill: Skill | None) -> Completion:
         """One chat completion; raises a WorkerError subclass when the call fails."""
-        import openai
+        content = json.dumps(self._body(request, skill)).encode()
+        t0 = time.perf_counter()
+        if self._pool is not None:
+            try:
+                reply, data = await self._pool.post("/chat/completions", content, self.timeout_s)
+            except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
+                raise self._map_transport(exc, request) from exc
+            status, reason = reply.status, reply.reason
+            headers: Mapping[str, str] = reply.headers
+        else:
+            status, reason, headers, data = await self._post_httpx(content, request)
+        latency_s = time.perf_counter() - t0
+        if not 200 <= status < 300:
+            cause = StatusError(status, reason, data)
+            raise self._map_status(cause, headers, request.request_id) from cause
+        try:
+            body = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self._not_json(request, exc) from exc
+        return self._to_completion(body, request, latency_s)
+
+    async def _post_httpx(
+        self, content: bytes, request: ChatRequest
+    ) -> tuple[int, str, Mapping[str, str], bytes]:
+        import httpx
 
         client = self._client_for_loop()
-        t0 = time.perf_counter()
+        assert self._slots is not None
         try:
-            response = await client.chat.completions.create(**self._body(request, skill))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            await acquire(self._slots, self.timeout_s)
+        except TimeoutError as exc:
+            raise self._map_transport(exc, request) from exc
+        try:
+            response = await client.post(self._url, content=content, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise self._map_transport(exc, request) from exc
+        finally:
+            self._slots.release()
+        return response.status_code, response.reason_phrase, response.headers, response.content
+
+    async def stream(
+        self, request: ChatRequest, skill: Skill | None
+    ) -> AsyncIterator[str | Completion]:
+        """Stream one chat completion: its text deltas as they arrive, then the whole
+        Completion (content, usage when the server reports it, finish reason, logprobs).
+
+        Raises the same WorkerError subclasses as ``complete``, also after deltas were yielded
+        (a connection lost mid-stream is ``WorkerUnavailable(transient=True)``).
+
+        Example:
+            >>> import asyncio
+            >>> from paxis_router.fake_upstream import FakeUpstream
+            >>> from paxis_router.types import ChatRequest
+            >>> async def items(worker):
+            ...     got = [item async for item in worker.stream(ChatRequest.from_text("?"), None)]
+            ...     await worker.aclose()
+            ...     return got
+            >>> with FakeUpstream(answer="The answer is 42") as up:
+            ...     got = asyncio.run(items(OpenAICompatWorker("local:w", "w", up.base_url)))
+            >>> got[:-1], got[-1].content, got[-1].usage.completion_tokens
+            (['The', ' answer', ' is', ' 42'], 'The answer is 42', 4)
+        """
+        body = self._body(request, skill)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        content = json.dumps(body).encode()
+        parts: list[str] = []
+        logprobs: list[float] = []
+        state: JsonObject = {}
+        t0 = time.perf_counter()
+        buffer = b""
+        whole: list[bytes] = []  # the body, kept until it proves to be SSE
+        async for chunk in self._stream_bytes(content, request):
+            if not parts and "sse" not in state:
+                whole.append(chunk)
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                event = self._event(line, request, state)
+                if event is not None and (delta := self._apply(event, state, logprobs, request)):
+                    parts.append(delta)
+                    yield delta
+        event = self._event(buffer, request, state)
+        if event is not None and (delta := self._apply(event, state, logprobs, request)):
+            parts.append(delta)
+            yield delta
+        if "sse" not in state:  # a server that ignored "stream": true answered in one JSON body
+            try:
+                answer = json.loads(b"".join(whole))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise self._not_json(request, exc) from exc
+            completion = self._to_completion(answer, request, time.perf_counter() - t0)
+            if completion.content:
+                yield completion.content
+            yield completion
+            return
+        usage = state.get("usage")
+        yield Completion(
+            content="".join(parts),
+            model=str(state.get("model") or self.model),
+            usage=usage if isinstance(usage, Usage) else None,
+            finish_reason=state.get("finish_reason"),
+            token_logprobs=tuple(logprobs) if logprobs else None,
+            latency_s=time.perf_counter() - t0,
+        )
+
+    async def _stream_bytes(self, content: bytes, request: ChatRequest) -> AsyncIterator[bytes]:
+        """The SSE body's pieces as they arrive; failures as WorkerError subclasses."""
+        if self._pool is not None:
+            try:
+                async with self._pool.stream(
+                    "/chat/completions", content, self.timeout_s, "text/event-stream"
+                ) as (reply, pieces):
+                    if not 200 <= reply.status < 300:
+                        data = b"".join([piece async for piece in pieces])
+                        cause = StatusError(reply.status, reply.reason, data)
+                        raise self._map_status(cause, reply.headers, request.request_id) from cause
+                    async for piece in pieces:
+                        yield piece
+            except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
+                raise self._map_transport(exc, request) from exc
+            return
+        import httpx
+
+        client = self._client_for_loop()
+        assert self._slots is not None
+        headers = {**self._headers, "accept": "text/event-stream"}
+        try:
+            await acquire(self._slots, self.timeout_s)
+        except TimeoutError as exc:
+            raise self._map_transport(exc, request) from exc
+        try:
+            async with client.stream(
+                "POST", self._url, content=content, headers=headers
+            ) as response:
+                if not 200 <= response.status_code < 300:
+                    data = await response.aread()
+                    cause = StatusError(response.status_code, response.reason_phrase, data)
+                    raise self._map_status(cause, response.headers, request.request_id) from cause
+                async for piece in response.aiter_bytes():
+                    yield piece
+        except httpx.HTTPError as exc:
+            raise self._map_transport(exc, request) from exc
+        finally:
+            self._slots.release()
+
+    def _event(self, line: bytes, request: ChatRequest, state: JsonObject) -> JsonObject | None:
+        """One SSE line -> its JSON event; None for comments, blank lines and ``[DONE]``."""
+        line = line.strip()
+        if not line.startswith(b"data:"):
+            return None
+        state["sse"] = True
+        data = line[5:].strip()
+        if not data or data == b"[DONE]":
+            return None
+        try:
+            event = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
             raise self._not_json(request, exc) from exc
-        except openai.OpenAIError as exc:
-            raise self._map_error(exc, request) from exc
-        latency_s = time.perf_counter() - t0
-        if isinstance(response, str | bytes):
-            raise self._not_json(request, None)
-        return self._to_completion(response, request, latency_s)
+        if not isinstance(event, dict):
+            raise self._invalid(request, f"a stream event that is {type(event).__name__}")
+        if "error" in event:
+            detail = _error_message(event)
+            raise WorkerError(
+                f"the server at {self.base_url} ended the stream with an error: {detail}",
+                worker=self.name,
+                request_id=request.request_id,
+            )
+        return event
+
+    def _apply(
+        self, event: JsonObject, state: JsonObject, logprobs: list[float], request: ChatRequest
+    ) -> str:
+        """Fold one ``chat.completion.chunk`` into ``state``; returns its text delta."""
+        if event.get("model"):
+            state["model"] = event["model"]
+        raw_usage = event.get("usage")
+        if isinstance(raw_usage, dict) and raw_usage.get("prompt_tokens") is not None:
+            state["usage"] = self._usage(raw_usage, request)
+        choices = event.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return ""
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise self._invalid(request, "a stream choice that is not an object")
+        if choice.get("finish_reason"):
+            state["finish_reason"] = choice["finish_reason"]
+        logprobs.extend(self._logprobs(choice, request))
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else None
+        return text if isinstance(text, str) else ""
 
     def _not_json(self, request: ChatRequest, exc: ValueError | None) -> WorkerError:
         what = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else "not JSON"
@@ -202,14 +418,41 @@ class OpenAICompatWorker:
             request_id=request.request_id,
         )
 
+    def _invalid(self, request: ChatRequest, what: str) -> WorkerError:
+        return WorkerError(
+            f"the server at {self.base_url} returned an invalid response ({what}); check that "
+            "it is OpenAI-compatible",
+            worker=self.name,
+            request_id=request.request_id,
+        )
+
+    def _usage(self, raw: JsonObject, request: ChatRequest) -> Usage:
+        try:
+            return Usage(
+                prompt_tokens=int(raw["prompt_tokens"]),
+                completion_tokens=int(raw.get("completion_tokens") or 0),
+            )
+        except (TypeError, ValueError) as exc:
+            raise self._invalid(request, f"usage {raw!r}") from exc
+
+    def _logprobs(self, choice: JsonObject, request: ChatRequest) -> list[float]:
+        raw = choice.get("logprobs")
+        tokens = raw.get("content") if isinstance(raw, dict) else None
+        if not tokens:
+            return []
+        try:
+            return [float(t["logprob"]) for t in tokens]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise self._invalid(request, "logprobs.content without numeric logprob") from exc
+
     def _to_completion(
         self,
-        response: Any,  # Any: the SDK's ChatCompletion (or raw text from a broken server)
+        response: object,  # decoded JSON
         request: ChatRequest,
         latency_s: float,
     ) -> Completion:
-        choices = getattr(response, "choices", None)
-        if not isinstance(choices, list) or not choices:
+        choices = response.get("choices") if isinstance(response, dict) else None
+        if not isinstance(response, dict) or not isinstance(choices, list) or not choices:
             raise WorkerError(
                 f"the server at {self.base_url} returned no choices "
                 f"(got {type(response).__name__}); check that it is OpenAI-compatible",
@@ -217,72 +460,55 @@ class OpenAICompatWorker:
                 request_id=request.request_id,
             )
         choice = choices[0]
-        message = getattr(choice, "message", None)
-        content = getattr(message, "content", None) or ""
+        if not isinstance(choice, dict):
+            raise self._invalid(request, "choices[0] is not an object")
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        raw_usage = response.get("usage")
         usage = None
-        raw_usage = getattr(response, "usage", None)
-        if raw_usage is not None and raw_usage.prompt_tokens is not None:
-            usage = Usage(
-                prompt_tokens=int(raw_usage.prompt_tokens),
-                completion_tokens=int(raw_usage.completion_tokens or 0),
-            )
-        token_logprobs: tuple[float, ...] | None = None
-        logprobs = getattr(choice, "logprobs", None)
-        if logprobs is not None and getattr(logprobs, "content", None):
-            token_logprobs = tuple(float(t.logprob) for t in logprobs.content)
+        if isinstance(raw_usage, dict) and raw_usage.get("prompt_tokens") is not None:
+            usage = self._usage(raw_usage, request)
+        token_logprobs = self._logprobs(choice, request)
+        finish_reason = choice.get("finish_reason")
         return Completion(
-            content=content,
-            model=str(getattr(response, "model", None) or self.model),
+            content=content if isinstance(content, str) else "",
+            model=str(response.get("model") or self.model),
             usage=usage,
-            finish_reason=getattr(choice, "finish_reason", None),
-            token_logprobs=token_logprobs,
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            token_logprobs=tuple(token_logprobs) if token_logprobs else None,
             latency_s=latency_s,
         )
 
-    def _map_error(
-        self,
-        exc: Any,  # Any: an openai.OpenAIError (the SDK is imported lazily)
-        request: ChatRequest,
-    ) -> WorkerError:
-        import openai
-
+    def _map_transport(self, exc: Exception, request: ChatRequest) -> WorkerError:
+        """A network failure (httpx's, or the stdlib's from the lean pool) -> WorkerTimeout /
+        WorkerUnavailable / WorkerError."""
         rid = request.request_id
-        if isinstance(exc, openai.APITimeoutError):
+        if isinstance(exc, TimeoutError) or _is_httpx(exc, "TimeoutException"):
             return WorkerTimeout(
                 f"no answer from {self.base_url} within {self.timeout_s} s; raise timeout_s or "
                 "check the server's load",
                 worker=self.name,
                 request_id=rid,
             )
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, OSError | ProtocolError) or _is_httpx(exc, "TransportError"):
             gone = connection_gone(exc)
             hint = "is the server running and the URL right?" if gone else "will retry"
+            detail = str(exc) if isinstance(exc, ProtocolError) else root_message(exc)
             return WorkerUnavailable(
-                f"cannot reach {self.base_url}: {root_message(exc)}; {hint}",
+                f"cannot reach {self.base_url}: {detail}; {hint}",
                 worker=self.name,
                 request_id=rid,
                 transient=not gone,
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return self._map_status(exc, rid)
-        if isinstance(exc, openai.APIResponseValidationError):
-            return WorkerError(
-                f"the server at {self.base_url} returned an invalid response ({exc}); check that "
-                "it is OpenAI-compatible",
-                worker=self.name,
-                request_id=rid,
             )
         return WorkerError(
             f"call failed: {type(exc).__name__}: {exc}", worker=self.name, request_id=rid
         )
 
     def _map_status(
-        self,
-        exc: Any,  # Any: openai.APIStatusError (imported lazily)
-        request_id: str,
+        self, error: StatusError, headers: Mapping[str, str], request_id: str
     ) -> WorkerError:
-        status = int(exc.status_code)
-        detail = error_detail(exc)
+        status = error.status
+        detail = _detail(error)
         if status == 429 or status >= 500:
             return WorkerUnavailable(
                 f"HTTP {status} from {self.base_url}: {detail}",
@@ -290,7 +516,7 @@ class OpenAICompatWorker:
                 request_id=request_id,
                 transient=True,
                 status_code=status,
-                retry_after_s=retry_after_s(getattr(exc.response, "headers", None)),
+                retry_after_s=retry_after_s(headers),
             )
         if status in (401, 403, 404):
             what = {401: "unauthorised", 403: "forbidden", 404: f"model {self.model!r} not found"}
@@ -315,7 +541,51 @@ class OpenAICompatWorker:
         )
 
     async def aclose(self) -> None:
-        """Close the SDK client (and a caller's http_client with it)."""
+        """Close the HTTP connections (a caller's http_client too)."""
+        if self._pool is not None:
+            self._pool.close()
         if self._client is not None:
-            await self._client.close()
+            await self._client.aclose()
             self._client = None
+            self._client_loop = None
+
+
+def _error_message(body: object) -> str:
+    """The ``error.message`` of an OpenAI error body (or the error string); "" if none."""
+    if not isinstance(body, dict):
+        return ""
+    inner = body.get("error", body)
+    if isinstance(inner, dict) and inner.get("message"):
+        return str(inner["message"])
+    if isinstance(inner, str):
+        return inner
+    return ""
+
+
+def _detail(error: StatusError) -> str:
+    """What an error response says: its JSON error message, else its text, else the status."""
+    try:
+        detail = _error_message(json.loads(error.body))
+    except (ValueError, UnicodeDecodeError):
+        detail = error.body[:500].decode("utf-8", "replace").strip()
+    return detail or str(error)
+
+
+def _plain_http(base_url: str) -> bool:
+    """True for an ``http://`` URL that no proxy from the environment applies to."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    proxies = getproxies()
+    return not (proxies.get("http") or proxies.get("all")) or bool(proxy_bypass(parts.hostname))
+
+
+def _is_httpx(exc: Exception, kind: str) -> bool:
+    """``isinstance(exc, httpx.<kind>)`` without importing httpx when nothing has."""
+    import sys
+
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, getattr(httpx, kind))

@@ -1,0 +1,261 @@
+"""A lean HTTP/1.1 client for plain ``http://`` servers: one keep-alive pool per event loop.
+
+OpenAICompatWorker's fast path. It sends one ``POST`` and reads one response over a pooled
+connection on asyncio streams: a few tens of microseconds of CPU per call, against ~0.5 ms for
+httpx (whose pool also scans every connection, twice, on each request). It does only what an
+OpenAI-compatible server on the local network needs: Content-Length and chunked bodies, bodies
+delimited by the connection's end, keep-alive. No TLS, proxies, redirects or compression: the
+worker uses httpx for those.
+
+Failures are raised as the stdlib raises them: ``TimeoutError``, ``OSError`` (refused, reset,
+DNS), and :class:`ProtocolError` (a ``ConnectionError``: the server closed the connection
+early or sent something that is not HTTP/1.x).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+_NO_BODY = frozenset({204, 304})
+
+
+class ProtocolError(ConnectionError):
+    """The server closed the connection early or did not speak HTTP/1.x. ``empty``: it sent
+    nothing at all."""
+
+    def __init__(self, message: str, *, empty: bool = False):
+        super().__init__(message)
+        self.empty = empty
+
+
+class StatusError(Exception):
+    """A non-2xx response (kept as the ``__cause__`` of the WorkerError it becomes)."""
+
+    def __init__(self, status: int, reason: str, body: bytes):
+        self.status = status
+        self.reason = reason
+        self.body = body
+        super().__init__(f"HTTP {status} {reason}".strip())
+
+
+class Reply:
+    """A response's status line and headers (names lower-cased); the body is read apart."""
+
+    __slots__ = ("headers", "reason", "status")
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str]):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class Http1Pool:
+    """Keep-alive connections to one ``http://host:port`` origin, at most ``max_connections``.
+
+    ``headers`` are sent with every request (``Name: value`` lines, each ending in CRLF).
+    """
+
+    def __init__(self, base_url: str, headers: str, max_connections: int) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"Http1Pool needs an http:// URL, got {base_url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.path_prefix = parts.path.rstrip("/")
+        host_header = parts.netloc.rpartition("@")[2]
+        self._head_tail = f"Host: {host_header}\r\n{headers}"
+        self._max_connections = max_connections
+        self._idle: list[_Conn] = []
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _for_loop(self) -> asyncio.Semaphore:
+        # Connections belong to one event loop (route_sync runs a new loop per call).
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._slots is None:
+            self._idle = []
+            self._slots = asyncio.Semaphore(self._max_connections)
+            self._loop = loop
+        return self._slots
+
+    def _request_bytes(self, path: str, body: bytes, extra: str) -> bytes:
+        head = (
+            f"POST {self.path_prefix}{path} HTTP/1.1\r\n{self._head_tail}{extra}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode("latin-1") + body
+
+    async def _connection(self, fresh: bool = False) -> tuple[_Conn, bool]:
+        """A connection (an idle one unless ``fresh``), and whether it is a reused one."""
+        while self._idle and not fresh:
+            reader, writer = self._idle.pop()
+            if not (reader.at_eof() or writer.is_closing()):
+                return (reader, writer), True
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port, limit=1 << 20), False
+
+    async def _send(self, path: str, body: bytes, extra: str) -> tuple[_Conn, Reply, bool]:
+        """Send the request and read the response head, on a pooled connection when one is
+        idle. A reused connection the server closed before answering (its keep-alive ran out
+        as we sent) is replaced once by a fresh one."""
+        data = self._request_bytes(path, body, extra)
+        fresh = False
+        while True:
+            conn, reused = await self._connection(fresh)
+            try:
+                conn[1].write(data)
+                await conn[1].drain()
+                reply, keep = await _read_head(conn[0])
+            except (ProtocolError, ConnectionResetError, BrokenPipeError) as exc:
+                conn[1].close()
+                if reused and getattr(exc, "empty", True):
+                    fresh = True
+                    continue
+                raise
+            except BaseException:
+                conn[1].close()
+                raise
+            return conn, reply, keep
+
+    async def post(self, path: str, body: bytes, timeout_s: float) -> tuple[Reply, bytes]:
+        """Send ``POST path`` and read the whole answer within ``timeout_s`` seconds (waiting
+        for a free connection included)."""
+        slots = self._for_loop()
+        async with asyncio.timeout(timeout_s):
+            await slots.acquire()
+            try:
+                conn, reply, keep = await self._send(path, body, "")
+                try:
+                    data = b"".join([chunk async for chunk in _body(conn[0], reply)])
+                except BaseException:
+                    conn[1].close()
+                    raise
+            finally:
+                slots.release()
+        if keep:
+            self._idle.append(conn)
+        else:
+            conn[1].close()
+        return reply, data
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, body: bytes, timeout_s: float, accept: str
+    ) -> AsyncIterator[tuple[Reply, AsyncIterator[bytes]]]:
+        """Send ``POST path``; yields the reply and its body's pieces as they arrive: the
+        reply within ``timeout_s`` (waiting for a free connection included), then each piece
+        within ``timeout_s``. The connection goes back to the pool only when the body was
+        read to its end."""
+        slots = self._for_loop()
+        async with asyncio.timeout(timeout_s):
+            await slots.acquire()
+        try:
+            async with asyncio.timeout(timeout_s):
+                conn, reply, keep = await self._send(path, body, f"Accept: {accept}\r\n")
+            done = False
+
+            async def pieces() -> AsyncIterator[bytes]:
+                nonlocal done
+                chunks = _body(conn[0], reply)
+                while True:
+                    async with asyncio.timeout(timeout_s):
+                        piece = await anext(chunks, None)
+                    if piece is None:
+                        done = True
+                        return
+                    yield piece
+
+            try:
+                yield reply, pieces()
+            finally:
+                if done and keep:
+                    self._idle.append(conn)
+                else:
+                    conn[1].close()
+        finally:
+            slots.release()
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            with contextlib.suppress(RuntimeError):  # its event loop may be closed already
+                writer.close()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
+    """The status line and headers; whether the connection may be reused afterwards."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise ProtocolError("the server closed the connection in the response headers") from exc
+        raise ProtocolError(
+            "the server closed the connection without a response", empty=True
+        ) from exc
+    except asyncio.LimitOverrunError as exc:
+        raise ProtocolError("the response headers are over 1 MiB") from exc
+    lines = head[:-4].split(b"\r\n")
+    version, _, rest = lines[0].partition(b" ")
+    code, _, reason = rest.partition(b" ")
+    if not version.startswith(b"HTTP/1.") or not code.isdigit():
+        raise ProtocolError(f"not an HTTP/1.x response: {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    status = int(code)
+    keep = version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    framed = chunked or "content-length" in headers
+    if not framed and status not in _NO_BODY:
+        keep = False  # the body ends with the connection
+    return Reply(status, reason.decode("latin-1"), headers), keep
+
+
+async def _body(reader: asyncio.StreamReader, reply: Reply) -> AsyncIterator[bytes]:
+    """The body's pieces: chunked, Content-Length, or up to the connection's end."""
+    try:
+        if reply.status in _NO_BODY or 100 <= reply.status < 200:
+            return
+        if "chunked" in reply.headers.get("transfer-encoding", "").lower():
+            while True:
+                line = await reader.readuntil(b"\r\n")
+                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+                if size == 0:
+                    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                        pass
+                    return
+                data = await reader.readexactly(size + 2)
+                yield data[:-2]
+        length = reply.headers.get("content-length")
+        if length is not None:
+            left = int(length)
+            while left > 0:
+                data = await reader.read(min(left, 1 << 16))
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", left)
+                left -= len(data)
+                yield data
+            return
+        while data := await reader.read(1 << 16):
+            yield data
+    except asyncio.IncompleteReadError as exc:
+        raise ProtocolError("the server closed the connection in the middle of the body") from exc
+    except (asyncio.LimitOverrunError, ValueError) as exc:
+        raise ProtocolError(f"a body with malformed framing (chunks or length): {exc}") from exc
+
+
+async def acquire(slots: asyncio.Semaphore, timeout_s: float) -> None:
+    """Take one of ``slots`` within ``timeout_s`` seconds (TimeoutError otherwise)."""
+    async with asyncio.timeout(timeout_s):
+        await slots.acquire()
