@@ -233,9 +233,29 @@ class _Server:
             await asyncio.sleep(0)
         self.stopped.set()
 
+    async def drain_late_connections(self) -> None:
+        """Abort connections accepted while shutting down (asyncio builds their transports in
+        later loop iterations) and give the aborts the iterations that release the sockets."""
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            for writer in list(self.writers):
+                writer.transport.abort()
+            for task in list(self.tasks):
+                task.cancel()
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
     # -- connection handling ------------------------------------------------------------------
 
     def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Track the writer now, not in the task: a task cancelled by shutdown before its first
+        # step never runs its body, and its connection would then never be closed.
+        self.writers.add(writer)
+        if self.stopped.is_set():
+            writer.transport.abort()
+            return
         task = asyncio.get_running_loop().create_task(self._serve_connection(reader, writer))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -243,7 +263,6 @@ class _Server:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        self.writers.add(writer)
         self.state.connections += 1
         try:
             keep_alive = True
@@ -639,6 +658,7 @@ class FakeUpstream:
             try:
                 loop.run_forever()
             finally:
+                loop.run_until_complete(self._server.drain_late_connections())
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
