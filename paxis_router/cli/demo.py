@@ -1,8 +1,8 @@
 """``paxis demo``: RouteLLM's recorded GSM8K answers replayed through the real Router, offline.
 
-Tier 1 replays Mixtral-8x7B's real answers (priced as a local GPU worker), tier 2 GPT-4's (priced
-from litellm's map); the arithmetic verifier decides who answers. The summary compares accuracy
-(the dataset's own labels of the tier that answered) and spend against worker-only and
+Tier 1 replays Mixtral-8x7B's real answers (priced as a local GPU worker), tier 2 GPT-4's
+(priced by litellm's map); the arithmetic verifier decides who answers. The summary compares
+accuracy (the dataset's own labels of the tier that answered) and spend against worker-only and
 frontier-only, and every attempt lands in a SQLite ledger (``paxis-demo.db`` unless ``--ledger``).
 """
 

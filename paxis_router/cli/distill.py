@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from paxis_router.cli._dates import since_arg, until_arg
 from paxis_router.cli._output import emit, emit_json
 from paxis_router.errors import ConfigError
+
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_LEDGER = "paxis-ledger.db"
 
@@ -33,9 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     export.add_argument("--kind", required=True, choices=("sft", "dpo", "gkd"))
     export.add_argument("--skill", default=None, help="only routes that selected this skill id")
-    export.add_argument("--since", type=_instant, default=None, help="first day/instant (UTC)")
+    export.add_argument("--since", type=since_arg, default=None, help="first day/instant (UTC)")
     export.add_argument(
-        "--until", type=_until, default=None, help="last day included, or first instant excluded"
+        "--until", type=until_arg, default=None, help="last day included, or first instant excluded"
     )
     export.add_argument(
         "--eval-percent", type=int, default=10, help="share of prompts held out (default 10)"
@@ -72,21 +75,3 @@ def run_export(args: argparse.Namespace) -> int:
         f"{sum(card.dropped.values())})"
     )
     return 0
-
-
-def _instant(text: str) -> datetime:
-    """A date (its midnight) or an ISO datetime; naive means UTC."""
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date or ISO datetime: {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _until(text: str) -> datetime:
-    """A date includes that whole day; a datetime is the first instant excluded."""
-    value = _instant(text)
-    return value + timedelta(days=1) if len(text) == 10 else value

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paxis_router.cli._dates import since_arg, until_arg
 from paxis_router.cli._output import emit
 from paxis_router.errors import ConfigError
 
 if TYPE_CHECKING:
+    import argparse
+
     from paxis_router.report import CostReport
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -34,11 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"SQLite path or postgresql:// URL (default: {DEFAULT_LEDGER})",
     )
     parser.add_argument(
-        "--since", type=_instant, default=None, help="first day or instant included (UTC)"
+        "--since", type=since_arg, default=None, help="first day or instant included (UTC)"
     )
     parser.add_argument(
         "--until",
-        type=_until,
+        type=until_arg,
         default=None,
         help="last day included (a date), or the first instant excluded (a datetime); UTC",
     )
@@ -94,21 +95,3 @@ def render(built: CostReport, fmt: str) -> str:
     for table in built.to_rich():
         console.print(table)
     return buffer.getvalue()
-
-
-def _instant(text: str) -> datetime:
-    """A date (its midnight) or an ISO datetime; naive means UTC."""
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date or ISO datetime: {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _until(text: str) -> datetime:
-    """A date includes that whole day; a datetime is the first instant excluded."""
-    value = _instant(text)
-    return value + timedelta(days=1) if len(text) == 10 else value
