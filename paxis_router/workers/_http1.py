@@ -58,13 +58,23 @@ class Reply:
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+class ConnectTimeout(TimeoutError):
+    """The TCP connection was not established within the connect timeout."""
+
+
 class Http1Pool:
     """Keep-alive connections to one ``http://host:port`` origin, at most ``max_connections``.
 
     ``headers`` are sent with every request (``Name: value`` lines, each ending in CRLF).
     """
 
-    def __init__(self, base_url: str, headers: str, max_connections: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: str,
+        max_connections: int,
+        connect_timeout_s: float | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"Http1Pool needs an http:// URL, got {base_url!r}")
@@ -74,6 +84,7 @@ class Http1Pool:
         host_header = parts.netloc.rpartition("@")[2]
         self._head_tail = f"Host: {host_header}\r\n{headers}"
         self._max_connections = max_connections
+        self.connect_timeout_s = connect_timeout_s
         self._idle: list[_Conn] = []
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,7 +112,13 @@ class Http1Pool:
             if not (reader.at_eof() or writer.is_closing()):
                 return (reader, writer), True
             writer.close()
-        return await asyncio.open_connection(self.host, self.port, limit=1 << 20), False
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                return await asyncio.open_connection(self.host, self.port, limit=1 << 20), False
+        except TimeoutError as exc:
+            raise ConnectTimeout(
+                f"TCP connect to {self.host}:{self.port} took over {self.connect_timeout_s} s"
+            ) from exc
 
     async def _send(self, path: str, body: bytes, extra: str) -> tuple[_Conn, Reply, bool]:
         """Send the request and read the response head, on a pooled connection when one is

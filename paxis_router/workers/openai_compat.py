@@ -47,7 +47,13 @@ from paxis_router.errors import (
 )
 from paxis_router.types import Completion, Usage
 from paxis_router.workers._errors import connection_gone, retry_after_s, root_message
-from paxis_router.workers._http1 import Http1Pool, ProtocolError, StatusError, acquire
+from paxis_router.workers._http1 import (
+    ConnectTimeout,
+    Http1Pool,
+    ProtocolError,
+    StatusError,
+    acquire,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -90,6 +96,8 @@ class OpenAICompatWorker:
             stream: until its response headers, then between two pieces); through httpx
             (``https://``, a proxy, a caller's client) each connect/read/write phase.
         logprobs: always ask for token logprobs (also asked when ``request.logprobs``).
+        connect_timeout_s: how long the TCP connect may take (default: within ``timeout_s``); a
+            tier's ``resilience.connect_timeout_s`` sets it from a policy file.
         http_client: an ``httpx.AsyncClient`` to use (tests pass one on a MockTransport);
             None builds one per event loop with ``max_connections`` keep-alive connections.
         extra_body: extra JSON fields merged into each request body (e.g. vLLM's ``top_k``).
@@ -121,6 +129,7 @@ class OpenAICompatWorker:
         max_context_tokens: int | None = None,
         skill_adapters: bool = True,
         max_connections: int = 1000,
+        connect_timeout_s: float | None = None,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -137,6 +146,9 @@ class OpenAICompatWorker:
         self.max_context_tokens = max_context_tokens
         self.skill_adapters = skill_adapters
         self.max_connections = max_connections
+        if connect_timeout_s is not None and connect_timeout_s <= 0:
+            raise ValueError(f"connect_timeout_s must be > 0, got {connect_timeout_s}")
+        self.connect_timeout_s = connect_timeout_s
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {
             "authorization": f"Bearer {api_key or 'EMPTY'}",
@@ -150,6 +162,7 @@ class OpenAICompatWorker:
                 f"Authorization: Bearer {api_key or 'EMPTY'}\r\n"
                 "Content-Type: application/json\r\nUser-Agent: paxis-router\r\n",
                 max_connections,
+                connect_timeout_s,
             )
         self._http_client = http_client
         self._client: httpx.AsyncClient | None = http_client
@@ -176,7 +189,11 @@ class OpenAICompatWorker:
                     max_keepalive_connections=self.max_connections,
                 )
                 self._client = httpx.AsyncClient(
-                    timeout=self.timeout_s, limits=limits, follow_redirects=False
+                    timeout=httpx.Timeout(
+                        self.timeout_s, connect=self.connect_timeout_s or self.timeout_s
+                    ),
+                    limits=limits,
+                    follow_redirects=False,
                 )
             else:
                 self._client = self._http_client
@@ -483,6 +500,13 @@ class OpenAICompatWorker:
         """A network failure (httpx's, or the stdlib's from the lean pool) -> WorkerTimeout /
         WorkerUnavailable / WorkerError."""
         rid = request.request_id
+        if isinstance(exc, ConnectTimeout) or _is_httpx(exc, "ConnectTimeout"):
+            return WorkerTimeout(
+                f"could not connect to {self.base_url} within {self.connect_timeout_s} s "
+                "(connect timeout); is the server overloaded or the address right?",
+                worker=self.name,
+                request_id=rid,
+            )
         if isinstance(exc, TimeoutError) or _is_httpx(exc, "TimeoutException"):
             return WorkerTimeout(
                 f"no answer from {self.base_url} within {self.timeout_s} s; raise timeout_s or "

@@ -356,3 +356,38 @@ async def test_low_logprob_confidence_escalates_through_the_router(tmp_path: Pat
     assert (result.content, result.tier) == ("42", "frontier:f")
     assert rows[0].reason == "escalate: confidence 0.368 too low"
     assert rows[0].completion_tokens == 2
+
+
+async def test_connect_timeout_is_a_worker_timeout_over_a_real_socket() -> None:
+    """A listener whose accept queue is full drops new SYNs, so a connect hangs: the connect
+    timeout ends it long before the call's total timeout."""
+    import socket
+
+    from paxis_router.errors import WorkerTimeout as Timeout
+    from paxis_router.types import ChatRequest as Request
+
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(4):  # fill the accept queue; nobody ever accepts
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        worker = OpenAICompatWorker(
+            "local:w", "m", f"http://127.0.0.1:{port}/v1", timeout_s=30, connect_timeout_s=0.3
+        )
+        with pytest.raises(Timeout, match=r"within 0\.3 s \(connect timeout\)"):
+            await worker.complete(Request.from_text("hi"), None)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def test_connect_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="connect_timeout_s must be > 0"):
+        OpenAICompatWorker("local:w", "m", "http://127.0.0.1:1/v1", connect_timeout_s=0)
