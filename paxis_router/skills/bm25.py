@@ -44,7 +44,7 @@ from paxis_router.errors import SkillError
 from paxis_router.skills.tokenize import Tokenizer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 Mode = Literal["bm25f", "okapi"]
 FloatArray = npt.NDArray[np.float64]
@@ -56,14 +56,38 @@ DEFAULT_FIELD_WEIGHTS: dict[str, float] = {"name": 3.0, "description": 2.0, "bod
 DEFAULT_FIELD_B: dict[str, float] = {"name": 0.3, "description": 0.5, "body": 0.75}
 
 _FORMAT_VERSION = 1
-# Matched terms ride along the scoring as float64 bit masks: exact up to 52 bits.
+#: Segments of at most this many documents keep dense rows for their most frequent terms ...
+DENSE_MAX_DOCS = 20_000
+#: ... in at most this many bytes (float64 rows of one weight per document).
+DENSE_BYTES = 16_000_000
+# Matched terms of a sparse-only query ride along as float64 bit masks: exact up to 52 bits.
 _MAX_MASK_TERMS = 52
+# Posting lists up to this long are searched as a Python set when finding matched terms.
+_SHORT_POSTINGS = 64
+# Up to this many top candidates are ranked by sorting in Python, without argpartition.
+_SORT_DIRECTLY = 48
 
 
 class _Segment:
-    """Compiled postings for doc slots ``[start, start + n_docs)``."""
+    """Compiled postings for doc slots ``[start, start + n_docs)``.
 
-    __slots__ = ("doc", "indptr", "n_docs", "n_terms", "start", "starts", "weight")
+    Small segments (at most :data:`DENSE_MAX_DOCS` documents) also keep the weights of their
+    most frequent terms as dense rows (at most :data:`DENSE_BYTES` in all): a query then costs
+    one gather-and-multiply over those rows instead of a scatter per posting, which is what
+    makes a ~1,000-skill select a few dozen microseconds. The rarer terms stay sparse.
+    """
+
+    __slots__ = (
+        "dense",
+        "dense_row",
+        "doc",
+        "indptr",
+        "n_docs",
+        "n_terms",
+        "start",
+        "starts",
+        "weight",
+    )
 
     def __init__(
         self,
@@ -72,6 +96,8 @@ class _Segment:
         indptr: npt.NDArray[np.int64],
         doc: IntArray,
         weight: FloatArray,
+        *,
+        dense_bytes: int = 0,
     ):
         self.start = start
         self.n_docs = n_docs
@@ -80,21 +106,39 @@ class _Segment:
         self.n_terms = len(indptr) - 1
         self.doc = doc  # slot - start, ascending within a term
         self.weight = weight
+        self.dense: FloatArray | None = None
+        self.dense_row: list[int] = []  # term id -> row of ``dense``, or -1
+        if n_docs and dense_bytes >= 8 * n_docs:
+            self._densify(dense_bytes // (8 * n_docs))
 
-    def score(
-        self, query: Sequence[tuple[int, int]], *, with_terms: bool = False
-    ) -> tuple[FloatArray, FloatArray | None]:
-        """Scores per doc: the query terms' postings gathered and summed by ``bincount``.
+    def _densify(self, max_rows: int) -> None:
+        df = np.diff(self.indptr)
+        by_df = np.argsort(-df, kind="stable")[: min(max_rows, int(np.count_nonzero(df)))]
+        rows = np.full(self.n_terms, -1, dtype=np.int64)
+        rows[by_df] = np.arange(len(by_df))
+        dense = np.zeros((len(by_df), self.n_docs))
+        sizes = df[by_df]
+        take = np.concatenate([np.arange(self.indptr[t], self.indptr[t + 1]) for t in by_df])
+        dense[np.repeat(np.arange(len(by_df)), sizes), self.doc[take]] = self.weight[take]
+        self.dense = dense
+        self.dense_row = rows.tolist()
 
-        With ``with_terms`` (at most 52 query terms), also a per-doc bit mask (as exact float64
-        integers) of which query terms, by position, occur in the doc.
-        """
-        starts, n_terms, n_docs = self.starts, self.n_terms, self.n_docs
+    def score(self, query: Sequence[tuple[int, int]]) -> tuple[FloatArray, _Matcher]:
+        """Scores per doc (in slot order) and a matcher for the query terms each doc contains."""
+        starts, n_terms, dense_row = self.starts, self.n_terms, self.dense_row
+        rows: list[int] = []
+        row_counts: list[int] = []
+        row_positions: list[int] = []
         docs: list[IntArray] = []
         weights: list[FloatArray] = []
         positions: list[int] = []
         for position, (tid, count) in enumerate(query):
             if tid >= n_terms:
+                continue
+            if dense_row and dense_row[tid] >= 0:
+                rows.append(dense_row[tid])
+                row_counts.append(count)
+                row_positions.append(position)
                 continue
             lo, hi = starts[tid], starts[tid + 1]
             if lo == hi:
@@ -103,22 +147,82 @@ class _Segment:
             w = self.weight[lo:hi]
             weights.append(w if count == 1 else count * w)
             positions.append(position)
-        if not docs:
-            return np.zeros(n_docs), np.zeros(n_docs) if with_terms else None
-        flat = np.concatenate(docs) if len(docs) > 1 else docs[0]
-        summed = np.bincount(
-            flat, np.concatenate(weights) if len(weights) > 1 else weights[0], minlength=n_docs
-        )
-        mask = None
-        if with_terms:
-            bits = np.repeat(np.exp2(positions), [len(d) for d in docs])
-            mask = cast("FloatArray", np.bincount(flat, bits, minlength=n_docs))
-        # With weights, bincount returns float64 (numpy's stubs say intp).
-        return cast("FloatArray", summed), mask
+        gathered = None
+        if rows:
+            assert self.dense is not None
+            gathered = self.dense[rows]
+            scores = np.asarray(row_counts, dtype=np.float64) @ gathered
+            for d, w in zip(docs, weights, strict=True):
+                scores[d] += w  # a term's docs are distinct: no lost updates
+        elif docs:
+            flat = np.concatenate(docs) if len(docs) > 1 else docs[0]
+            summed = np.bincount(
+                flat,
+                np.concatenate(weights) if len(weights) > 1 else weights[0],
+                minlength=self.n_docs,
+            )
+            scores = cast("FloatArray", summed)  # with weights, bincount returns float64
+            if positions[-1] < _MAX_MASK_TERMS:
+                # Long postings: the matched terms ride along as a per-doc bit mask of query
+                # positions (exact float64 integers), one more bincount instead of a search.
+                bits = np.repeat(np.exp2(positions), [len(d) for d in docs])
+                mask = cast("FloatArray", np.bincount(flat, bits, minlength=self.n_docs))
+                return scores, _Matcher(None, [], [], positions, mask)
+        else:
+            scores = np.zeros(self.n_docs)
+        return scores, _Matcher(gathered, row_positions, docs, positions)
 
     @property
     def nbytes(self) -> int:
-        return int(self.indptr.nbytes + self.doc.nbytes + self.weight.nbytes)
+        dense = self.dense.nbytes if self.dense is not None else 0
+        return int(self.indptr.nbytes + self.doc.nbytes + self.weight.nbytes + dense)
+
+
+class _Matcher:
+    """Which query terms (by position) occur in given docs of one segment, after scoring."""
+
+    __slots__ = ("docs", "gathered", "mask", "positions", "row_positions")
+
+    def __init__(
+        self,
+        gathered: FloatArray | None,
+        row_positions: list[int],
+        docs: list[IntArray],
+        positions: list[int],
+        mask: FloatArray | None = None,
+    ):
+        self.gathered = gathered
+        self.row_positions = row_positions
+        self.docs = docs
+        self.positions = positions
+        self.mask = mask
+
+    def __call__(self, slots: list[int]) -> list[list[int]]:
+        """For each local slot, the sorted positions of the query terms it contains."""
+        if self.mask is not None:
+            return [_bit_positions(int(bits)) for bits in self.mask[slots].tolist()]
+        out: list[list[int]] = [[] for _ in slots]
+        if self.gathered is not None:
+            # Nonzero entries of the (slot, dense row) block, slot-major: rows in query order.
+            which, rows = np.nonzero(self.gathered[:, slots].T)
+            positions = self.row_positions
+            for i, row in zip(which.tolist(), rows.tolist(), strict=True):
+                out[i].append(positions[row])
+        for position, d in zip(self.positions, self.docs, strict=True):
+            if len(d) <= _SHORT_POSTINGS:
+                present = set(d.tolist())
+                hits = [slot in present for slot in slots]
+            else:
+                wanted = np.asarray(slots, dtype=np.int64)
+                at = np.minimum(np.searchsorted(d, wanted), len(d) - 1)
+                hits = (d[at] == wanted).tolist()
+            for i, hit in enumerate(hits):
+                if hit:
+                    out[i].append(position)
+        if self.docs and self.gathered is not None:
+            for found in out:
+                found.sort()
+        return out
 
 
 class SkillIndex:
@@ -134,6 +238,9 @@ class SkillIndex:
         tokenizer: how text becomes terms (stemming and stopwords on by default).
         merge_ratio: changes, relative to the main segment, that trigger a full recompile.
         merge_min: ... but never fewer than this many changes.
+        dense_bytes: memory for dense rows of the most frequent terms when the index has at most
+            :data:`DENSE_MAX_DOCS` documents (faster queries; 0 turns it off). Scores and
+            rankings are the same either way.
 
     Example:
         >>> index = SkillIndex(mode="okapi", tokenizer=Tokenizer(stem=False, stopwords=False))
@@ -156,6 +263,7 @@ class SkillIndex:
         tokenizer: Tokenizer | None = None,
         merge_ratio: float = 0.1,
         merge_min: int = 64,
+        dense_bytes: int = DENSE_BYTES,
     ):
         if mode not in ("bm25f", "okapi"):
             raise ValueError(f"mode must be 'bm25f' or 'okapi', got {mode!r}")
@@ -175,6 +283,7 @@ class SkillIndex:
         self.tokenizer = tokenizer if tokenizer is not None else Tokenizer()
         self.merge_ratio = merge_ratio
         self.merge_min = merge_min
+        self.dense_bytes = dense_bytes
         n_fields = len(self.fields)
         # Vocabulary and slots.
         self._vocab: dict[str, int] = {}
@@ -304,7 +413,7 @@ class SkillIndex:
 
     def get_scores(self, tokens: Sequence[str]) -> FloatArray:
         """Scores of every live document (in :meth:`ids` order) for already-tokenised ``tokens``."""
-        scores, _ = self._score_slots(self.query_terms(tokens), with_terms=False)
+        scores, _ = self._score_slots(self.query_terms(tokens))
         if self._dead:
             scores = np.delete(scores, self._dead_slots)
         return scores
@@ -325,61 +434,39 @@ class SkillIndex:
         query = self.query_terms(tokens)
         if not query or k <= 0 or not self._slot:
             return []
-        with_terms = len(query) <= _MAX_MASK_TERMS
-        scores, mask = self._score_slots(query, with_terms=with_terms)
+        scores, matcher = self._score_slots(query)
         if self._dead:
             scores[self._dead_slots] = 0.0
-        floor = 0.0 if min_score is None else min_score
-        top = _top_candidates(scores, k, floor)
-        # k is small: finish the ranking in Python (score descending, then slot).
-        ranked = sorted(
-            zip(scores[top].tolist(), top.tolist(), strict=True), key=lambda p: (-p[0], p[1])
-        )
-        ranked = [(score, slot) for score, slot in ranked if score > 0.0 and score >= floor]
+        ranked = _top_k(scores, k, 0.0 if min_score is None else min_score)
         if not ranked:
             return []
-        if mask is not None:
-            names = [self._terms[t] for t, _ in query]
-            bitmasks = mask[[slot for _, slot in ranked]].tolist()
-            matched = [
-                tuple(name for j, name in enumerate(names) if int(bm) >> j & 1) for bm in bitmasks
-            ]
-        else:
-            matched = self._matched([slot for _, slot in ranked], [t for t, _ in query])
+        names = [self._terms[t] for t, _ in query]
+        matched = matcher([slot for _, slot in ranked])
         ids = self._ids
         return [
-            (ids[slot], score, terms) for (score, slot), terms in zip(ranked, matched, strict=True)
+            (ids[slot], score, tuple([names[j] for j in positions]))
+            for (score, slot), positions in zip(ranked, matched, strict=True)
         ]
 
-    def _matched(self, slots: list[int], q_tids: list[int]) -> list[tuple[str, ...]]:
-        """For each slot, the query terms it contains: one vectorised search for all slots."""
-        parts = [self._doc_terms(slot)[0] for slot in slots]
-        sizes = [len(p) for p in parts]
-        if not sum(sizes):
-            return [() for _ in slots]
-        width = len(self._terms) + 1
-        rows = np.arange(len(parts), dtype=np.int64) * width
-        # Each doc's term ids are sorted; offset by doc_index * width: one ascending array.
-        keys = np.concatenate(parts).astype(np.int64) + np.repeat(rows, sizes)
-        wanted = (rows[:, None] + np.asarray(q_tids, dtype=np.int64)[None, :]).ravel()
-        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        hit = (keys[pos] == wanted).reshape(len(parts), len(q_tids)).tolist()
-        terms = self._terms
-        return [tuple(terms[t] for t, h in zip(q_tids, row, strict=True) if h) for row in hit]
-
     def _score_slots(
-        self, query: Sequence[tuple[int, int]], *, with_terms: bool
-    ) -> tuple[FloatArray, FloatArray | None]:
+        self, query: Sequence[tuple[int, int]]
+    ) -> tuple[FloatArray, Callable[[list[int]], list[list[int]]]]:
+        """Scores over all slots (main then delta) and a matcher taking slots."""
         self._ensure_compiled()
         main, delta = self._main, self._delta
         assert main is not None
-        scores, mask = main.score(query, with_terms=with_terms)
-        if delta is not None and delta.n_docs:
-            more, more_mask = delta.score(query, with_terms=with_terms)
-            scores = np.concatenate((scores, more))
-            if mask is not None and more_mask is not None:
-                mask = np.concatenate((mask, more_mask))
-        return scores, mask
+        scores, matcher = main.score(query)
+        if delta is None or not delta.n_docs:
+            return scores, matcher
+        more, more_matcher = delta.score(query)
+        split = main.n_docs
+
+        def both(slots: list[int]) -> list[list[int]]:
+            low = matcher([s for s in slots if s < split])
+            high = more_matcher([s - split for s in slots if s >= split])
+            return [low.pop(0) if s < split else high.pop(0) for s in slots]
+
+        return np.concatenate((scores, more)), both
 
     # --- compiling -----------------------------------------------------------------------------
 
@@ -422,7 +509,7 @@ class SkillIndex:
         self._dead_slots = np.zeros(0, dtype=np.int64)
         self._n_frozen = len(self._ids)
         self._new_tids, self._new_tf = [], []
-        self._main = self._compile(range(len(self._ids)), 0)
+        self._main = self._compile(range(len(self._ids)), 0, dense=True)
         self._delta = _Segment(len(self._ids), 0, np.zeros(1, np.int64), *_empty_postings())
         self._changes = 0
 
@@ -438,7 +525,7 @@ class SkillIndex:
             return idf
         return np.log1p((n_docs - df + 0.5) / (df + 0.5))
 
-    def _compile(self, slots: range, start: int) -> _Segment:
+    def _compile(self, slots: range, start: int, *, dense: bool = False) -> _Segment:
         n_docs = len(slots)
         n_terms = len(self._terms)
         if n_docs == 0:
@@ -467,10 +554,16 @@ class SkillIndex:
             norm = 1.0 - fb + fb * dl / safe_avg
             pseudo_tf = (tf * fw / norm).sum(axis=1)
             weight = idf * pseudo_tf * (k1 + 1) / (pseudo_tf + k1)
+        nonzero = weight != 0.0  # a posting that adds nothing is no match (zero field weight)
+        if not nonzero.all():
+            tids, doc, weight = tids[nonzero], doc[nonzero], weight[nonzero]
         order = np.argsort(tids, kind="stable")
         counts = np.bincount(tids, minlength=n_terms)
         indptr = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(counts)))
-        return _Segment(start, n_docs, indptr, doc[order], weight[order])
+        weight = weight[order]
+        doc = doc[order]
+        dense_bytes = self.dense_bytes if dense and n_docs <= DENSE_MAX_DOCS else 0
+        return _Segment(start, n_docs, indptr, doc, weight, dense_bytes=dense_bytes)
 
     @property
     def nbytes(self) -> int:
@@ -494,6 +587,7 @@ class SkillIndex:
             "tokenizer": self.tokenizer.config(),
             "merge_ratio": self.merge_ratio,
             "merge_min": self.merge_min,
+            "dense_bytes": self.dense_bytes,
         }
 
     def save(self, path: str | Path) -> None:
@@ -558,24 +652,39 @@ class SkillIndex:
         return index
 
 
-def _top_candidates(scores: FloatArray, k: int, floor: float) -> IntArray:
-    """Indices of the ``k`` highest scores above ``floor`` (unordered; fewer if fewer qualify).
+def _top_k(scores: FloatArray, k: int, floor: float) -> list[tuple[float, int]]:
+    """The ``k`` best (score, slot) pairs with a positive score >= ``floor``: score descending,
+    then slot ascending.
 
     A full ``argpartition`` over every document is the slow part at 100k skills. Instead take
     the documents within half of the best score: if at least ``k`` qualify, the top ``k`` are
-    all among them (the k-th best is >= that threshold), so partitioning only them is exact.
-    Otherwise fall back to every document above ``floor``.
+    all among them (the k-th best is >= that threshold), so ranking only them is exact.
+    Otherwise fall back to every document above ``floor``. A few dozen candidates are ranked by
+    Python's sort directly; more are first cut to ``k`` by ``argpartition``.
     """
     best = float(scores.max()) if len(scores) else 0.0
     if best <= 0.0 or best < floor:
-        return np.zeros(0, dtype=np.int32)
+        return []
     top = np.flatnonzero(scores >= max(0.5 * best, floor))
     if len(top) < k:
         top = np.flatnonzero(scores >= floor) if floor > 0.0 else np.flatnonzero(scores > 0.0)
-    if len(top) > k:
-        part = np.argpartition(scores[top], len(top) - k)
-        top = top[part[len(top) - k :]]
-    return top.astype(np.int32, copy=False)
+    if len(top) > max(k, _SORT_DIRECTLY):
+        top = top[np.argpartition(scores[top], len(top) - k)[len(top) - k :]]
+    # Sorting (-score, slot) pairs gives score descending, then slot ascending, without a key.
+    pairs = sorted(zip((-scores[top]).tolist(), top.tolist(), strict=True))[:k]
+    return [(-neg, slot) for neg, slot in pairs if -neg >= floor]
+
+
+def _bit_positions(bits: int) -> list[int]:
+    """The positions of the set bits of ``bits``, ascending."""
+    out = []
+    position = 0
+    while bits:
+        if bits & 1:
+            out.append(position)
+        bits >>= 1
+        position += 1
+    return out
 
 
 def _empty_postings() -> tuple[IntArray, FloatArray]:
