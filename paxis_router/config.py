@@ -419,6 +419,7 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
             max_context_tokens=spec.max_context_tokens,
             skill_adapters=spec.skill_adapters,
             connect_timeout_s=spec.resilience.connect_timeout_s if spec.resilience else None,
+            read_timeout_s=spec.resilience.read_timeout_s if spec.resilience else None,
         )
         return Tier(worker_oc, price, worker_oc.destination, spec.max_context_tokens)
     if isinstance(spec, LiteLLMTierSpec):

@@ -62,6 +62,10 @@ class ConnectTimeout(TimeoutError):
     """The TCP connection was not established within the connect timeout."""
 
 
+class ReadTimeout(TimeoutError):
+    """The server sent nothing for longer than the read timeout (a stall mid-answer)."""
+
+
 class Http1Pool:
     """Keep-alive connections to one ``http://host:port`` origin, at most ``max_connections``.
 
@@ -74,6 +78,7 @@ class Http1Pool:
         headers: str,
         max_connections: int,
         connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
@@ -85,6 +90,7 @@ class Http1Pool:
         self._head_tail = f"Host: {host_header}\r\n{headers}"
         self._max_connections = max_connections
         self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
         self._idle: list[_Conn] = []
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,17 +151,34 @@ class Http1Pool:
 
     async def post(self, path: str, body: bytes, timeout_s: float) -> tuple[Reply, bytes]:
         """Send ``POST path`` and read the whole answer within ``timeout_s`` seconds (waiting
-        for a free connection included)."""
+        for a free connection included), with at most ``read_timeout_s`` of silence from the
+        server between sending the request and the first byte of the answer, and between two
+        reads of its body."""
         slots = self._for_loop()
+        read_s = self.read_timeout_s
         async with asyncio.timeout(timeout_s):
             await slots.acquire()
             try:
-                conn, reply, keep = await self._send(path, body, "")
+                silence = asyncio.timeout(read_s)
                 try:
-                    data = b"".join([chunk async for chunk in _body(conn[0], reply)])
-                except BaseException:
-                    conn[1].close()
+                    async with silence:
+                        conn, reply, keep = await self._send(path, body, "")
+                        chunks = []
+                        try:
+                            async for chunk in _body(conn[0], reply):
+                                chunks.append(chunk)
+                                if read_s is not None:
+                                    silence.reschedule(asyncio.get_running_loop().time() + read_s)
+                        except BaseException:
+                            conn[1].close()
+                            raise
+                except TimeoutError as exc:
+                    if silence.expired():
+                        raise ReadTimeout(
+                            f"{self.host}:{self.port} sent nothing for {read_s} s (read timeout)"
+                        ) from exc
                     raise
+                data = b"".join(chunks)
             finally:
                 slots.release()
         if keep:
@@ -170,8 +193,8 @@ class Http1Pool:
     ) -> AsyncIterator[tuple[Reply, AsyncIterator[bytes]]]:
         """Send ``POST path``; yields the reply and its body's pieces as they arrive: the
         reply within ``timeout_s`` (waiting for a free connection included), then each piece
-        within ``timeout_s``. The connection goes back to the pool only when the body was
-        read to its end."""
+        within ``timeout_s`` (or ``read_timeout_s``, when shorter). The connection goes back
+        to the pool only when the body was read to its end."""
         slots = self._for_loop()
         async with asyncio.timeout(timeout_s):
             await slots.acquire()
@@ -180,12 +203,21 @@ class Http1Pool:
                 conn, reply, keep = await self._send(path, body, f"Accept: {accept}\r\n")
             done = False
 
+            gap_s = min(timeout_s, self.read_timeout_s or timeout_s)
+
             async def pieces() -> AsyncIterator[bytes]:
                 nonlocal done
                 chunks = _body(conn[0], reply)
                 while True:
-                    async with asyncio.timeout(timeout_s):
-                        piece = await anext(chunks, None)
+                    try:
+                        async with asyncio.timeout(gap_s):
+                            piece = await anext(chunks, None)
+                    except TimeoutError as exc:
+                        if gap_s < timeout_s:
+                            raise ReadTimeout(
+                                f"{self.host}:{self.port} sent nothing for {gap_s} s (read timeout)"
+                            ) from exc
+                        raise
                     if piece is None:
                         done = True
                         return

@@ -51,6 +51,7 @@ from paxis_router.workers._http1 import (
     ConnectTimeout,
     Http1Pool,
     ProtocolError,
+    ReadTimeout,
     StatusError,
     acquire,
 )
@@ -98,6 +99,10 @@ class OpenAICompatWorker:
         logprobs: always ask for token logprobs (also asked when ``request.logprobs``).
         connect_timeout_s: how long the TCP connect may take (default: within ``timeout_s``); a
             tier's ``resilience.connect_timeout_s`` sets it from a policy file.
+        read_timeout_s: the longest silence from the server while it answers (default: only
+            ``timeout_s`` bounds it): a server that stalls mid-answer fails fast while a slow
+            but steady one may use all of ``timeout_s``. A tier's ``resilience.read_timeout_s``
+            sets it from a policy file.
         http_client: an ``httpx.AsyncClient`` to use (tests pass one on a MockTransport);
             None builds one per event loop with ``max_connections`` keep-alive connections.
         extra_body: extra JSON fields merged into each request body (e.g. vLLM's ``top_k``).
@@ -130,6 +135,7 @@ class OpenAICompatWorker:
         skill_adapters: bool = True,
         max_connections: int = 1000,
         connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -149,6 +155,9 @@ class OpenAICompatWorker:
         if connect_timeout_s is not None and connect_timeout_s <= 0:
             raise ValueError(f"connect_timeout_s must be > 0, got {connect_timeout_s}")
         self.connect_timeout_s = connect_timeout_s
+        if read_timeout_s is not None and read_timeout_s <= 0:
+            raise ValueError(f"read_timeout_s must be > 0, got {read_timeout_s}")
+        self.read_timeout_s = read_timeout_s
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {
             "authorization": f"Bearer {api_key or 'EMPTY'}",
@@ -163,6 +172,7 @@ class OpenAICompatWorker:
                 "Content-Type: application/json\r\nUser-Agent: paxis-router\r\n",
                 max_connections,
                 connect_timeout_s,
+                read_timeout_s,
             )
         self._http_client = http_client
         self._client: httpx.AsyncClient | None = http_client
@@ -190,7 +200,9 @@ class OpenAICompatWorker:
                 )
                 self._client = httpx.AsyncClient(
                     timeout=httpx.Timeout(
-                        self.timeout_s, connect=self.connect_timeout_s or self.timeout_s
+                        self.timeout_s,
+                        connect=self.connect_timeout_s or self.timeout_s,
+                        read=min(self.read_timeout_s or self.timeout_s, self.timeout_s),
                     ),
                     limits=limits,
                     follow_redirects=False,
@@ -504,6 +516,15 @@ class OpenAICompatWorker:
             return WorkerTimeout(
                 f"could not connect to {self.base_url} within {self.connect_timeout_s} s "
                 "(connect timeout); is the server overloaded or the address right?",
+                worker=self.name,
+                request_id=rid,
+            )
+        if isinstance(exc, ReadTimeout) or (
+            self.read_timeout_s is not None and _is_httpx(exc, "ReadTimeout")
+        ):
+            return WorkerTimeout(
+                f"{self.base_url} stopped sending for {self.read_timeout_s} s in the middle of "
+                "an answer (read timeout); the server may be stalled or overloaded",
                 worker=self.name,
                 request_id=rid,
             )

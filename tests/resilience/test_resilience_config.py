@@ -8,6 +8,7 @@ import pytest
 
 from paxis_router.config import build_router, load_config
 from paxis_router.errors import ConfigError
+from paxis_router.workers.openai_compat import OpenAICompatWorker
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -20,6 +21,8 @@ tiers:
     base_url: "http://127.0.0.1:9/v1"
     resilience:
       total_timeout_s: 10
+      connect_timeout_s: 2
+      read_timeout_s: 4
       max_attempts: 2
       breaker: {failure_threshold: 3, open_s: 15, max_open_s: 600}
   - {kind: litellm, name: "frontier:f", model: gpt-4o}
@@ -39,6 +42,9 @@ def test_policy_file_configures_each_tier_and_the_outage_mode(tmp_path: Path) ->
         10,
     )
     assert local.resilience.breaker.config.max_open_s == 600
+    # The HTTP worker enforces the connect and read-silence timeouts itself.
+    assert isinstance(local.worker, OpenAICompatWorker)
+    assert (local.worker.connect_timeout_s, local.worker.read_timeout_s) == (2, 4)
     assert frontier.resilience is None
     assert router.outage.mode_for(["legal-review"]) == "refuse"
     assert router.outage.mode_for(["faq"]) == "degrade"

@@ -127,6 +127,48 @@ async def test_stall_times_out(upstream: FakeUpstream) -> None:
     await w.aclose()
 
 
+async def test_stall_mid_answer_fails_on_the_read_timeout_not_the_total(
+    upstream: FakeUpstream,
+) -> None:
+    w = OpenAICompatWorker(
+        "local:q", "qwen-ft", upstream.base_url, timeout_s=30, read_timeout_s=0.3
+    )
+    upstream.inject("stall_after_first_chunk")  # headers and half the body, then silence
+    with pytest.raises(WorkerTimeout, match=r"stopped sending for 0\.3 s .*\(read timeout\)"):
+        await w.complete(_request(), None)
+    upstream.inject("stall")  # nothing at all after the request: also silence
+    with pytest.raises(WorkerTimeout, match=r"\(read timeout\)"):
+        await w.complete(_request(), None)
+    await w.aclose()
+
+
+async def test_slow_but_steady_answer_outlives_the_read_timeout() -> None:
+    # 20 writes 0.05 s apart: the whole answer takes ~1 s, no silence reaches 0.5 s.
+    answer = "x" * 300
+    with FakeUpstream(answer=answer, trickle_bytes=30, trickle_delay_s=0.05) as up:
+        up.inject("slow_trickle")
+        w = OpenAICompatWorker("local:q", "m", up.base_url, timeout_s=30, read_timeout_s=0.5)
+        completion = await w.complete(_request(), None)
+        await w.aclose()
+    assert completion.content == answer
+
+
+async def test_streams_fail_on_the_read_timeout_between_pieces(upstream: FakeUpstream) -> None:
+    w = OpenAICompatWorker(
+        "local:q", "qwen-ft", upstream.base_url, timeout_s=30, read_timeout_s=0.3
+    )
+    upstream.inject("stall_after_first_chunk")
+    with pytest.raises(WorkerTimeout, match=r"\(read timeout\)"):
+        async for _ in w.stream(_request(), None):
+            pass
+    await w.aclose()
+
+
+def test_read_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="read_timeout_s must be > 0"):
+        OpenAICompatWorker("local:w", "m", "http://127.0.0.1:1/v1", read_timeout_s=0)
+
+
 async def test_connection_refused_is_not_transient() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
