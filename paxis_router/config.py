@@ -404,6 +404,8 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
                 api_key=api_key,
                 extra_body=spec.extra_body,
                 max_context_tokens=spec.max_context_tokens,
+                connect_timeout_s=spec.resilience.connect_timeout_s if spec.resilience else None,
+                read_timeout_s=spec.resilience.read_timeout_s if spec.resilience else None,
             )
             return Tier(lora, price, lora.destination, spec.max_context_tokens)
         worker_oc = OpenAICompatWorker(

@@ -57,7 +57,7 @@ from paxis_router.workers._http1 import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Iterable, Mapping
 
     import httpx
 
@@ -110,6 +110,9 @@ class OpenAICompatWorker:
         skill_adapters: when the selected skill names a LoRA adapter (its SKILL.md metadata
             ``paxis-adapter``), request that adapter as the model — vLLM serves each adapter
             loaded with ``--lora-modules name=path`` under its name.
+        adapters: the adapter names the server serves; a skill naming another one goes to
+            ``model``, with a warning. None (default) trusts any name a skill gives.
+        adapter_key: the skill metadata key naming the adapter (default ``paxis-adapter``).
         max_connections: the most calls in flight to the server at once (and the size of the
             keep-alive pool); further calls wait their turn. vLLM batches what it receives, so
             keep this at or above its ``--max-num-seqs``.
@@ -136,6 +139,8 @@ class OpenAICompatWorker:
         max_connections: int = 1000,
         connect_timeout_s: float | None = None,
         read_timeout_s: float | None = None,
+        adapters: Iterable[str] | None = None,
+        adapter_key: str = ADAPTER_KEY,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -151,6 +156,8 @@ class OpenAICompatWorker:
         self.extra_body = dict(extra_body) if extra_body else None
         self.max_context_tokens = max_context_tokens
         self.skill_adapters = skill_adapters
+        self.adapters: frozenset[str] | None = None if adapters is None else frozenset(adapters)
+        self.adapter_key = adapter_key
         self.max_connections = max_connections
         if connect_timeout_s is not None and connect_timeout_s <= 0:
             raise ValueError(f"connect_timeout_s must be > 0, got {connect_timeout_s}")
@@ -215,12 +222,24 @@ class OpenAICompatWorker:
         return self._client
 
     def model_for(self, skill: Skill | None) -> str:
-        """The served model to request: the skill's LoRA adapter when it names one."""
-        if self.skill_adapters and skill is not None:
-            adapter = skill.metadata.get(ADAPTER_KEY)
-            if adapter:
-                return adapter
-        return self.model
+        """The served model to request: the skill's LoRA adapter when it names one (and the
+        server serves it, when ``adapters`` was given), else ``model``."""
+        if not self.skill_adapters or skill is None:
+            return self.model
+        adapter = skill.metadata.get(self.adapter_key)
+        if not adapter:
+            return self.model
+        if self.adapters is not None and adapter not in self.adapters:
+            logger.warning(
+                "skill %s names adapter %r, which %s does not serve (it serves %s); using the "
+                "base model",
+                skill.id,
+                adapter,
+                self.name,
+                ", ".join(sorted(self.adapters)) or "none",
+            )
+            return self.model
+        return adapter
 
     def _body(self, request: ChatRequest, skill: Skill | None) -> JsonObject:
         body: JsonObject = {

@@ -67,7 +67,7 @@ async def test_unknown_adapter_falls_back_to_base_with_warning(
     upstream: FakeUpstream, worker: LoRAWorker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     router = _router(worker, SQLiteLedger(tmp_path / "l.db"))
-    with caplog.at_level(logging.WARNING, logger="paxis_router.workers.lora"):
+    with caplog.at_level(logging.WARNING, logger="paxis_router.workers.openai_compat"):
         result = await router.route(ChatRequest.from_text("?", skill="rogue"))
     assert upstream.requests[-1]["model"] == "base-model"
     assert result.attempts[0].model == "base-model"
@@ -91,6 +91,7 @@ def test_policy_tier_with_adapters_builds_a_lora_worker() -> None:
                     "base_url": "http://127.0.0.1:8000/v1",
                     "adapters": ["invoice-lora"],
                     "usd_per_gpu_hour": "2.5",
+                    "resilience": {"connect_timeout_s": 2, "read_timeout_s": 7},
                 }
             ]
         }
@@ -99,5 +100,24 @@ def test_policy_tier_with_adapters_builds_a_lora_worker() -> None:
     assert isinstance(tier.worker, LoRAWorker)
     assert tier.worker.adapters == frozenset({"invoice-lora"})
     assert tier.worker.model_for(INVOICES) == "invoice-lora"
+    assert (tier.worker.connect_timeout_s, tier.worker.read_timeout_s) == (2, 7)
     assert tier.price is not None
     assert getattr(tier.price, "usd_per_gpu_hour", None) == Decimal("2.5")
+
+
+async def test_every_adapter_shares_one_connection_pool(
+    upstream: FakeUpstream, worker: LoRAWorker, tmp_path: Path
+) -> None:
+    router = _router(worker, SQLiteLedger(tmp_path / "l.db"))
+    for skill in ("invoices", "tickets", "invoices", "tickets"):
+        await router.route(ChatRequest.from_text("total?", skill=skill))
+    # Sequential calls to two models of one server reuse one keep-alive connection.
+    assert upstream.connections == 1
+
+
+async def test_adapter_streams_like_any_openai_compatible_worker(
+    upstream: FakeUpstream, worker: LoRAWorker
+) -> None:
+    pieces = [p async for p in worker.stream(ChatRequest.from_text("total?"), INVOICES)]
+    assert "".join(p for p in pieces if isinstance(p, str)) == "42"
+    assert upstream.requests[-1]["model"] == "invoice-lora"
