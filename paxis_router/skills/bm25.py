@@ -62,10 +62,14 @@ DENSE_MAX_DOCS = 20_000
 DENSE_BYTES = 16_000_000
 # Matched terms of a sparse-only query ride along as float64 bit masks: exact up to 52 bits.
 _MAX_MASK_TERMS = 52
+# Distinct query chunks whose terms are cached before the cache starts over.
+_CHUNK_CACHE_SIZE = 100_000
 # Posting lists up to this long are searched as a Python set when finding matched terms.
 _SHORT_POSTINGS = 64
 # Up to this many top candidates are ranked by sorting in Python, without argpartition.
 _SORT_DIRECTLY = 48
+# Top-k by k argmax scans when k * documents is at most this (about 5 scans of 50k documents).
+_ARGMAX_WORK = 250_000
 
 
 class _Segment:
@@ -307,6 +311,8 @@ class SkillIndex:
         self._delta: _Segment | None = None
         self._dead_slots: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._changes = 0
+        # Query chunk (whitespace-separated, as typed) -> its terms; see query_terms_of_text.
+        self._chunk_terms: dict[str, tuple[str, ...]] = {}
 
     # --- building ------------------------------------------------------------------------------
 
@@ -411,6 +417,26 @@ class SkillIndex:
                 counts[tid] = counts.get(tid, 0) + 1
         return list(counts.items())
 
+    def query_terms_of_text(self, text: str) -> list[tuple[int, int]]:
+        """:meth:`query_terms` of ``tokenizer.tokens(text)``, computed per whitespace-separated
+        chunk through a cache (a task's words repeat across queries), when the tokenizer says
+        its tokens never span whitespace (``whitespace_local``); else tokenised whole."""
+        if not getattr(self.tokenizer, "whitespace_local", False):
+            return self.query_terms(self.tokenizer.tokens(text))
+        cache, vocab = self._chunk_terms, self._vocab
+        counts: dict[int, int] = {}
+        for chunk in text.split():
+            terms = cache.get(chunk)
+            if terms is None:
+                if len(cache) >= _CHUNK_CACHE_SIZE:
+                    cache.clear()
+                terms = cache[chunk] = tuple(self.tokenizer.tokens(chunk))
+            for term in terms:
+                tid = vocab.get(term)
+                if tid is not None:
+                    counts[tid] = counts.get(tid, 0) + 1
+        return list(counts.items())
+
     def get_scores(self, tokens: Sequence[str]) -> FloatArray:
         """Scores of every live document (in :meth:`ids` order) for already-tokenised ``tokens``."""
         scores, _ = self._score_slots(self.query_terms(tokens))
@@ -422,16 +448,23 @@ class SkillIndex:
         self, query: str, k: int = 10, min_score: float | None = None
     ) -> list[tuple[str, float]]:
         """Top ``k`` (doc id, score) for ``query``; only documents sharing a term with it."""
-        return [
-            (doc, score)
-            for doc, score, _ in self.search_terms(self.tokenizer.tokens(query), k, min_score)
-        ]
+        return [(doc, score) for doc, score, _ in self.search_text(query, k, min_score)]
+
+    def search_text(
+        self, query: str, k: int = 10, min_score: float | None = None
+    ) -> list[tuple[str, float, tuple[str, ...]]]:
+        """Top ``k`` (doc id, score, matched query terms) for the text ``query``."""
+        return self._search(self.query_terms_of_text(query), k, min_score)
 
     def search_terms(
         self, tokens: Sequence[str], k: int = 10, min_score: float | None = None
     ) -> list[tuple[str, float, tuple[str, ...]]]:
         """Top ``k`` (doc id, score, matched query terms) for already-tokenised ``tokens``."""
-        query = self.query_terms(tokens)
+        return self._search(self.query_terms(tokens), k, min_score)
+
+    def _search(
+        self, query: list[tuple[int, int]], k: int, min_score: float | None
+    ) -> list[tuple[str, float, tuple[str, ...]]]:
         if not query or k <= 0 or not self._slot:
             return []
         scores, matcher = self._score_slots(query)
@@ -654,25 +687,40 @@ class SkillIndex:
 
 def _top_k(scores: FloatArray, k: int, floor: float) -> list[tuple[float, int]]:
     """The ``k`` best (score, slot) pairs with a positive score >= ``floor``: score descending,
-    then slot ascending.
+    then slot ascending. May overwrite ``scores``.
 
-    A full ``argpartition`` over every document is the slow part at 100k skills. Instead take
-    the documents within half of the best score: if at least ``k`` qualify, the top ``k`` are
-    all among them (the k-th best is >= that threshold), so ranking only them is exact.
-    Otherwise fall back to every document above ``floor``. A few dozen candidates are ranked by
-    Python's sort directly; more are first cut to ``k`` by ``argpartition``.
+    Small ``k`` over a small index: ``k`` argmax scans (each finds the lowest slot among equal
+    best scores), a microsecond each at 1,000 documents. Otherwise a full ``argpartition``
+    over every document would be the slow part (100k skills): take the documents within a
+    fraction of the best score instead — if at least ``k`` qualify, the top ``k`` are all among
+    them, so ranking only them is exact — lowering the fraction until ``k`` qualify.
     """
-    best = float(scores.max()) if len(scores) else 0.0
+    if not len(scores):
+        return []
+    if k * len(scores) <= _ARGMAX_WORK:
+        out: list[tuple[float, int]] = []
+        for _ in range(min(k, len(scores))):
+            slot = int(scores.argmax())
+            score = float(scores[slot])
+            if score <= 0.0 or score < floor:
+                break
+            out.append((score, slot))
+            scores[slot] = -np.inf
+        return out
+    best = float(scores.max())
     if best <= 0.0 or best < floor:
         return []
-    top = np.flatnonzero(scores >= max(0.5 * best, floor))
-    if len(top) < k:
-        top = np.flatnonzero(scores >= floor) if floor > 0.0 else np.flatnonzero(scores > 0.0)
+    for fraction in (0.5, 0.2, 0.0):
+        top = np.flatnonzero(scores >= max(fraction * best, floor))
+        if len(top) >= k:
+            break
+    if fraction == 0.0 and floor <= 0.0:
+        top = top[scores[top] > 0.0]
     if len(top) > max(k, _SORT_DIRECTLY):
         top = top[np.argpartition(scores[top], len(top) - k)[len(top) - k :]]
     # Sorting (-score, slot) pairs gives score descending, then slot ascending, without a key.
     pairs = sorted(zip((-scores[top]).tolist(), top.tolist(), strict=True))[:k]
-    return [(-neg, slot) for neg, slot in pairs if -neg >= floor]
+    return [(-neg, slot) for neg, slot in pairs]
 
 
 def _bit_positions(bits: int) -> list[int]:

@@ -1,6 +1,8 @@
 """Selection quality on labelled queries: recall@1, recall@5 and MRR.
 
-A queries file is JSON Lines, one ``{"query": "...", "skill": "<skill id>"}`` per line.
+A queries file is JSON Lines, one ``{"query": "...", "skill": "<skill id>"}`` per line. An optional
+``"also": [<skill id>, ...]`` lists functional duplicates of the labelled skill that are accepted
+as correct too (the best-ranked accepted id counts); the issue's format needs none.
 
 Example:
     >>> from paxis_router.skills.library import SkillLibrary
@@ -31,10 +33,11 @@ MRR_DEPTH = 100
 
 @dataclass(frozen=True, slots=True)
 class LabelledQuery:
-    """A task and the id of the skill that should be chosen for it."""
+    """A task, the id of the skill that should be chosen for it, and accepted duplicates."""
 
     query: str
     skill: str
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,10 @@ def read_queries(path: Path) -> list[LabelledQuery]:
             raise SkillError(
                 f'line {lineno}: needs {{"query": <text>, "skill": <skill id>}}', path=str(path)
             )
-        out.append(LabelledQuery(query, skill))
+        also = data.get("also", [])
+        if not isinstance(also, list) or not all(isinstance(a, str) for a in also):
+            raise SkillError(f'line {lineno}: "also" must be a list of skill ids', path=str(path))
+        out.append(LabelledQuery(query, skill, tuple(also)))
     return out
 
 
@@ -80,8 +86,9 @@ def evaluate(selector: SkillSelector, queries: Sequence[LabelledQuery]) -> EvalR
     reciprocal = 0.0
     for item in queries:
         ranked = [m.skill.id for m in selector.select(item.query, k=MRR_DEPTH)]
-        if item.skill in ranked:
-            rank = ranked.index(item.skill) + 1
+        accepted = {item.skill, *item.also}
+        rank = next((i for i, doc in enumerate(ranked, 1) if doc in accepted), 0)
+        if rank:
             hits1 += rank == 1
             hits5 += rank <= 5
             reciprocal += 1.0 / rank

@@ -44,12 +44,19 @@ def _stem(word: str) -> str:
 class Tokenizer:
     """Lowercases, splits on non-alphanumerics, drops stopwords, and stems.
 
+    ``whitespace_local`` promises that ``tokens(text)`` equals the concatenation of
+    ``tokens(chunk)`` over ``text.split()`` (no token spans whitespace, no word's analysis
+    depends on its neighbours); the index then caches query chunks. A subclass that breaks
+    this must set it to False.
+
     Args:
         stem: apply the Porter stemmer (cached per word).
         stopwords: drop :data:`ENGLISH_STOPWORDS` (``True``), keep every word (``False``), or
             drop the given words.
         min_len: drop tokens shorter than this (after lowercasing, before stemming).
     """
+
+    whitespace_local = True
 
     def __init__(
         self,

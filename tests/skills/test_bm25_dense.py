@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from paxis_router.skills.bm25 import SkillIndex
+from paxis_router.skills.bm25 import SkillIndex, _top_k
 from paxis_router.skills.tokenize import Tokenizer
 
 N_DOCS = 300
@@ -108,3 +110,62 @@ def test_dense_bytes_is_saved_with_the_index(tmp_path: Path) -> None:
     loaded = SkillIndex.load(tmp_path / "ix")
     assert loaded.dense_bytes == index.dense_bytes
     _same(loaded, index)
+
+
+def test_tokenizer_is_whitespace_local_on_real_text() -> None:
+    # The promise query_terms_of_text relies on, checked on awkward text.
+    tokenizer = Tokenizer()
+    texts = [
+        "Use C++ and C# (not F#) to parse PDFs; e-mail the CSV/TSV files, résumé-style!",
+        "k8s\tdeploy\n\nHelm-charts  50% off... re-run `make test` -- don't  stop",
+        "Ünïcode naïve café straße 東京 data_frames snake_case",
+    ]
+    for text in texts:
+        chunks = [t for chunk in text.split() for t in tokenizer.tokens(chunk)]
+        assert tokenizer.tokens(text) == chunks
+
+
+class _BigramTokenizer(Tokenizer):
+    """Adds neighbour pairs: tokens span whitespace, so it must not promise locality."""
+
+    whitespace_local = False
+
+    def tokens(self, text: str) -> list[str]:
+        words = super().tokens(text)
+        return [*words, *(f"{a}_{b}" for a, b in itertools.pairwise(words))]
+
+
+def test_text_queries_match_token_queries_with_and_without_the_chunk_cache() -> None:
+    for tokenizer in (Tokenizer(), _BigramTokenizer()):
+        index = SkillIndex(tokenizer=tokenizer)
+        index.add("a", {"name": "pdf tables", "description": "Extract tables from PDF files"})
+        index.add("b", {"name": "csv", "description": "Merge CSV files; extract columns"})
+        for text in ("extract PDF tables", "extract  pdf\ttables", "the of", ""):
+            expected = index.search_terms(tokenizer.tokens(text), k=2)
+            assert index.search_text(text, k=2) == expected
+            assert index.search_text(text, k=2) == expected  # second time: from the cache
+    assert any("pdf_tabl" in terms for _, _, terms in index.search_text("extract pdf tables", k=2))
+    assert not index._chunk_terms  # the bigram tokenizer never used the chunk cache
+
+
+def _reference_top_k(values: list[float], k: int, floor: float) -> list[tuple[float, int]]:
+    ranked = sorted((-v, i) for i, v in enumerate(values) if v > 0.0 and v >= floor)
+    return [(-neg, i) for neg, i in ranked[:k]]
+
+
+@pytest.mark.parametrize("n_docs", [7, 1_000, 120_000])  # argmax scans / threshold cut-offs
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_top_k_is_exact_with_ties_zeros_and_floors(n_docs: int, k: int) -> None:
+    rng = np.random.default_rng(n_docs + k)
+    for case in range(6):
+        values = rng.choice([0.0, 0.0, 1.0, 2.5, 2.5], size=n_docs) * rng.random(n_docs)
+        if case == 1:
+            values[rng.choice(n_docs, size=min(3, n_docs), replace=False)] = 9.0  # tied best
+        if case == 2:
+            values[:] = 0.0
+        if case == 3:  # one strong match, the rest far below: the cut-off must widen
+            values = values * 0.01
+            values[n_docs // 2] = 50.0
+        floor = [0.0, 0.0, 0.0, 0.0, 1.0, 2.0][case]
+        expected = _reference_top_k(values.tolist(), k, floor)
+        assert _top_k(values.copy(), k, floor) == expected
