@@ -400,12 +400,14 @@ def calibrate(
     groups: Sequence[str] | None = None,
     seed: int = 0,
     buckets: int = 1024,
+    verdicts: Sequence[tuple[Verdict, ...]] | None = None,
 ) -> Calibration:
     """Fit a learned escalation scorer and the threshold that meets one target.
 
     The threshold is chosen on cross-fitted scores (see :func:`crossfit_scores`); the returned
     ``scorer`` is refitted on all examples. ``verifiers`` run on the worker's answers and their
-    verdicts become features — the policy must run the same verifiers.
+    verdicts become features — the policy must run the same verifiers. ``verdicts`` (one tuple
+    per example, e.g. as recorded in a ledger) replaces running ``verifiers``.
 
     Example:
         >>> cal = calibrate(examples, weak="w", strong="s", target_quality=0.95)  # doctest: +SKIP
@@ -416,7 +418,8 @@ def calibrate(
     if len(examples) < 2 * folds:
         raise ConfigError(f"calibration needs at least {2 * folds} examples, got {len(examples)}")
     w, g = _labels(examples, weak, strong)
-    verdicts = worker_verdicts(examples, weak, verifiers)
+    if verdicts is None:
+        verdicts = worker_verdicts(examples, weak, verifiers)
     design = prepare(
         [e.prompt for e in examples],
         [e.outcomes[weak].response for e in examples],

@@ -267,6 +267,18 @@ class SkillsSpec(_Model):
     fallback: str | None = None
 
 
+class CalibrationSpec(_Model):
+    """``calibration:``: shadow sampling for ``paxis calibrate --ledger`` (off by default).
+
+    ``shadow_rate`` of the routes whose lower-tier answer was accepted also call the next tier
+    (a ``shadow`` ledger row at its real cost; the answer returned never changes); sampled by a
+    hash of the request id and ``shadow_seed``. The gate and budgets still apply.
+    """
+
+    shadow_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    shadow_seed: int = 0
+
+
 class RouterConfig(_Model):
     """A whole policy file. ``Router.from_config(cfg)`` builds the Router it describes.
 
@@ -287,6 +299,7 @@ class RouterConfig(_Model):
     gate: GatePolicy | None = None
     audit: AuditSpec | None = None
     budgets: dict[str, Any] | None = None  # Any: validated by Budgets.from_config, file named
+    calibration: CalibrationSpec | None = None
     proxy: dict[str, Any] | None = None  # Any: the proxy section, validated by the proxy
 
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -521,6 +534,8 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         audit=audit,
         outage=cfg.policy.outage,
         budgets=budgets,
+        shadow_rate=cfg.calibration.shadow_rate if cfg.calibration else 0.0,
+        shadow_seed=cfg.calibration.shadow_seed if cfg.calibration else 0,
     )
 
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from paxis_router._shadow import ShadowSampling, shadow_call
 from paxis_router.budget import describe as describe_budget
 from paxis_router.errors import (
     BudgetExceeded,
@@ -93,6 +94,12 @@ class Router:
             skipped as a zero-cost ``CircuitOpen`` attempt (see ``Tier.resilience``).
         budgets: team budgets (``paxis_router.budget``): a spent budget stops escalation
             (the answer so far, ``budget_capped``) or refuses (BudgetExceeded), as configured.
+        shadow_rate: the share of routes whose accepted lower-tier answer is also sent to the
+            next tier as a ``shadow`` ledger row, for ``paxis calibrate --ledger``; off (0) by
+            default. Sampled by a hash of the request id and ``shadow_seed`` (reproducible,
+            unbiased); the gate and budgets still apply; the answer returned never changes,
+            but a sampled route waits for the shadow call (see ``paxis_router._shadow``).
+        shadow_seed: the sampling seed.
     """
 
     def __init__(
@@ -109,6 +116,8 @@ class Router:
         audit: AuditLog | None = None,
         outage: OutagePolicy | None = None,
         budgets: Budgets | None = None,
+        shadow_rate: float = 0.0,
+        shadow_seed: int = 0,
     ):
         if not tiers:
             raise ConfigError("a Router needs at least one tier")
@@ -133,6 +142,7 @@ class Router:
         self.budgets = budgets
         if budgets is not None:
             self.sinks = (*self.sinks, budgets)  # it counts spend from the recorded attempts
+        self.shadow = ShadowSampling(shadow_rate, shadow_seed) if shadow_rate else None
 
     @classmethod
     def from_config(cls, cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Router:
@@ -207,9 +217,27 @@ class Router:
                         team=cap.team,
                         request_id=request.request_id,
                     )
-                return self._finish(
+                result = self._finish(
                     request, route_id, tuple(attempts), skill_ids, cost, degraded, capped
                 )
+                if (
+                    self.shadow is not None
+                    and decision is Decision.ACCEPT
+                    and index + 1 < n_tiers
+                    and self.shadow.sampled(request.request_id)
+                ):
+                    await shadow_call(
+                        self,
+                        request=request,
+                        prepared=prepared,
+                        route_id=route_id,
+                        accepted=attempt,
+                        attempt_index=len(attempts),
+                        skill_ids=skill_ids,
+                        skill=top_skill,
+                        window_floor=window_floor,
+                    )
+                return result
         raise AssertionError("unreachable: the last tier always ends the route")  # pragma: no cover
 
     def route_sync(self, request: ChatRequest) -> RouteResult:

@@ -158,6 +158,9 @@ class Decision(enum.StrEnum):
     ACCEPT = "accept"
     ESCALATE = "escalate"
     STOP = "stop"
+    # A calibration sample: the next tier also answered a route whose answer was already decided
+    # (``Router(shadow_rate=...)``); recorded with ``final`` False, never the route's answer.
+    SHADOW = "shadow"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,28 @@ or the generic JSONL format (see ``paxis_router.datasets``), fits the learned es
 with cross-fitting, picks the threshold that meets the target and writes a policy YAML the
 Router loads. Prints the chosen point and the cost/quality curve; the whole frontier goes to
 ``POLICY.curve.json`` beside the policy.
+
+With ``--ledger`` it fits on production routes instead: those whose worker answer and strong-tier
+answer are both labelled (shadow-sampled routes; escalated ones too with --include-escalated).
+``--weak`` / ``--strong`` name tiers or models of the ledger; ``--policy`` is the policy that
+produced it (its tiers and verifiers are kept, its ``escalate_when`` replaced).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paxis_router.cli._dates import since_arg, until_arg
 from paxis_router.cli._output import emit, emit_json
 
 if TYPE_CHECKING:
     import argparse
+
+    from paxis_router.calibrate import Calibration
 
 _WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 _STRONG = "gpt-4-1106-preview"
@@ -30,9 +39,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="fit the escalation policy to a quality, cost or escalation target",
         description=__doc__,
     )
-    parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE")
-    parser.add_argument("--weak", default=_WEAK, help=f"the worker's model (default {_WEAK})")
-    parser.add_argument("--strong", default=_STRONG, help=f"the top model (default {_STRONG})")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", nargs="+", type=Path, metavar="FILE")
+    source.add_argument(
+        "--ledger", metavar="PATH_OR_URL", help="fit on labelled routes of this ledger"
+    )
+    parser.add_argument(
+        "--weak", default=None, help=f"the worker's model or tier (--data default {_WEAK})"
+    )
+    parser.add_argument(
+        "--strong", default=None, help=f"the top model or tier (--data default {_STRONG})"
+    )
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
         "--target-quality",
@@ -56,6 +73,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ledger = parser.add_argument_group("with --ledger")
+    ledger.add_argument(
+        "--policy", type=Path, default=None, help="the policy that produced the ledger"
+    )
+    ledger.add_argument("--since", type=since_arg, default=None, help="first day/instant (UTC)")
+    ledger.add_argument(
+        "--until", type=until_arg, default=None, help="last day (included) or first instant after"
+    )
+    ledger.add_argument("--team", default=None, help="only routes of this team")
+    ledger.add_argument("--skill", default=None, help="only routes that selected this skill id")
+    ledger.add_argument(
+        "--include-escalated",
+        action="store_true",
+        help="also fit on escalated routes (biased: only those the current policy doubted)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -68,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     from paxis_router.pricing import litellm_price
     from paxis_router.verifiers.arithmetic import ArithmeticVerifier
 
+    if args.ledger is not None:
+        return _run_ledger(args)
+    args.weak = args.weak or _WEAK
+    args.strong = args.strong or _STRONG
     examples = load_examples(args.data)
     for model in (args.weak, args.strong):
         if not examples or model not in examples[0].outcomes:
@@ -103,6 +139,74 @@ def run(args: argparse.Namespace) -> int:
         verifiers=[{"kind": "arithmetic"}] if use_arith else [],
     )
     write_policy(out, document, cal)
+    return _report(args, cal, out)
+
+
+def _run_ledger(args: argparse.Namespace) -> int:
+    """``--ledger``: fit on labelled production routes, write the policy, print the summary."""
+    from paxis_router import _calibrate_ledger as ledger_fit
+    from paxis_router._calibrate_policy import policy_document, write_policy
+    from paxis_router.errors import ConfigError
+    from paxis_router.ledger import open_ledger
+
+    if args.weak is None or args.strong is None:
+        raise ConfigError("--ledger needs --weak and --strong: the tiers (or models) to compare")
+    location = str(args.ledger)
+    if "://" not in location and not Path(location).exists():
+        raise ConfigError(f"no ledger at {location}; give --ledger PATH or a postgresql:// URL")
+    base = None if args.policy is None else ledger_fit.read_policy(args.policy)
+    ledger = open_ledger(location)
+    try:
+        found = ledger_fit.load_pairs(
+            ledger,
+            weak=args.weak,
+            strong=args.strong,
+            since=args.since,
+            until=args.until,
+            skill=args.skill,
+            team=args.team,
+            include_escalated=args.include_escalated,
+            sample=None if base is None else ledger_fit.sampling_of(base),
+        )
+    finally:
+        ledger.close()
+    ledger_fit.check_tiers(found, args.weak, args.strong)
+    needed = max(ledger_fit.MIN_PAIRS, 2 * args.folds)
+    if len(found.examples) < needed:
+        raise ConfigError(
+            ledger_fit.too_few(
+                found, needed, weak=args.weak, strong=args.strong, escalated=args.include_escalated
+            )
+        )
+    target_quality = args.target_quality
+    if target_quality is None and args.max_usd_per_1k is None and args.max_escalation is None:
+        target_quality = 0.95
+    cal = ledger_fit.fit(
+        found,
+        weak=args.weak,
+        strong=args.strong,
+        target_quality=target_quality,
+        max_usd_per_1k=args.max_usd_per_1k,
+        max_escalation=args.max_escalation,
+        use_verdicts=base is not None,
+        folds=args.folds,
+        seed=args.seed,
+    )
+    out: Path = args.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if base is not None:
+        document = ledger_fit.policy_from_base(base, cal)
+    else:
+        document = policy_document(cal, data=[], out_dir=out.parent, verifiers=[])
+        cal = replace(
+            cal, notes=(*cal.notes, "no --policy: tiers are placeholders, verdicts not used")
+        )
+    write_policy(out, document, cal)
+    return _report(args, cal, out)
+
+
+def _report(args: argparse.Namespace, cal: Calibration, out: Path) -> int:
+    """Write the curve beside the policy and print the summary."""
     curve_path = out.with_suffix(".curve.json")
     summary = cal.summary()
     curve_path.write_text(

@@ -3,7 +3,11 @@
 The CSV has a header with ``route_id`` or ``request_id`` (your own id, as sent in
 ``ChatRequest.request_id``), and ``correct`` (true/false, 1/0, yes/no) and/or ``score`` (a
 number); ``source`` is optional (default: the file's name). A later label replaces an earlier one.
-Rows whose id matches no route are listed and the exit status is 1; the others are still written.
+A label grades the route's answer (its final attempt) unless the row names one attempt: an optional
+``tier`` column (a tier or model name, e.g. the worker's answer of an escalated route, or the
+``shadow`` call's answer) or ``attempt_index`` column; ``paxis calibrate --ledger`` needs both
+tiers' answers graded. Rows whose id (or tier) matches no route are listed and the exit status is
+1; the others are still written.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="attach ground-truth labels (CSV) to routes in the ledger",
         description=(__doc__ or "").split("\n\n", 1)[1],
     )
-    parser.add_argument("file", type=Path, help="CSV with route_id|request_id, correct, score")
+    parser.add_argument(
+        "file", type=Path, help="CSV: route_id|request_id, correct and/or score, [tier], [source]"
+    )
     parser.add_argument(
         "--ledger",
         default="paxis-ledger.db",
@@ -53,13 +59,21 @@ def run(args: argparse.Namespace) -> int:
     ledger = open_ledger(location)
     written, missing = 0, []
     try:
-        for id_column, key, correct, score, source in labels:
+        for id_column, key, correct, score, source, tier, index in labels:
             routes = _routes(ledger, id_column, key)
             if not routes:
                 missing.append(key)
             for route_id in routes:
-                ledger.label(route_id, correct=correct, score=score, source=source)
-                written += 1
+                targets: list[int | None] = [None]
+                if tier is not None or index is not None:
+                    targets = list(_attempts(ledger, route_id, tier, index))
+                    if not targets:
+                        missing.append(f"{key} ({tier if tier is not None else index})")
+                for target in targets:
+                    ledger.label(
+                        route_id, correct=correct, score=score, source=source, attempt_index=target
+                    )
+                    written += 1
     finally:
         ledger.close()
     emit(f"labelled {written} route(s) from {args.file}")
@@ -69,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-Label = tuple[str, str, bool | None, float | None, str]
+# (id column, id, correct, score, source, tier, attempt_index)
+Label = tuple[str, str, bool | None, float | None, str, str | None, int | None]
 
 
 def read_labels(path: Path, *, default_source: str) -> list[Label]:
@@ -96,7 +111,11 @@ def read_labels(path: Path, *, default_source: str) -> list[Label]:
         if correct is None and score is None:
             raise ConfigError("give correct or score", source=str(path), field=where)
         source = (row.get("source") or "").strip() or default_source
-        out.append((id_column, key, correct, score, source))
+        tier = (row.get("tier") or "").strip() or None
+        index = _index(row.get("attempt_index"), str(path), where)
+        if tier is not None and index is not None:
+            raise ConfigError("give tier or attempt_index, not both", source=str(path), field=where)
+        out.append((id_column, key, correct, score, source, tier, index))
     return out
 
 
@@ -104,6 +123,30 @@ def _routes(ledger: SQLiteLedger | PostgresLedger, id_column: str, key: str) -> 
     column = "route_id" if id_column == "route_id" else "request_id"
     rows = ledger.query(f"SELECT DISTINCT route_id FROM attempts WHERE {column} = ?", (key,))
     return sorted(str(r[0]) for r in rows)
+
+
+def _attempts(
+    ledger: SQLiteLedger | PostgresLedger, route_id: str, tier: str | None, index: int | None
+) -> list[int]:
+    """The attempt indexes of ``route_id`` on ``tier`` (its name or model), or ``index``."""
+    if tier is not None:
+        sql = "SELECT attempt_index FROM attempts WHERE route_id = ? AND (tier = ? OR model = ?)"
+        params: tuple[str | int, ...] = (route_id, tier, tier)
+    else:
+        assert index is not None
+        sql = "SELECT attempt_index FROM attempts WHERE route_id = ? AND attempt_index = ?"
+        params = (route_id, index)
+    return sorted(int(r[0]) for r in ledger.query(sql + " ORDER BY attempt_index", params))
+
+
+def _index(value: str | None, source: str, where: str) -> int | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        message = f"attempt_index must be a whole number >= 0, got {value!r}"
+        raise ConfigError(message, source=source, field=where)
+    return int(text)
 
 
 def _bool(value: str | None, source: str, where: str) -> bool | None:

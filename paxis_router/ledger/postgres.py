@@ -15,21 +15,22 @@ Example:
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import LedgerError
 from paxis_router.ledger import _rollup
 from paxis_router.ledger.sqlite import (
+    ATTEMPT_LABELS_TABLE,
     COLUMNS,
     attempts_filter,
-    format_ts,
+    label_statement,
     record_to_row,
     row_to_record,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from datetime import datetime
 
     from paxis_router.types import CallRecord
 
@@ -77,6 +78,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     # the daily rollups that record_many keeps up to date (see _rollup.py)
     + ";\n".join(_rollup.schema("BIGINT", "DOUBLE PRECISION")),
+    # 2: labels of one attempt's answer (as SQLite's migration 4)
+    ATTEMPT_LABELS_TABLE.format(flag="SMALLINT", real="DOUBLE PRECISION"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -175,25 +178,14 @@ class PostgresLedger:
         correct: bool | None = None,
         score: float | None = None,
         source: str | None = None,
+        attempt_index: int | None = None,
     ) -> None:
-        """Attach a quality label that arrived later to a route (replacing an earlier one)."""
-        if correct is None and score is None:
-            raise LedgerError(f"label for route {route_id!r} needs correct= or score=")
+        """Attach a quality label that arrived later (replacing an earlier one): to the route's
+        answer (its final attempt), or with ``attempt_index`` to that attempt's answer."""
+        sql, params = label_statement(route_id, correct, score, source, attempt_index)
         with self._lock:
             try:
-                self._conn.execute(
-                    "INSERT INTO labels (route_id, correct, score, source, labelled_at) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (route_id) DO UPDATE SET "
-                    "correct = excluded.correct, score = excluded.score, "
-                    "source = excluded.source, labelled_at = excluded.labelled_at",
-                    (
-                        route_id,
-                        None if correct is None else int(correct),
-                        score,
-                        source,
-                        format_ts(datetime.now(UTC)),
-                    ),
-                )
+                self._conn.execute(sql.replace("?", "%s"), params)
             except self._psycopg.Error as exc:
                 raise LedgerError(f"cannot write label to ledger {self._display}: {exc}") from exc
 

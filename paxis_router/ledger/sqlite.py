@@ -27,6 +27,19 @@ from paxis_router.types import CallRecord, Decision, Verdict
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+# Attempt-level labels (migration 4 here, 2 in postgres.py); ``{flag}``/``{real}``: column types.
+ATTEMPT_LABELS_TABLE = """
+    CREATE TABLE attempt_labels (
+        route_id TEXT NOT NULL,
+        attempt_index INTEGER NOT NULL,
+        correct {flag},
+        score {real},
+        source TEXT,
+        labelled_at TEXT NOT NULL,
+        PRIMARY KEY (route_id, attempt_index)
+    );
+    """
+
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -81,6 +94,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (route_id, attempt_index)
     );
     """,
+    # 4: labels of one attempt's answer (a shadow call, an escalated worker answer); a route's
+    # label in ``labels`` still means its final attempt (see _calibrate_ledger.py).
+    ATTEMPT_LABELS_TABLE.format(flag="INTEGER", real="REAL"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -189,6 +205,38 @@ def _score_json(score: float | None) -> str:
     if score is None:
         return "null"
     return json.dumps(float(score))
+
+
+def label_statement(
+    route_id: str,
+    correct: bool | None,
+    score: float | None,
+    source: str | None,
+    attempt_index: int | None,
+) -> tuple[str, tuple[Any, ...]]:  # Any: DB-API parameters
+    """The upsert (``?`` placeholders) writing one route label or, with ``attempt_index``, one
+    attempt label; shared by every ledger backend. Raises LedgerError for an empty label."""
+    if correct is None and score is None:
+        raise LedgerError(f"label for route {route_id!r} needs correct= or score=")
+    flag = None if correct is None else int(correct)
+    now = format_ts(datetime.now(UTC))
+    update = (
+        "DO UPDATE SET correct = excluded.correct, score = excluded.score, "
+        "source = excluded.source, labelled_at = excluded.labelled_at"
+    )
+    if attempt_index is None:
+        return (
+            "INSERT INTO labels (route_id, correct, score, source, labelled_at) "
+            f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (route_id) {update}",
+            (route_id, flag, score, source, now),
+        )
+    if attempt_index < 0:
+        raise LedgerError(f"label for route {route_id!r}: attempt_index must be >= 0")
+    return (
+        "INSERT INTO attempt_labels (route_id, attempt_index, correct, score, source, "
+        f"labelled_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route_id, attempt_index) {update}",
+        (route_id, attempt_index, flag, score, source, now),
+    )
 
 
 def record_to_row(entry: CallRecord) -> tuple[Any, ...]:  # Any: a DB-API parameter tuple
@@ -349,25 +397,14 @@ class SQLiteLedger:
         correct: bool | None = None,
         score: float | None = None,
         source: str | None = None,
+        attempt_index: int | None = None,
     ) -> None:
-        """Attach a quality label that arrived later to a route (replacing an earlier one)."""
-        if correct is None and score is None:
-            raise LedgerError(f"label for route {route_id!r} needs correct= or score=")
+        """Attach a quality label that arrived later (replacing an earlier one): to the route's
+        answer (its final attempt), or with ``attempt_index`` to that attempt's answer."""
+        sql, params = label_statement(route_id, correct, score, source, attempt_index)
         with self._lock:
             try:
-                self._conn.execute(
-                    "INSERT INTO labels (route_id, correct, score, source, labelled_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route_id) DO UPDATE SET "
-                    "correct = excluded.correct, score = excluded.score, "
-                    "source = excluded.source, labelled_at = excluded.labelled_at",
-                    (
-                        route_id,
-                        None if correct is None else int(correct),
-                        score,
-                        source,
-                        format_ts(datetime.now(UTC)),
-                    ),
-                )
+                self._conn.execute(sql, params)
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot write label to ledger {self.path}: {exc}") from exc
 
