@@ -154,7 +154,7 @@ class _Segment:
         gathered = None
         if rows:
             assert self.dense is not None
-            gathered = self.dense[rows]
+            gathered = self.dense.take(rows, axis=0)  # take: cheaper than fancy indexing
             scores = np.asarray(row_counts, dtype=np.float64) @ gathered
             for d, w in zip(docs, weights, strict=True):
                 scores[d] += w  # a term's docs are distinct: no lost updates
@@ -207,11 +207,11 @@ class _Matcher:
             return [_bit_positions(int(bits)) for bits in self.mask[slots].tolist()]
         out: list[list[int]] = [[] for _ in slots]
         if self.gathered is not None:
-            # Nonzero entries of the (slot, dense row) block, slot-major: rows in query order.
-            which, rows = np.nonzero(self.gathered[:, slots].T)
-            positions = self.row_positions
-            for i, row in zip(which.tolist(), rows.tolist(), strict=True):
-                out[i].append(positions[row])
+            present = (self.gathered.take(slots, axis=1) != 0.0).tolist()  # dense row x slot
+            for position, row in zip(self.row_positions, present, strict=True):
+                for i, hit in enumerate(row):
+                    if hit:
+                        out[i].append(position)
         for position, d in zip(self.positions, self.docs, strict=True):
             if len(d) <= _SHORT_POSTINGS:
                 present = set(d.tolist())
