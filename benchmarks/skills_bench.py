@@ -9,8 +9,10 @@ One run measures:
   latency p50/p99 in microseconds, query tokenisation included, for
 
   - ``paxis``: ``SkillLibrary.select(query, k=5)``, the default BM25F library (the product path:
-    ranked skills with scores and matched terms); ``paxis-cold`` is the same with the index's
-    query-chunk cache emptied before every query (what a never-seen wording costs);
+    ranked skills with scores; their matched terms are computed when first read, which the
+    router never does); ``paxis+terms`` also reads every match's matched terms; ``paxis-cold``
+    is ``select`` with the index's query-chunk cache emptied before every query (what a
+    never-seen wording costs);
   - ``paxis-okapi``: ``SkillIndex(mode="okapi").search`` on the same tokens as the baselines;
   - ``rank_bm25``: ``BM25Okapi.get_scores`` + top-5 (fewer queries at 100k: it is slow);
   - ``bm25s``: ``BM25.retrieve(tokens, k=5)``, its documented query API (top-k ids and scores),
@@ -153,6 +155,12 @@ def measure_scale(
     lib = lib_obj
     samples = time_queries(lambda q: lib.select(q, k=K), queries, reps)
     out["paxis"] = row(seconds, rss, samples, lib.index.nbytes)
+
+    def select_and_read_terms(query: str) -> object:
+        return [m.matched_terms for m in lib.select(query, k=K)]
+
+    samples = time_queries(select_and_read_terms, queries, reps)
+    out["paxis+terms"] = row(0.0, 0, samples)
     chunk_cache = lib.index._chunk_terms
 
     def cold_select(query: str) -> object:
@@ -388,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "speedup_vs_bm25s": round(small["bm25s"]["p50_us"] / p, 1),
         "speedup_vs_bm25s_get_scores": round(small["bm25s-scores"]["p50_us"] / p, 1),
         "p50_us_1k_cold_cache": round(small["paxis-cold"]["p50_us"], 1),
+        "p50_us_1k_with_terms": round(small["paxis+terms"]["p50_us"], 1),
         "p99_us_100k": round(large["paxis"]["p99_us"], 1),
         "speedup_vs_rank_bm25_100k": round(large["rank_bm25"]["p50_us"] / pl, 1),
         "speedup_vs_bm25s_100k": round(large["bm25s"]["p50_us"] / pl, 1),

@@ -229,6 +229,39 @@ class _Matcher:
         return out
 
 
+class MatchedTerms:
+    """The matched query terms of one ranked result list, computed for all of it on first use:
+    ``terms[i]`` are the query terms (as indexed) the i-th result contains, in query order."""
+
+    __slots__ = ("_done", "_matcher", "_query", "_slots", "_vocabulary")
+
+    def __init__(
+        self,
+        matcher: Callable[[list[int]], list[list[int]]],
+        slots: list[int],
+        vocabulary: list[str],
+        query: Sequence[tuple[int, int]],
+    ):
+        self._matcher = matcher
+        self._slots = slots
+        self._vocabulary = vocabulary  # the index's term list (only ever appended to)
+        self._query = query
+        self._done: list[tuple[str, ...]] | None = None
+
+    def __getitem__(self, i: int) -> tuple[str, ...]:
+        if self._done is None:
+            names = [self._vocabulary[t] for t, _ in self._query]
+            positions = self._matcher(self._slots)
+            self._done = [tuple([names[j] for j in found]) for found in positions]
+        return self._done[i]
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
+_NO_TERMS = MatchedTerms(lambda slots: [], [], [], ())
+
+
 class SkillIndex:
     """BM25 / BM25F index over named text fields, with add/remove/save/load.
 
@@ -456,6 +489,13 @@ class SkillIndex:
         """Top ``k`` (doc id, score, matched query terms) for the text ``query``."""
         return self._search(self.query_terms_of_text(query), k, min_score)
 
+    def rank_text(
+        self, query: str, k: int = 10, min_score: float | None = None
+    ) -> tuple[list[tuple[str, float]], MatchedTerms]:
+        """Top ``k`` (doc id, score) for the text ``query``, and their matched query terms as a
+        :class:`MatchedTerms`, which computes them (all at once) on first use."""
+        return self._rank(self.query_terms_of_text(query), k, min_score)
+
     def search_terms(
         self, tokens: Sequence[str], k: int = 10, min_score: float | None = None
     ) -> list[tuple[str, float, tuple[str, ...]]]:
@@ -465,21 +505,23 @@ class SkillIndex:
     def _search(
         self, query: list[tuple[int, int]], k: int, min_score: float | None
     ) -> list[tuple[str, float, tuple[str, ...]]]:
+        ranked, terms = self._rank(query, k, min_score)
+        return [(doc, score, terms[i]) for i, (doc, score) in enumerate(ranked)]
+
+    def _rank(
+        self, query: list[tuple[int, int]], k: int, min_score: float | None
+    ) -> tuple[list[tuple[str, float]], MatchedTerms]:
         if not query or k <= 0 or not self._slot:
-            return []
+            return [], _NO_TERMS
         scores, matcher = self._score_slots(query)
         if self._dead:
             scores[self._dead_slots] = 0.0
         ranked = _top_k(scores, k, 0.0 if min_score is None else min_score)
         if not ranked:
-            return []
-        names = [self._terms[t] for t, _ in query]
-        matched = matcher([slot for _, slot in ranked])
+            return [], _NO_TERMS
         ids = self._ids
-        return [
-            (ids[slot], score, tuple([names[j] for j in positions]))
-            for (score, slot), positions in zip(ranked, matched, strict=True)
-        ]
+        terms = MatchedTerms(matcher, [slot for _, slot in ranked], self._terms, query)
+        return [(ids[slot], score) for score, slot in ranked], terms
 
     def _score_slots(
         self, query: Sequence[tuple[int, int]]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -242,8 +243,13 @@ class SkillLibrary:
         """
         floor = self.min_score if min_score is None else min_score
         n = max(k, self.rerank_n) if self.reranker is not None else k
-        hits = self.index.search_text(query, n, floor)
-        matches = [SkillMatch(self._skills[doc], score, terms) for doc, score, terms in hits]
+        hits, terms = self.index.rank_text(query, n, floor)
+        skills = self._skills
+        # Matched terms are computed only if someone reads them (the router does not).
+        matches = [
+            SkillMatch(skills[doc], score, lazy_terms=partial(terms.__getitem__, i))
+            for i, (doc, score) in enumerate(hits)
+        ]
         if self.reranker is not None and len(matches) > 1:
             matches = self.reranker.rerank(query, matches)
         if not matches and self.fallback is not None:

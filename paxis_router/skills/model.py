@@ -37,13 +37,75 @@ class Skill:
         return self.load_body() if self.load_body is not None else ""
 
 
-@dataclass(frozen=True, slots=True)
 class SkillMatch:
-    """A skill chosen for a query, with its score and the query terms that matched it."""
+    """A skill chosen for a query, with its score and the query terms that matched it.
+
+    Read-only. ``matched_terms`` may be given, or computed on first read by ``lazy_terms``
+    (a library's ``select`` does that: the router never reads them, so it never pays for them).
+
+    Example:
+        >>> csv = Skill(id="csv", name="csv", description="Merge CSV files")
+        >>> m = SkillMatch(csv, 2.5, ("csv",))
+        >>> m.skill.id, m.score, m.matched_terms
+        ('csv', 2.5, ('csv',))
+        >>> SkillMatch(m.skill, 1.0, lazy_terms=lambda: ("merg",)).matched_terms
+        ('merg',)
+    """
+
+    __slots__ = ("_lazy", "_terms", "score", "skill")
 
     skill: Skill
     score: float
-    matched_terms: tuple[str, ...] = ()
+    _terms: tuple[str, ...] | None
+    _lazy: Callable[[], tuple[str, ...]] | None
+
+    def __init__(
+        self,
+        skill: Skill,
+        score: float,
+        matched_terms: tuple[str, ...] = (),
+        *,
+        lazy_terms: Callable[[], tuple[str, ...]] | None = None,
+    ):
+        setattr_ = object.__setattr__
+        setattr_(self, "skill", skill)
+        setattr_(self, "score", score)
+        setattr_(self, "_terms", None if lazy_terms is not None else tuple(matched_terms))
+        setattr_(self, "_lazy", lazy_terms)
+
+    @property
+    def matched_terms(self) -> tuple[str, ...]:
+        """The query terms (as indexed: lowercased, stemmed) found in the skill."""
+        terms: tuple[str, ...] | None = self._terms
+        if terms is None:
+            assert self._lazy is not None
+            terms = self._lazy()
+            object.__setattr__(self, "_terms", terms)
+            object.__setattr__(self, "_lazy", None)
+        return terms
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SkillMatch is read-only (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"SkillMatch is read-only (cannot delete {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SkillMatch):
+            return NotImplemented
+        return (self.skill, self.score, self.matched_terms) == (
+            other.skill,
+            other.score,
+            other.matched_terms,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return (
+            f"SkillMatch(skill={self.skill!r}, score={self.score!r}, "
+            f"matched_terms={self.matched_terms!r})"
+        )
 
 
 @runtime_checkable

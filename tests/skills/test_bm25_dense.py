@@ -169,3 +169,40 @@ def test_top_k_is_exact_with_ties_zeros_and_floors(n_docs: int, k: int) -> None:
         floor = [0.0, 0.0, 0.0, 0.0, 1.0, 2.0][case]
         expected = _reference_top_k(values.tolist(), k, floor)
         assert _top_k(values.copy(), k, floor) == expected
+
+
+def test_skill_match_terms_are_computed_once_on_first_read_and_are_read_only() -> None:
+    from paxis_router.skills.model import Skill, SkillMatch
+
+    calls: list[int] = []
+
+    def resolve() -> tuple[str, ...]:
+        calls.append(1)
+        return ("csv",)
+
+    skill = Skill(id="csv", name="csv", description="Merge CSV files")
+    match = SkillMatch(skill, 2.0, lazy_terms=resolve)
+    assert calls == []
+    assert match.matched_terms == ("csv",) and match.matched_terms == ("csv",)
+    assert calls == [1]
+    assert match == SkillMatch(skill, 2.0, ("csv",))
+    assert match != SkillMatch(skill, 2.0, ("merg",))
+    with pytest.raises(AttributeError, match="read-only"):
+        match.score = 3.0
+
+
+def test_library_select_terms_equal_the_eager_search() -> None:
+    from paxis_router.skills.library import SkillLibrary
+    from paxis_router.skills.model import Skill
+
+    lib = SkillLibrary(
+        [
+            Skill(id="pdf", name="pdf", description="Extract tables and text from PDF files"),
+            Skill(id="csv", name="csv", description="Merge CSV files and extract columns"),
+            Skill(id="img", name="img", description="Resize images"),
+        ]
+    )
+    for query in ("extract tables from pdf files", "merge csv", "resize the pdf images"):
+        matches = lib.select(query, k=3)
+        eager = lib.index.search_text(query, k=3)
+        assert [(m.skill.id, m.score, m.matched_terms) for m in matches] == eager
