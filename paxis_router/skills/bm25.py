@@ -62,8 +62,10 @@ DENSE_MAX_DOCS = 20_000
 DENSE_BYTES = 16_000_000
 # Matched terms of a sparse-only query ride along as float64 bit masks: exact up to 52 bits.
 _MAX_MASK_TERMS = 52
-# Distinct query chunks whose terms are cached before the cache starts over.
+# Distinct query chunks whose terms are cached before the cache starts over ...
 _CHUNK_CACHE_SIZE = 100_000
+# ... and how many new ones one query adds to it.
+_CHUNKS_LEARNED_PER_QUERY = 3
 # Posting lists up to this long are searched as a Python set when finding matched terms.
 _SHORT_POSTINGS = 64
 # Up to this many top candidates are ranked by sorting in Python, without argpartition.
@@ -456,15 +458,23 @@ class SkillIndex:
         its tokens never span whitespace (``whitespace_local``); else tokenised whole."""
         if not getattr(self.tokenizer, "whitespace_local", False):
             return self.query_terms(self.tokenizer.tokens(text))
-        cache, vocab = self._chunk_terms, self._vocab
+        cache, vocab, tokens = self._chunk_terms, self._vocab, self.tokenizer.tokens
+        chunks = text.split()
+        found = [cache.get(chunk) for chunk in chunks]
+        if None in found:
+            # Learn a few new chunks per query (tokenising one alone costs about as much as a
+            # whole short query); with more unseen ones, tokenise the text whole this time.
+            missed = [chunk for chunk, terms in zip(chunks, found, strict=True) if terms is None]
+            if len(cache) + _CHUNKS_LEARNED_PER_QUERY > _CHUNK_CACHE_SIZE:
+                cache.clear()
+            for chunk in missed[:_CHUNKS_LEARNED_PER_QUERY]:
+                cache[chunk] = tuple(tokens(chunk))
+            if len(missed) > _CHUNKS_LEARNED_PER_QUERY:
+                return self.query_terms(tokens(text))
+            found = [cache[chunk] for chunk in chunks]
         counts: dict[int, int] = {}
-        for chunk in text.split():
-            terms = cache.get(chunk)
-            if terms is None:
-                if len(cache) >= _CHUNK_CACHE_SIZE:
-                    cache.clear()
-                terms = cache[chunk] = tuple(self.tokenizer.tokens(chunk))
-            for term in terms:
+        for terms in found:
+            for term in terms:  # type: ignore[union-attr]  # every chunk is known here
                 tid = vocab.get(term)
                 if tid is not None:
                     counts[tid] = counts.get(tid, 0) + 1
