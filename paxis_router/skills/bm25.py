@@ -169,11 +169,7 @@ class _Segment:
             )
             scores = cast("FloatArray", summed)  # with weights, bincount returns float64
             if positions[-1] < _MAX_MASK_TERMS:
-                # Long postings: the matched terms ride along as a per-doc bit mask of query
-                # positions (exact float64 integers), one more bincount instead of a search.
-                bits = np.repeat(np.exp2(positions), [len(d) for d in docs])
-                mask = cast("FloatArray", np.bincount(flat, bits, minlength=self.n_docs))
-                return scores, _Matcher(None, [], [], positions, mask)
+                return scores, _Matcher(None, [], docs, positions, flat)
         else:
             scores = np.zeros(self.n_docs)
         return scores, _Matcher(gathered, row_positions, docs, positions)
@@ -187,7 +183,7 @@ class _Segment:
 class _Matcher:
     """Which query terms (by position) occur in given docs of one segment, after scoring."""
 
-    __slots__ = ("docs", "gathered", "mask", "positions", "row_positions")
+    __slots__ = ("docs", "flat", "gathered", "positions", "row_positions")
 
     def __init__(
         self,
@@ -195,18 +191,24 @@ class _Matcher:
         row_positions: list[int],
         docs: list[IntArray],
         positions: list[int],
-        mask: FloatArray | None = None,
+        flat: IntArray | None = None,
     ):
         self.gathered = gathered
         self.row_positions = row_positions
         self.docs = docs
         self.positions = positions
-        self.mask = mask
+        self.flat = flat  # all of docs concatenated (sparse-only segments)
 
     def __call__(self, slots: list[int]) -> list[list[int]]:
         """For each local slot, the sorted positions of the query terms it contains."""
-        if self.mask is not None:
-            return [_bit_positions(int(bits)) for bits in self.mask[slots].tolist()]
+        if not slots:
+            return []
+        if self.flat is not None:
+            # Long postings: a per-doc bit mask of query positions (exact float64 integers),
+            # one bincount over the postings already gathered instead of a search per term.
+            bits = np.repeat(np.exp2(self.positions), [len(d) for d in self.docs])
+            mask = np.bincount(self.flat, bits, minlength=max(slots) + 1)
+            return [_bit_positions(int(b)) for b in mask[slots].tolist()]
         out: list[list[int]] = [[] for _ in slots]
         if self.gathered is not None:
             present = (self.gathered.take(slots, axis=1) != 0.0).tolist()  # dense row x slot
