@@ -11,7 +11,7 @@ from decimal import Decimal
 from html import escape
 from typing import TYPE_CHECKING
 
-from paxis_router._report_text import markdown, money, percent
+from paxis_router._report_text import markdown, money, percent, shadow
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,6 +40,11 @@ def render_html(report: CostReport) -> str:
     """The whole page."""
     cards = [
         ("Spend", money(report.total_cost_usd, report.unknown_cost_attempts)),
+        *(
+            [("Of which shadow (calibration sampling)", shadow(report))]
+            if report.shadow_attempts
+            else []
+        ),
         (
             "Frontier-only",
             money(report.counterfactual_cost_usd, report.unknown_counterfactual_routes),

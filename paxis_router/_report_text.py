@@ -22,6 +22,7 @@ _GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("accuracy", "accuracy"),
     ("flags", "flags"),
 )
+_SHADOW_COLUMN = ("shadow", "of which shadow $ (calls)")
 
 
 def money(value: Decimal, unknown: int = 0) -> str:
@@ -34,7 +35,21 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def _cells(group: GroupStats) -> list[str]:
+def shadow(group: GroupStats | CostReport) -> str:
+    """``$0.0120 (3 calls)``: the shadow calls' spend (calibration sampling) and count."""
+    calls = f"{group.shadow_attempts} call{'' if group.shadow_attempts == 1 else 's'}"
+    return f"{money(group.shadow_cost_usd, group.shadow_unknown_cost_attempts)} ({calls})"
+
+
+def _columns(report: CostReport) -> tuple[tuple[str, str], ...]:
+    """The breakdown columns; the shadow one only when the window holds shadow calls."""
+    if not report.shadow_attempts:
+        return _GROUP_COLUMNS
+    at = [name for name, _ in _GROUP_COLUMNS].index("cost") + 1
+    return (*_GROUP_COLUMNS[:at], _SHADOW_COLUMN, *_GROUP_COLUMNS[at:])
+
+
+def _cells(group: GroupStats, columns: tuple[tuple[str, str], ...]) -> list[str]:
     savings = "n/a" if group.savings_ratio is None else f"{group.savings_ratio:.1f}×"
     latency = (
         "n/a"
@@ -49,17 +64,19 @@ def _cells(group: GroupStats) -> list[str]:
         flags.append(f"{group.budget_capped_routes} budget-capped")
     if group.degraded_routes:
         flags.append(f"{group.degraded_routes} degraded")
-    return [
-        str(group.routes),
-        str(group.attempts),
-        money(group.cost_usd, group.unknown_cost_attempts),
-        money(group.counterfactual_cost_usd, group.unknown_counterfactual_routes),
-        f"{savings} (${group.savings_usd:.4f})",
-        percent(group.escalation_rate),
-        latency,
-        accuracy,
-        ", ".join(flags),
-    ]
+    cells = {
+        "routes": str(group.routes),
+        "attempts": str(group.attempts),
+        "cost": money(group.cost_usd, group.unknown_cost_attempts),
+        "shadow": shadow(group),
+        "counterfactual": money(group.counterfactual_cost_usd, group.unknown_counterfactual_routes),
+        "savings": f"{savings} (${group.savings_usd:.4f})",
+        "escalation": percent(group.escalation_rate),
+        "latency": latency,
+        "accuracy": accuracy,
+        "flags": ", ".join(flags),
+    }
+    return [cells[name] for name, _ in columns]
 
 
 def _summary_lines(report: CostReport) -> list[str]:
@@ -68,6 +85,11 @@ def _summary_lines(report: CostReport) -> list[str]:
         f"Window: {window}",
         f"Routes: {report.routes} ({report.attempts} attempts)",
         f"Spend: {money(report.total_cost_usd, report.unknown_cost_attempts)}",
+        *(
+            [f"Of which shadow (calibration sampling): {shadow(report)}"]
+            if report.shadow_attempts
+            else []
+        ),
         "Frontier-only counterfactual: "
         + money(report.counterfactual_cost_usd, report.unknown_counterfactual_routes),
     ]
@@ -102,11 +124,12 @@ def markdown(report: CostReport) -> str:
             f"| {v.verifier} | {v.verdicts} | {percent(v.pass_rate)} |" for v in report.verifiers
         ]
         out.append("")
-    headers = [title for _, title in _GROUP_COLUMNS]
+    columns = _columns(report)
+    headers = [title for _, title in columns]
     for dimension, groups in report.breakdowns.items():
         out += [f"## By {dimension}", "", f"| {dimension} | " + " | ".join(headers) + " |"]
         out.append("|---|" + "---:|" * len(headers))
-        out += [f"| {g.key} | " + " | ".join(_cells(g)) + " |" for g in groups]
+        out += [f"| {g.key} | " + " | ".join(_cells(g, columns)) + " |" for g in groups]
         out.append("")
     return "\n".join(out)
 
@@ -127,12 +150,13 @@ def rich_tables(report: CostReport) -> list[Table]:
         for r in report.top_escalation_reasons:
             reasons.add_row(r.reason, str(r.count))
         tables.append(reasons)
+    columns = _columns(report)
     for dimension, groups in report.breakdowns.items():
         table = Table(title=f"By {dimension}")
         table.add_column(dimension)
-        for _, title in _GROUP_COLUMNS:
+        for _, title in columns:
             table.add_column(title, justify="right")
         for group in groups:
-            table.add_row(group.key, *_cells(group))
+            table.add_row(group.key, *_cells(group, columns))
         tables.append(table)
     return tables

@@ -10,6 +10,22 @@ the counterfactual or as the route's answer). The gate still decides: a tier the
 reach (e.g. sovereign data and a frontier provider) is never called; a spent team budget, an
 open breaker or a context window too small also skip the shadow call.
 
+By default the shadow call runs in the background (``ShadowBacklog``): the route returns as soon
+as its answer is decided, and the Router keeps a strong reference to each pending shadow task
+until it ends. ``Router.drain()`` awaits them all; ``route_many`` and ``Router.aclose()`` drain
+before they return; ``route_sync`` (whose event loop closes when it returns) runs the shadow
+call inline. The backlog is bounded: a sampled route that finds
+``max_pending`` shadow calls already running is not shadowed, only counted
+(``Router.shadow_skipped``). Skips depend on load, never on the answer, so the sample that
+remains is still unbiased (a uniform thinning, heavier at busy times: a traffic mix that differs
+by hour of day is then under-sampled at its busy hours). ``route_many`` never skips: its routes
+wait for room (backpressure), since its caller waits for the whole batch anyway.
+
+Errors: a shadow tier that fails (a ``WorkerError``) is recorded as a failed ``shadow`` attempt,
+as inline. Anything else a background shadow call raises (a ``LedgerError`` or ``AuditError``:
+lost cost data is a bug) is logged at ERROR when it happens and re-raised by the next
+``drain()``, the first one with a note counting the others.
+
 Example:
     >>> ShadowSampling(rate=1.0).sampled("req-1"), ShadowSampling(rate=0.0).sampled("req-1")
     (True, False)
@@ -17,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, replace
@@ -27,12 +44,15 @@ from paxis_router.resilience import NOT_CALLED
 from paxis_router.types import Decision
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from paxis_router.router import Router
     from paxis_router.skills.model import Skill
     from paxis_router.types import Attempt, ChatRequest
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MAX_PENDING = 64
 _NOT_CALLED = frozenset({"GateDenied", *(e.__name__ for e in NOT_CALLED)})
 _SCALE = float(2**64)
 
@@ -101,3 +121,103 @@ async def shadow_call(
     router._record(prepared, route_id, attempt_index, attempt, skill_ids, False, False)
     router._audit_route(request, route_id, tier, attempt, False)
     return attempt
+
+
+class ShadowBacklog:
+    """The shadow calls running in the background: a strong reference to each until it ends,
+    at most ``max_pending`` at once, and the errors they raised, kept for ``drain()``.
+
+    Example:
+        >>> import asyncio
+        >>> async def call() -> None:
+        ...     await asyncio.sleep(0)
+        >>> async def main() -> tuple[bool, int, int]:
+        ...     backlog = ShadowBacklog(max_pending=1)
+        ...     started = await backlog.submit("r1", call)
+        ...     await backlog.submit("r2", call)  # full: skipped, counted
+        ...     await backlog.drain()
+        ...     return started, backlog.skipped, backlog.pending
+        >>> asyncio.run(main())
+        (True, 1, 0)
+    """
+
+    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING):
+        if max_pending < 1:
+            raise ConfigError(f"shadow max_pending must be >= 1, got {max_pending}")
+        self.max_pending = max_pending
+        self.skipped = 0
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._error: BaseException | None = None
+        self._more_errors = 0
+
+    @property
+    def pending(self) -> int:
+        """How many shadow calls are running now."""
+        return len(self._tasks)
+
+    async def submit(
+        self,
+        route_id: str,
+        call: Callable[[], Coroutine[object, object, object]],
+        *,
+        wait_for_room: bool = False,
+    ) -> bool:
+        """Start ``call()`` as a background task; when ``max_pending`` are already running,
+        wait for one to end (``wait_for_room``) or return False, counted in ``skipped``."""
+        while wait_for_room and len(self._tasks) >= self.max_pending and (mine := self._mine()):
+            await asyncio.wait(mine, return_when=asyncio.FIRST_COMPLETED)
+        if len(self._tasks) >= self.max_pending:
+            self.skipped += 1
+            if self.skipped & (self.skipped - 1) == 0:  # 1, 2, 4, 8 ...: a log line, not a flood
+                logger.warning(
+                    "shadow backlog full (%d pending): skipped the shadow call of route %s; "
+                    "%d sample(s) skipped so far (raise calibration.max_pending or lower "
+                    "shadow_rate)",
+                    len(self._tasks),
+                    route_id,
+                    self.skipped,
+                )
+            return False
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(
+            call(), name=f"paxis-shadow:{route_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return True
+
+    def _mine(self) -> tuple[asyncio.Task[object], ...]:
+        """The pending tasks of the running event loop (another thread's loop has its own)."""
+        loop = asyncio.get_running_loop()
+        return tuple(t for t in self._tasks if t.get_loop() is loop)
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            logger.warning(
+                "shadow call %s was cancelled before it finished (its sample is lost); await "
+                "Router.drain() or Router.aclose() before the event loop closes",
+                task.get_name(),
+            )
+            return
+        error = task.exception()
+        if error is None:
+            return
+        logger.error("shadow call %s failed", task.get_name(), exc_info=error)
+        if self._error is None:
+            self._error = error
+        else:
+            self._more_errors += 1
+
+    async def drain(self) -> None:
+        """Wait for every pending shadow call of this event loop (also those started meanwhile),
+        then re-raise the first error a shadow call raised since the last drain (each is logged
+        when it happens)."""
+        while mine := self._mine():
+            # wait, not gather: a cancelled drain leaves the shadow calls running.
+            await asyncio.wait(mine)
+        error, more = self._error, self._more_errors
+        self._error, self._more_errors = None, 0
+        if error is not None:
+            if more:
+                error.add_note(f"and {more} more shadow call(s) failed (logged at ERROR)")
+            raise error

@@ -272,11 +272,15 @@ class CalibrationSpec(_Model):
 
     ``shadow_rate`` of the routes whose lower-tier answer was accepted also call the next tier
     (a ``shadow`` ledger row at its real cost; the answer returned never changes); sampled by a
-    hash of the request id and ``shadow_seed``. The gate and budgets still apply.
+    hash of the request id and ``shadow_seed``. The gate and budgets still apply. The shadow
+    call runs in the background (``inline: true`` makes the sampled route wait for it), at most
+    ``max_pending`` at once; a sample that finds the backlog full is skipped and counted.
     """
 
     shadow_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     shadow_seed: int = 0
+    inline: bool = False
+    max_pending: int = Field(default=64, ge=1)
 
 
 class RouterConfig(_Model):
@@ -523,6 +527,7 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
 
         spec = cfg.audit
         audit = AuditLog(spec.path, include_payload=spec.include_payload, fsync=spec.fsync)
+    calibration = cfg.calibration or CalibrationSpec()
     return Router(
         tiers=tiers,
         verifiers=verifiers,
@@ -534,8 +539,10 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         audit=audit,
         outage=cfg.policy.outage,
         budgets=budgets,
-        shadow_rate=cfg.calibration.shadow_rate if cfg.calibration else 0.0,
-        shadow_seed=cfg.calibration.shadow_seed if cfg.calibration else 0,
+        shadow_rate=calibration.shadow_rate,
+        shadow_seed=calibration.shadow_seed,
+        shadow_inline=calibration.inline,
+        shadow_max_pending=calibration.max_pending,
     )
 
 

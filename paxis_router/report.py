@@ -15,6 +15,9 @@ Definitions (every figure is over ``[since, until)`` on the attempt's start time
   ended routes, of what the answered tokens would have cost on the ladder's top tier.
 * ``savings_usd`` = counterfactual - total; ``savings_ratio`` = counterfactual / total
   ("saved 11.4×"); None when the total is 0.
+* ``shadow_cost_usd``, ``shadow_attempts``, ``shadow_unknown_cost_attempts``: of which shadow
+  calls (calibration sampling, decision ``shadow``): their known spend (included in
+  ``total_cost_usd``, so in the savings too), how many, how many of them had no known price.
 * ``latency_p50_s`` / ``latency_p95_s``: nearest-rank percentiles of attempt latency over a
   histogram of 2 significant digits; for the totals and by tier, model and day (None by team,
   skill and data_class, which the latency histogram does not key on).
@@ -105,6 +108,9 @@ class GroupStats(BaseModel):
     correct_routes: int = 0
     accuracy: float | None = None
     mean_score: float | None = None
+    shadow_attempts: int = 0
+    shadow_cost_usd: Usd = Decimal(0)
+    shadow_unknown_cost_attempts: int = 0
 
 
 class ReasonCount(BaseModel):
@@ -147,9 +153,10 @@ class CostReport(BaseModel):
     ``savings_usd``, ``savings_ratio``, ``accepted_routes``, ``budget_capped_routes``,
     ``degraded_routes``, ``prompt_tokens``, ``completion_tokens``, ``latency_p50_s``,
     ``latency_p95_s``, ``labelled_routes``, ``correct_routes``, ``accuracy``, ``mean_score``,
-    ``top_escalation_reasons`` [{reason, count}], ``verifiers`` [{verifier, verdicts, passed,
-    pass_rate}], ``breakdowns`` {dimension: [GroupStats...]}, ``spend_by_day_tier``
-    [{day, tier, cost_usd, attempts}].
+    ``shadow_attempts``, ``shadow_cost_usd``, ``shadow_unknown_cost_attempts`` (of which shadow
+    calls: calibration sampling), ``top_escalation_reasons`` [{reason, count}], ``verifiers``
+    [{verifier, verdicts, passed, pass_rate}], ``breakdowns`` {dimension: [GroupStats...]},
+    ``spend_by_day_tier`` [{day, tier, cost_usd, attempts}].
 
     Example:
         >>> CostReport.model_json_schema()["properties"]["savings_ratio"]["anyOf"][0]["type"]
@@ -183,6 +190,9 @@ class CostReport(BaseModel):
     correct_routes: int
     accuracy: float | None
     mean_score: float | None
+    shadow_attempts: int = 0
+    shadow_cost_usd: Usd = Decimal(0)
+    shadow_unknown_cost_attempts: int = 0
     top_escalation_reasons: list[ReasonCount] = Field(default_factory=list)
     verifiers: list[VerifierStats] = Field(default_factory=list)
     breakdowns: dict[str, list[GroupStats]] = Field(default_factory=dict)
@@ -484,6 +494,9 @@ def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
         correct_routes=n_true,
         accuracy=n_true / n_correct if n_correct else None,
         mean_score=g.get("mean_score"),
+        shadow_attempts=g.get("shadow_attempts", 0),
+        shadow_cost_usd=_usd(g.get("shadow_ticks", 0)),
+        shadow_unknown_cost_attempts=g.get("shadow_unknown_cost", 0),
     )
 
 

@@ -18,13 +18,14 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from paxis_router._shadow import ShadowSampling, shadow_call
+from paxis_router._shadow import DEFAULT_MAX_PENDING, ShadowBacklog, ShadowSampling, shadow_call
 from paxis_router.budget import describe as describe_budget
 from paxis_router.errors import (
     BudgetExceeded,
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE_ERRORS = UNAVAILABLE_ERRORS
+_ShadowMode = Literal["inline", "skip", "wait"]
 
 
 class Router:
@@ -97,9 +99,16 @@ class Router:
         shadow_rate: the share of routes whose accepted lower-tier answer is also sent to the
             next tier as a ``shadow`` ledger row, for ``paxis calibrate --ledger``; off (0) by
             default. Sampled by a hash of the request id and ``shadow_seed`` (reproducible,
-            unbiased); the gate and budgets still apply; the answer returned never changes,
-            but a sampled route waits for the shadow call (see ``paxis_router._shadow``).
+            unbiased); the gate and budgets still apply; the answer returned never changes.
+            The shadow call runs in the background: ``drain()`` awaits it (``route_many`` and
+            ``aclose()`` drain for you; ``route_sync`` runs it inline); see
+            ``paxis_router._shadow``.
         shadow_seed: the sampling seed.
+        shadow_inline: run the shadow call inside the route instead (the sampled route waits
+            for it); for tests and batch jobs.
+        shadow_max_pending: at most this many background shadow calls at once; a sampled
+            route that finds the backlog full is not shadowed, only counted in
+            ``shadow_skipped``.
     """
 
     def __init__(
@@ -118,6 +127,8 @@ class Router:
         budgets: Budgets | None = None,
         shadow_rate: float = 0.0,
         shadow_seed: int = 0,
+        shadow_inline: bool = False,
+        shadow_max_pending: int = DEFAULT_MAX_PENDING,
     ):
         if not tiers:
             raise ConfigError("a Router needs at least one tier")
@@ -143,6 +154,8 @@ class Router:
         if budgets is not None:
             self.sinks = (*self.sinks, budgets)  # it counts spend from the recorded attempts
         self.shadow = ShadowSampling(shadow_rate, shadow_seed) if shadow_rate else None
+        self.shadow_inline = shadow_inline
+        self._shadow_backlog = ShadowBacklog(shadow_max_pending)
 
     @classmethod
     def from_config(cls, cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Router:
@@ -166,6 +179,12 @@ class Router:
     async def route(self, request: ChatRequest) -> RouteResult:
         """Route one request. Raises EscalationExhausted when no tier gave an acceptable answer
         (unless the policy says ``return_best``); every attempt is in the ledger either way."""
+        return await self._route(request, "inline" if self.shadow_inline else "skip")
+
+    async def _route(self, request: ChatRequest, shadow_mode: _ShadowMode) -> RouteResult:
+        """``route``, its shadow call (if sampled) run ``inline`` or in the background; there, a
+        full backlog makes the route ``skip`` its sample or ``wait`` for room (``route_many``:
+        a batch's caller waits for the whole batch anyway)."""
         route_id = new_id()
         if self.budgets is not None:
             self.budgets.check_start(request)
@@ -226,7 +245,8 @@ class Router:
                     and index + 1 < n_tiers
                     and self.shadow.sampled(request.request_id)
                 ):
-                    await shadow_call(
+                    call = functools.partial(
+                        shadow_call,
                         self,
                         request=request,
                         prepared=prepared,
@@ -237,12 +257,63 @@ class Router:
                         skill=top_skill,
                         window_floor=window_floor,
                     )
+                    if shadow_mode == "inline":
+                        await call()
+                    else:
+                        await self._shadow_backlog.submit(
+                            route_id, call, wait_for_room=shadow_mode == "wait"
+                        )
                 return result
         raise AssertionError("unreachable: the last tier always ends the route")  # pragma: no cover
 
     def route_sync(self, request: ChatRequest) -> RouteResult:
-        """``route`` for synchronous callers (runs its own event loop)."""
-        return asyncio.run(self.route(request))
+        """``route`` for synchronous callers. It runs its own event loop, which must outlive
+        the route's shadow call, so a sampled route's shadow call runs inline here (the caller
+        would wait for it either way; safe from several threads at once)."""
+        return asyncio.run(self._route(request, "inline"))
+
+    async def drain(self) -> None:
+        """Wait for every background shadow call to finish and be recorded.
+
+        Call it before the event loop closes (``route_many`` and ``aclose`` do). A shadow
+        call's ledger or audit error (logged at ERROR when it happens) is re-raised here; a
+        shadow tier's own failure is a recorded attempt, not an error.
+
+        Example:
+            >>> from paxis_router.testing import FakeWorker
+            >>> router = Router(tiers=[FakeWorker(["a"]), FakeWorker(["b"], name="top")],
+            ...                 shadow_rate=1.0)
+            >>> async def main() -> int:
+            ...     await router.route(ChatRequest.from_text("q"))
+            ...     pending = router.shadow_pending
+            ...     await router.drain()
+            ...     return pending - router.shadow_pending
+            >>> asyncio.run(main())
+            1
+        """
+        await self._shadow_backlog.drain()
+
+    async def aclose(self) -> None:
+        """Drain the shadow calls, then close the workers' HTTP clients (those with
+        ``aclose``). The ledger sinks stay open: their owner closes them. A drain error is
+        raised after the workers are closed."""
+        try:
+            await self.drain()
+        finally:
+            for tier in self.tiers:
+                close = getattr(tier.worker, "aclose", None)
+                if close is not None:
+                    await close()
+
+    @property
+    def shadow_pending(self) -> int:
+        """Background shadow calls running now."""
+        return self._shadow_backlog.pending
+
+    @property
+    def shadow_skipped(self) -> int:
+        """Sampled routes not shadowed because the backlog was full (``shadow_max_pending``)."""
+        return self._shadow_backlog.skipped
 
     async def route_many(
         self,
@@ -254,18 +325,21 @@ class Router:
     ) -> list[RouteResult | PaxisError]:
         """Route a batch with at most ``concurrency`` routes in flight, results in input order.
 
-        A route that fails yields its PaxisError in its slot; the others go on.
+        A route that fails yields its PaxisError in its slot; the others go on. The batch's
+        shadow calls are drained before it returns (a shadow call's ledger error is raised);
+        a full shadow backlog slows the batch down rather than skipping samples.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         batch = list(requests)
+        mode: _ShadowMode = "inline" if self.shadow_inline else "wait"
         results: list[RouteResult | PaxisError | None] = [None] * len(batch)
         semaphore = asyncio.Semaphore(concurrency)
 
         async def one(i: int, request: ChatRequest, advance: Callable[[], None]) -> None:
             async with semaphore:
                 try:
-                    results[i] = await self.route(request)
+                    results[i] = await self._route(request, mode)
                 except PaxisError as exc:
                     results[i] = exc
                 advance()
@@ -280,6 +354,7 @@ class Router:
                 )
         else:
             await asyncio.gather(*(one(i, r, lambda: None) for i, r in enumerate(batch)))
+        await self.drain()
         return [r for r in results if r is not None]
 
     # --- steps --------------------------------------------------------------------------------

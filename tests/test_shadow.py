@@ -56,6 +56,7 @@ async def test_a_sampled_route_records_a_shadow_row_and_keeps_its_answer(
         shadow_rate=1.0,
     )
     result = await router.route(ChatRequest.from_text("6*7?", team="claims"))
+    await router.drain()
     assert (result.content, result.tier, result.escalated) == ("42", "local:w", False)
     assert [a.tier for a in result.attempts] == ["local:w"]
     assert len(frontier.calls) == 1
@@ -82,6 +83,7 @@ async def test_shadow_spend_counts_in_reports_but_never_as_the_answer(
         shadow_rate=1.0,
     )
     results = [await router.route(ChatRequest.from_text(f"q{i}", team="t")) for i in range(3)]
+    await router.drain()
     rows = ledger.rows()
     spend = sum((r.cost_usd for r in rows if r.cost_usd is not None), Decimal(0))
     counterfactual = sum(
@@ -113,11 +115,13 @@ async def test_sovereign_data_is_never_shadowed(ledger: SQLiteLedger, tmp_path: 
         shadow_rate=1.0,
     )
     result = await router.route(ChatRequest.from_text("secret", data_class="restricted"))
+    await router.drain()
     assert result.tier == "local:w"
     assert frontier.calls == []
     assert [r.decision for r in ledger.rows()] == [Decision.ACCEPT]
     # The same ladder with internal data is shadowed: the gate, not the rate, said no.
     await router.route(ChatRequest.from_text("plain", data_class="internal"))
+    await router.drain()
     assert len(frontier.calls) == 1
 
 
@@ -148,6 +152,7 @@ async def test_a_spent_budget_skips_the_shadow_call(ledger: SQLiteLedger) -> Non
         shadow_rate=1.0,
     )
     await router.route(ChatRequest.from_text("a long enough question", team="t"))
+    await router.drain()
     assert frontier.calls == []
     assert [r.decision for r in ledger.rows()] == [Decision.ACCEPT]
 
@@ -180,6 +185,7 @@ async def test_off_by_default_and_a_partial_rate_shadows_only_sampled_routes(
     requests = [ChatRequest.from_text(f"q{i}") for i in range(40)]
     for request in requests:
         await router.route(request)
+    await router.drain()
     expected = sorted(
         r.request_id for r in requests if ShadowSampling(0.5, 11).sampled(r.request_id)
     )

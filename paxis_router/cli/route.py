@@ -63,10 +63,7 @@ async def _route_once(router: Router, request: ChatRequest) -> RouteResult:
     try:
         return await router.route(request)
     finally:
-        for tier in router.tiers:
-            aclose = getattr(tier.worker, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        await router.aclose()  # drains a shadow call, then closes the workers' clients
 
 
 def result_json(result: RouteResult) -> dict[str, Any]:  # Any: a JSON object

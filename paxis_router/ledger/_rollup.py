@@ -3,7 +3,9 @@
 ``record_many`` aggregates its batch in Python (one upsert per distinct key, not per row) and
 upserts, in the same transaction as the rows:
 
-* ``rollup_daily``: counts and tick sums per (day, team, skill, tier, model, data_class);
+* ``rollup_daily``: counts and tick sums per (day, team, skill, tier, model, data_class),
+  shadow calls (decision ``shadow``) also counted apart (``SHADOW_COUNTS``, added by a later
+  migration: ``shadow_migration``);
 * ``latency_daily``: a latency histogram per (day, tier, model), buckets of 2 significant digits;
 * ``verdicts_daily``: verdicts and passes per (day, verifier);
 * ``reasons_daily``: escalation reasons per (day, reason).
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
 
 NONE = "(none)"
 
-ROLLUP_COUNTS = (
+# The columns as the first rollup migration created them: never edit (old migrations use it).
+ROLLUP_COUNTS_V1 = (
     "attempts",
     "routes",
     "escalated",
@@ -41,12 +44,17 @@ ROLLUP_COUNTS = (
     "prompt_tokens",
     "completion_tokens",
 )
+# Shadow calls (``paxis_router._shadow``): how many, their known cost, how many had no price.
+SHADOW_COUNTS = ("shadow_attempts", "shadow_ticks", "shadow_unknown_cost")
+ROLLUP_COUNTS = (*ROLLUP_COUNTS_V1, *SHADOW_COUNTS)
 ROLLUP_KEYS = ("day", "team", "skill", "tier", "model", "data_class")
 
 
 def schema(big: str, real: str) -> tuple[str, ...]:
-    """CREATE statements; ``big`` is the 64-bit integer type, ``real`` the float type."""
-    counts = ",\n".join(f"{c} {big} NOT NULL" for c in ROLLUP_COUNTS)
+    """CREATE statements as the first rollup migration ran them (``ROLLUP_COUNTS_V1``; later
+    columns come from later migrations); ``big`` is the 64-bit integer type, ``real`` the float
+    type."""
+    counts = ",\n".join(f"{c} {big} NOT NULL" for c in ROLLUP_COUNTS_V1)
     keys = ", ".join(ROLLUP_KEYS)
     return (
         f"CREATE TABLE rollup_daily ({', '.join(f'{k} TEXT NOT NULL' for k in ROLLUP_KEYS)},"
@@ -61,7 +69,7 @@ def schema(big: str, real: str) -> tuple[str, ...]:
 
 
 # The same aggregates over raw attempt rows (alias ``a``), in ROLLUP_COUNTS order.
-RAW_COUNTS = (
+RAW_COUNTS_V1 = (
     "COUNT(*)",
     "SUM(a.final)",
     "SUM(CASE WHEN a.final = 1 AND a.attempt_index > 0 THEN 1 ELSE 0 END)",
@@ -75,6 +83,13 @@ RAW_COUNTS = (
     "COALESCE(SUM(a.prompt_tokens), 0)",
     "COALESCE(SUM(a.completion_tokens), 0)",
 )
+_SHADOW = f"a.decision = '{Decision.SHADOW}'"
+RAW_SHADOW_COUNTS = (
+    f"SUM(CASE WHEN {_SHADOW} THEN 1 ELSE 0 END)",
+    f"COALESCE(SUM(CASE WHEN {_SHADOW} THEN a.cost_ticks END), 0)",
+    f"SUM(CASE WHEN {_SHADOW} AND a.cost_ticks IS NULL THEN 1 ELSE 0 END)",
+)
+RAW_COUNTS = (*RAW_COUNTS_V1, *RAW_SHADOW_COUNTS)
 # The router stores every selected skill, best first, comma-joined; reports key on the first.
 TOP_SKILL = {
     "sqlite": "CASE WHEN instr(a.skill, ',') > 0 "
@@ -168,6 +183,10 @@ def rollup_params(
         acc[4] += cost is None
         acc[10] += entry.prompt_tokens or 0
         acc[11] += entry.completion_tokens or 0
+        if entry.decision is Decision.SHADOW:
+            acc[12] += 1
+            acc[13] += cost or 0
+            acc[14] += cost is None
         if final:
             acc[1] += 1
             acc[2] += entry.attempt_index > 0
@@ -200,7 +219,8 @@ def sqlite_migration() -> str:
     passed = "SUM(CASE WHEN json_extract(j.value, '$.passed') THEN 1 ELSE 0 END)"
     statements = (
         *schema("INTEGER", "REAL"),
-        f"INSERT INTO rollup_daily SELECT {', '.join(raw_keys('sqlite'))}, {', '.join(RAW_COUNTS)} "
+        f"INSERT INTO rollup_daily SELECT {', '.join(raw_keys('sqlite'))}, "
+        f"{', '.join(RAW_COUNTS_V1)} "
         "FROM attempts a GROUP BY 1, 2, 3, 4, 5, 6",
         f"INSERT INTO latency_daily SELECT {day}, a.tier, a.model, {RAW_BUCKET}, COUNT(*) "
         "FROM attempts a GROUP BY 1, 2, 3, 4",
@@ -210,3 +230,25 @@ def sqlite_migration() -> str:
         "WHERE a.decision = 'escalate' GROUP BY 1, 2",
     )
     return ";\n".join(statements)
+
+
+def shadow_migration(dialect: str, big: str) -> str:
+    """The migration adding ``SHADOW_COUNTS`` to ``rollup_daily`` (SQLite 5, PostgreSQL 3),
+    backfilled from the shadow rows already recorded (their keys all have a rollup row).
+    Released: a column added later needs a migration of its own, as this one is."""
+    keys = raw_keys(dialect)
+    match = " AND ".join(f"rollup_daily.{k} = s.{k}" for k in ROLLUP_KEYS)
+    return ";\n".join(
+        (
+            *(
+                f"ALTER TABLE rollup_daily ADD COLUMN {c} {big} NOT NULL DEFAULT 0"
+                for c in SHADOW_COUNTS
+            ),
+            f"UPDATE rollup_daily SET {', '.join(f'{c} = s.{c}' for c in SHADOW_COUNTS)} FROM ("
+            f"SELECT {', '.join(f'{e} AS {k}' for e, k in zip(keys, ROLLUP_KEYS, strict=True))}, "
+            + ", ".join(
+                f"{e} AS {c}" for e, c in zip(RAW_SHADOW_COUNTS, SHADOW_COUNTS, strict=True)
+            )
+            + f" FROM attempts a WHERE {_SHADOW} GROUP BY 1, 2, 3, 4, 5, 6) s WHERE {match}",
+        )
+    )

@@ -80,6 +80,8 @@ MIGRATIONS: tuple[str, ...] = (
     + ";\n".join(_rollup.schema("BIGINT", "DOUBLE PRECISION")),
     # 2: labels of one attempt's answer (as SQLite's migration 4)
     ATTEMPT_LABELS_TABLE.format(flag="SMALLINT", real="DOUBLE PRECISION"),
+    # 3: shadow calls counted apart in rollup_daily (as SQLite's migration 5), backfilled.
+    _rollup.shadow_migration("postgresql", "BIGINT"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

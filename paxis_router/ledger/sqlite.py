@@ -97,6 +97,8 @@ MIGRATIONS: tuple[str, ...] = (
     # 4: labels of one attempt's answer (a shadow call, an escalated worker answer); a route's
     # label in ``labels`` still means its final attempt (see _calibrate_ledger.py).
     ATTEMPT_LABELS_TABLE.format(flag="INTEGER", real="REAL"),
+    # 5: shadow calls counted apart in rollup_daily (reports' "of which shadow"), backfilled.
+    _rollup.shadow_migration("sqlite", "INTEGER"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

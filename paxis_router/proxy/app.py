@@ -443,13 +443,18 @@ async def _live_stream(writer: ChunkWriter, live: _Live, with_usage: bool) -> As
     yield writer.done()
 
 
-async def _close_workers(routers: Iterable[Router]) -> None:
-    """Close the workers' HTTP clients (those that have ``aclose``) when the server stops."""
+async def _shutdown(routers: Iterable[Router]) -> None:
+    """When the server stops: drain each router's background shadow calls (so their ledger rows
+    are written) and close its workers' HTTP clients. Every router is closed; then the first
+    drain error (each was logged at ERROR when it happened) is raised."""
+    error: Exception | None = None
     for router in routers:
-        for tier in router.tiers:
-            close = getattr(tier.worker, "aclose", None)
-            if close is not None:
-                await close()
+        try:
+            await router.aclose()
+        except Exception as exc:  # close the other routers too, then raise the first
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 class _ProxyApp(Starlette):
@@ -530,7 +535,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await _close_workers(table.values())
+        await _shutdown(table.values())
 
     app = _ProxyApp(
         state.chat_completions,

@@ -159,7 +159,7 @@ def test_label_replaces_an_earlier_label(ledger: Ledger) -> None:
 
 
 def test_schema_is_current(ledger: Ledger) -> None:
-    expected = 4 if isinstance(ledger, SQLiteLedger) else 2
+    expected = 5 if isinstance(ledger, SQLiteLedger) else 3
     assert ledger.schema_version == expected
 
 

@@ -1,0 +1,192 @@
+"""The cost report's "of which shadow" figures, on SQLite and on a real PostgreSQL: from the
+daily rollups and from raw rows alike, in every output format, and backfilled by migration."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from paxis_router import report
+from paxis_router.ledger import open_ledger
+from paxis_router.ledger.postgres import PostgresLedger
+from paxis_router.ledger.sqlite import SQLiteLedger
+from paxis_router.types import CallRecord, Decision, Verdict
+
+Ledger = SQLiteLedger | PostgresLedger
+DAY1 = datetime(2026, 11, 1, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+USD = Decimal
+SHADOW_LINE = "Of which shadow (calibration sampling): $0.0200 + 1 unpriced (2 calls)"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    opened: Ledger
+    if request.param == "sqlite":
+        opened = open_ledger(tmp_path / "ledger.db")
+    else:
+        opened = open_ledger(request.getfixturevalue("postgres_url"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def rec(route: str, index: int, ts: datetime, **over: object) -> CallRecord:
+    values: dict[str, object] = {
+        "route_id": route,
+        "request_id": f"req-{route}",
+        "attempt_index": index,
+        "ts": ts,
+        "tier": "local:qwen",
+        "tier_index": 0,
+        "model": "qwen-ft",
+        "decision": Decision.ACCEPT,
+        "reason": "accept",
+        "final": True,
+        "team": "claims",
+        "skill": "invoice",
+        "prompt_tokens": 100,
+        "completion_tokens": 20,
+        "latency_s": 0.5,
+        "verdicts": (Verdict("schema", True, None, ""),),
+        "passed": True,
+    }
+    values.update(over)
+    return CallRecord(**values)  # type: ignore[arg-type]  # a table of test overrides
+
+
+def top(route: str, index: int, ts: datetime, **over: object) -> CallRecord:
+    return rec(route, index, ts, tier="frontier:gpt-4o", tier_index=1, model="gpt-4o", **over)
+
+
+def shadow(route: str, ts: datetime, cost: str | None) -> CallRecord:
+    return top(
+        route,
+        1,
+        ts,
+        decision=Decision.SHADOW,
+        reason="shadow: calibration sample (rate 0.05)",
+        final=False,
+        cost_usd=None if cost is None else USD(cost),
+    )
+
+
+def records() -> list[CallRecord]:
+    """Three routes over two days; two shadowed (one shadow call unpriced), one escalated."""
+    a0, b0, c0 = DAY1 + timedelta(hours=10), DAY1 + timedelta(hours=13), DAY2 + timedelta(hours=9)
+    s = timedelta(seconds=1)
+    return [
+        rec("A", 0, a0, cost_usd=USD("0.001"), counterfactual_usd=USD("0.02")),
+        shadow("A", a0 + s, "0.02"),
+        rec("B", 0, b0, cost_usd=USD("0.002"), counterfactual_usd=USD("0.03")),
+        shadow("B", b0 + s, None),
+        rec("C", 0, c0, team="support", decision=Decision.ESCALATE, final=False,
+            cost_usd=USD("0.003")),
+        top("C", 1, c0 + s, team="support", cost_usd=USD("0.04"), counterfactual_usd=USD("0.04")),
+    ]  # fmt: skip
+
+
+def shadow_figures(group: report.GroupStats | report.CostReport) -> tuple[Decimal, int, int]:
+    return group.shadow_cost_usd, group.shadow_attempts, group.shadow_unknown_cost_attempts
+
+
+@pytest.mark.parametrize(
+    "since",
+    [None, DAY1 + timedelta(hours=1)],  # whole days (the rollups); a partial first day (rows)
+)
+def test_report_counts_shadow_spend_apart(ledger: Ledger, since: datetime | None) -> None:
+    ledger.record_many(records())
+    r = report.build(ledger, since=since, by=("team", "tier"), now=DAY2)
+    assert (r.routes, r.attempts) == (3, 6)
+    assert r.total_cost_usd == USD("0.066")  # 0.001 + 0.02 + 0.002 + 0.003 + 0.04: shadow in
+    assert r.unknown_cost_attempts == 1  # the unpriced shadow call, counted, not summed
+    assert shadow_figures(r) == (USD("0.02"), 2, 1)
+    assert r.counterfactual_cost_usd == USD("0.09")  # shadow rows are never the answer
+    team = {g.key: shadow_figures(g) for g in r.breakdowns["team"]}
+    assert team == {"claims": (USD("0.02"), 2, 1), "support": (USD(0), 0, 0)}
+    tier = {g.key: g for g in r.breakdowns["tier"]}
+    assert shadow_figures(tier["frontier:gpt-4o"]) == (USD("0.02"), 2, 1)
+    assert tier["frontier:gpt-4o"].cost_usd == USD("0.06")
+    assert shadow_figures(tier["local:qwen"]) == (USD(0), 0, 0)
+    assert shadow_figures(r.totals) == shadow_figures(r)
+
+
+def test_csv_and_json_carry_the_shadow_fields_exactly(ledger: Ledger) -> None:
+    ledger.record_many(records())
+    r = report.build(ledger, by=("team",), now=DAY2)
+    rows = {(x["dimension"], x["key"]): x for x in csv.DictReader(io.StringIO(r.to_csv()))}
+    picked = ("shadow_cost_usd", "shadow_attempts", "shadow_unknown_cost_attempts")
+    assert [rows["all", "all"][k] for k in picked] == ["0.02", "2", "1"]
+    assert [rows["team", "claims"][k] for k in picked] == ["0.02", "2", "1"]
+    assert [rows["team", "support"][k] for k in picked] == ["0", "0", "0"]
+    data = json.loads(r.to_json())
+    assert [data[k] for k in picked] == ["0.02", 2, 1]  # money as a decimal string
+    assert data["breakdowns"]["team"][0]["shadow_cost_usd"] == "0.02"
+
+
+def test_text_formats_show_the_shadow_line_only_when_there_is_one(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    ledger = SQLiteLedger(tmp_path / "l.db")
+    ledger.record_many(records())
+    r = report.build(ledger, by=("tier",), now=DAY2)
+    text = r.to_markdown()
+    assert f"- {SHADOW_LINE}" in text
+    assert "| tier | routes | attempts | spend $ | of which shadow $ (calls) |" in text
+    assert (
+        "| frontier:gpt-4o | 1 | 3 | $0.0600 + 1 unpriced | $0.0200 + 1 unpriced (2 calls) |"
+        in (text)
+    )
+    console = Console(file=io.StringIO(), width=250, color_system=None)
+    for table in r.to_rich():
+        console.print(table)
+    printed = console.file.getvalue()  # type: ignore[attr-defined]  # the StringIO passed in
+    assert SHADOW_LINE in printed
+    assert "(0 calls)" in printed  # local:qwen's row
+    html = r.to_html()
+    assert "Of which shadow (calibration sampling)<b>$0.0200 + 1 unpriced (2 calls)</b>" in html
+    plain = SQLiteLedger(tmp_path / "plain.db")
+    plain.record_many([c for c in records() if c.decision is not Decision.SHADOW])
+    without = report.build(plain, by=("tier",), now=DAY2)
+    assert without.shadow_attempts == 0
+    assert "shadow" not in without.to_markdown() + without.to_html()
+
+
+def test_the_migration_backfills_shadow_figures_of_an_older_ledger(ledger: Ledger) -> None:
+    ledger.record_many(records())
+    expected = report.build(ledger, by=("team", "tier"), now=DAY2)
+    # Make it the older schema: rollups without the shadow columns, one version back.
+    ledger.close()
+    drops = [
+        f"ALTER TABLE rollup_daily DROP COLUMN {c}"
+        for c in ("shadow_attempts", "shadow_ticks", "shadow_unknown_cost")
+    ]
+    if isinstance(ledger, SQLiteLedger):
+        location, old_version = str(ledger.path), 4
+        with sqlite3.connect(location) as conn:
+            for sql in (*drops, f"PRAGMA user_version = {old_version}"):
+                conn.execute(sql)
+        conn.close()
+    else:
+        import psycopg
+
+        location, old_version = ledger.url, 2
+        with psycopg.connect(location, autocommit=True) as pg:
+            for sql in (*drops, f"UPDATE paxis_schema SET version = {old_version}"):
+                pg.execute(sql)
+    reopened = open_ledger(location)
+    try:
+        assert reopened.schema_version == old_version + 1
+        assert report.build(reopened, by=("team", "tier"), now=DAY2) == expected
+        assert shadow_figures(expected) == (USD("0.02"), 2, 1)
+    finally:
+        reopened.close()
