@@ -113,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
     use_arith = args.verifier == "arithmetic" or (
         args.verifier == "auto" and answered >= len(examples) / 2
     )
-    target_quality = args.target_quality
-    if target_quality is None and args.max_usd_per_1k is None and args.max_escalation is None:
-        target_quality = 0.95
+    target_quality = _target_quality(args)
     cal = calibrate(
         examples,
         weak=args.weak,
@@ -178,9 +176,7 @@ def _run_ledger(args: argparse.Namespace) -> int:
                 found, needed, weak=args.weak, strong=args.strong, escalated=args.include_escalated
             )
         )
-    target_quality = args.target_quality
-    if target_quality is None and args.max_usd_per_1k is None and args.max_escalation is None:
-        target_quality = 0.95
+    target_quality = _target_quality(args)
     cal = ledger_fit.fit(
         found,
         weak=args.weak,
@@ -239,3 +235,11 @@ def _report(args: argparse.Namespace, cal: Calibration, out: Path) -> int:
     for note in cal.notes:
         emit(f"note: {note}")
     return 0
+
+
+def _target_quality(args: argparse.Namespace) -> float | None:
+    """The quality target: as given, or 0.95 of the top tier when no target was given at all."""
+    if args.target_quality is None and args.max_usd_per_1k is None and args.max_escalation is None:
+        return 0.95
+    value: float | None = args.target_quality
+    return value

@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from paxis_router.ledger import open_ledger
+from paxis_router.ledger.postgres import PostgresLedger
+from paxis_router.ledger.sqlite import SQLiteLedger
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -89,3 +93,20 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[SQLiteLedger | PostgresLedger]:
+    """Each test that takes ``ledger`` runs on SQLite and on PostgreSQL (the contract)."""
+    opened: SQLiteLedger | PostgresLedger
+    if request.param == "sqlite":
+        opened = open_ledger(tmp_path / "ledger.db")
+    else:
+        opened = open_ledger(request.getfixturevalue("postgres_url"))
+    assert opened.dialect == request.param
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,26 +14,12 @@ from paxis_router import report
 from paxis_router._calibrate_ledger import load_pairs
 from paxis_router.cli import main
 from paxis_router.errors import LedgerError
-from paxis_router.ledger import open_ledger
 from paxis_router.ledger.postgres import PostgresLedger
 from paxis_router.ledger.sqlite import MIGRATIONS, SQLiteLedger
 from paxis_router.types import CallRecord, Decision, Verdict
 
 Ledger = SQLiteLedger | PostgresLedger
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    opened: Ledger
-    if request.param == "sqlite":
-        opened = open_ledger(tmp_path / "ledger.db")
-    else:
-        opened = open_ledger(request.getfixturevalue("postgres_url"))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _row(route: str, index: int, **over: object) -> CallRecord:

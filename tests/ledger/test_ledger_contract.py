@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,20 +21,6 @@ Ledger = SQLiteLedger | PostgresLedger
 DAY1 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 USD = Decimal
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    opened: Ledger
-    if request.param == "sqlite":
-        opened = open_ledger(tmp_path / "ledger.db")
-    else:
-        opened = open_ledger(request.getfixturevalue("postgres_url"))
-    assert opened.dialect == request.param
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def rec(route: str, index: int, ts: datetime, **over: object) -> CallRecord:

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,19 +24,6 @@ DAY1 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 USD = Decimal
 SHADOW_LINE = "Of which shadow (calibration sampling): $0.0200 + 1 unpriced (2 calls)"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    opened: Ledger
-    if request.param == "sqlite":
-        opened = open_ledger(tmp_path / "ledger.db")
-    else:
-        opened = open_ledger(request.getfixturevalue("postgres_url"))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def rec(route: str, index: int, ts: datetime, **over: object) -> CallRecord:
