@@ -50,13 +50,14 @@ def write_plots(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = ["tab:blue", "tab:orange", "tab:gray", "tab:green", "tab:purple"]
+    colors = ["tab:blue", "tab:orange", "tab:gray", "tab:green", "tab:purple", "tab:brown"]
+    colors += ["tab:pink", "tab:olive", "tab:cyan", "tab:red"]
     fig, axes = plt.subplots(1, len(benches), figsize=(5 * len(benches), 4.2), squeeze=False)
     for ax, bench in zip(axes[0], benches, strict=True):
         for i, method in enumerate(bench.methods):
             curve = method.curves[0]
             style = "--" if method.name.startswith(("random", "oracle")) else "-"
-            ax.plot(curve.shares, curve.pgr, style, color=colors[i % 5], label=method.name, lw=1.4)
+            ax.plot(curve.shares, curve.pgr, style, color=colors[i % 10], label=method.name, lw=1.4)
         pub = data[bench.name]["published"]
         xs = [pub["cpt50"], pub["cpt80"]]
         ys = [0.5, 0.8]
@@ -73,10 +74,10 @@ def write_plots(
         ax.set_xlabel("share of queries sent to GPT-4")
         ax.set_ylabel("performance gap recovered")
         ax.set_xlim(0, 1)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "pgr.png", dpi=80)
+    fig.savefig(out / "pgr.png", dpi=80, bbox_inches="tight")
     plt.close(fig)
 
     frugal = frugalgpt_curves()
@@ -88,7 +89,9 @@ def write_plots(
             if method.name.startswith("oracle"):
                 continue
             curve = method.curves[0]
-            ax.plot(method.usd_curve, curve.quality, color=colors[i % 5], label=method.name, lw=1.4)
+            ax.plot(
+                method.usd_curve, curve.quality, color=colors[i % 10], label=method.name, lw=1.4
+            )
         weak, strong = bench.only_usd_per_1k()
         ax.plot([weak], [bench.weak_q.mean()], "ks", label="Mixtral alone")
         ax.plot([strong], [bench.strong_q.mean()], "k^", label="GPT-4 alone")
@@ -107,7 +110,7 @@ def write_plots(
         ax.set_title(f"{bench.name}: quality vs $ per 1,000 queries")
         ax.set_xlabel("$ per 1,000 queries (log)")
         ax.set_ylabel("accuracy" if bench.name != "mt_bench" else "mean judge score")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28))
         ax.grid(alpha=0.3)
     ax = axes[0][-1]
     for i, (name, curves) in enumerate(sorted(frugal.items())):
@@ -122,7 +125,7 @@ def write_plots(
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "cost.png", dpi=80)
+    fig.savefig(out / "cost.png", dpi=80, bbox_inches="tight")
     plt.close(fig)
 
     images = "".join(
