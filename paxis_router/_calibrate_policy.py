@@ -102,13 +102,18 @@ def policy_document(
         WEAK_GPUS,
         WEAK_THROUGHPUT_TOKENS_PER_S,
     ),
+    scorer_file: str | None = None,
 ) -> dict[str, Any]:  # Any: YAML
-    """The policy file's content (tiers, verifiers, policy) as a mapping."""
+    """The policy file's content (tiers, verifiers, policy) as a mapping.
+
+    ``scorer_file``: the path the policy names for its scorer (a kNN scorer's JSON file, saved
+    by the caller) instead of the scorer inline.
+    """
     return {
         "tiers": _tiers(data, out_dir, calibration.weak, calibration.strong, gpu),
         "verifiers": list(verifiers),
         "policy": {
-            "escalate_when": calibration.escalate_when(),
+            "escalate_when": calibration.escalate_when(scorer_file),
             "stop_when": "tiers_exhausted",
             "on_exhausted": "return_best",
         },
@@ -117,8 +122,20 @@ def policy_document(
 
 def write_policy(path: Path, document: dict[str, Any], calibration: Calibration) -> None:  # Any
     """Write the policy YAML with a header that records the chosen point and the targets met."""
+    from paxis_router._calibrate_knn import KnnScorer
+
     s = calibration.summary()
     p = calibration.point
+    scorer_line = [
+        "# The scorer below is the learned escalation scorer (paxis-scorer/1): logistic heads over",
+        "# answer features, verifier verdicts and hashed TF-IDF; see paxis_router.calibrate.",
+    ]
+    if isinstance(calibration.scorer, KnnScorer):
+        mixed = " mixed 50/50 with the learned scorer" if calibration.scorer.learned else ""
+        scorer_line = [
+            "# The scorer file is an embedding-neighbour scorer (paxis-knn-scorer/1: JSON + .npz "
+            f"beside it){mixed}; see paxis_router.calibrate.",
+        ]
     usd = "unknown" if p.usd_per_1k is None else f"${p.usd_per_1k}"
     header = [
         "# Written by `paxis calibrate`: an escalation policy fitted on labelled outcomes.",
@@ -126,8 +143,7 @@ def write_policy(path: Path, document: dict[str, Any], calibration: Calibration)
         f"# chosen point (cross-fitted): strong-call share {p.strong_call_share:.4f}, "
         f"quality {p.quality:.4f} = {p.quality_share:.4f} of the strong model's, {usd} per 1,000",
         f"# curve: APGR {s['apgr']:.4f}, CPT(50%) {s['cpt50']}, CPT(80%) {s['cpt80']}",
-        "# The scorer below is the learned escalation scorer (paxis-scorer/1): logistic heads over",
-        "# answer features, verifier verdicts and hashed TF-IDF; see paxis_router.calibrate.",
+        *scorer_line,
         *(f"# note: {n}" for n in calibration.notes),
     ]
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
@@ -296,8 +312,13 @@ def _policy_scores(
             "--curve sweeps the learned scorer's threshold: the policy has no score_below "
             "predicate (write one with `paxis calibrate`)"
         )
+    from paxis_router._calibrate_knn import KnnScorer
+
     scorer = load_scorer(spec["scorer"])
     verdicts = worker_verdicts(examples, weak, verifiers)
+    if isinstance(scorer, KnnScorer):  # one batched encode instead of one per example
+        responses = [e.outcomes[weak].response for e in examples]
+        return scorer.score_many([e.prompt for e in examples], responses, verdicts)
     return [
         scorer.score(e.prompt, e.outcomes[weak].response, v)
         for e, v in zip(examples, verdicts, strict=True)

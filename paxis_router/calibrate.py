@@ -22,6 +22,11 @@ The Router reads the learned scorer through the ``score_below`` predicate::
 directory). The predicate escalates when the worker's answer scores below the threshold; it never
 escalates from the last tier.
 
+``calibrate(..., scorer="knn" | "mix")`` fits the embedding-neighbour scorer instead
+(:class:`~paxis_router._calibrate_knn.KnnScorer`, format ``paxis-knn-scorer/1``: the weighted
+mean gain of the query's nearest training queries), alone or mixed 50/50 with the learned one;
+it is saved as a JSON file plus an ``.npz`` of embeddings, and the policy names the JSON file.
+
 Example:
     >>> cal = calibrate_scores([0.9, 0.2, 0.6, 0.4], [1, 0, 1, 0], [1, 1, 1, 1],
     ...                        target_quality=1.0)
@@ -41,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paxis_router._calibrate_knn import KnnScorer
 from paxis_router._calibrate_scorer import LearnedScorer
 from paxis_router.datasets import quality
 from paxis_router.errors import ConfigError
@@ -51,6 +57,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from paxis_router._calibrate_knn import Encoder
     from paxis_router.datasets import Example
     from paxis_router.policy import Predicate, RouteState
     from paxis_router.pricing import Price
@@ -58,7 +65,9 @@ if TYPE_CHECKING:
     from paxis_router.verifiers.base import Verifier
 
 __all__ = [
+    "SCORER_KINDS",
     "Calibration",
+    "KnnScorer",
     "LearnedScorer",
     "OperatingPoint",
     "calibrate",
@@ -71,6 +80,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _MILLE = Decimal(1000)
+SCORER_KINDS = ("learned", "knn", "mix")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,7 @@ class Calibration:
     point: OperatingPoint
     frontier: tuple[OperatingPoint, ...]
     curve: Curve
-    scorer: LearnedScorer | None = None
+    scorer: LearnedScorer | KnnScorer | None = None
     weak: str = ""
     strong: str = ""
     n: int = 0
@@ -139,11 +149,20 @@ class Calibration:
             "notes": list(self.notes),
         }
 
-    def escalate_when(self) -> dict[str, Any]:  # Any: a predicate's YAML form
-        """The ``escalate_when`` predicate in YAML form."""
+    def escalate_when(self, scorer_file: str | None = None) -> dict[str, Any]:  # Any: YAML
+        """The ``escalate_when`` predicate in YAML form.
+
+        A :class:`KnnScorer` is referred to by its file (``scorer_file``, written by its
+        ``save``); a learned scorer is inline unless ``scorer_file`` is given.
+        """
         if self.scorer is None:
             return {"confidence_below": self.point.threshold}
-        return {"score_below": {"threshold": self.point.threshold, "scorer": self.scorer.to_dict()}}
+        scorer: object = scorer_file
+        if scorer_file is None:
+            if isinstance(self.scorer, KnnScorer):
+                raise ConfigError("a kNN scorer is referred to by its file: save it, pass the path")
+            scorer = self.scorer.to_dict()
+        return {"score_below": {"threshold": self.point.threshold, "scorer": scorer}}
 
 
 # --- costs ----------------------------------------------------------------------------------------
@@ -357,32 +376,90 @@ def crossfit_scores(
     seed: int = 0,
     verifiers: Sequence[Verifier] = (),
     buckets: int = 1024,
+    scorer: str = "learned",
+    encoder: str = "minilm",
+    encode: Encoder | None = None,
+    neighbours: int = 50,
+    temperature: float = 10.0,
 ) -> NDArray[np.float64]:
     """Every example's score from a scorer fitted without it (K folds, or whole groups held out).
+
+    ``scorer``: ``learned`` (default), ``knn`` or ``mix`` (see :func:`calibrate`).
 
     Example:
         >>> crossfit_scores(examples, weak="w", strong="s")  # doctest: +SKIP
     """
-    from paxis_router._calibrate_fit import fit, prepare, score_rows
-
     w, g = _labels(examples, weak, strong)
-    design = prepare(
-        [e.prompt for e in examples],
-        [e.outcomes[weak].response for e in examples],
-        worker_verdicts(examples, weak, verifiers),
-        buckets=buckets,
-    )
     fold = _folds(len(examples), folds, groups, seed)
-    scores = np.zeros(len(examples))
-    wu, gu = _unit(w, g), _unit(g, w)
-    for k in range(folds):
-        train = np.flatnonzero(fold != k)
-        test = np.flatnonzero(fold == k)
-        if len(test) == 0:
-            continue
-        scorer = fit(design, train, wu, gu)
-        scores[test] = score_rows(scorer, design, test)
+    knn = _KnnSpec(scorer, encoder, encode, neighbours, temperature)
+    verdicts = worker_verdicts(examples, weak, verifiers) if scorer != "knn" else None
+    scores, _ = _crossfit(examples, weak, w, g, fold, verdicts, buckets, knn, refit=False)
     return scores
+
+
+@dataclass(frozen=True)
+class _KnnSpec:
+    kind: str
+    encoder: str
+    encode: Encoder | None
+    neighbours: int
+    temperature: float
+
+
+def _crossfit(
+    examples: Sequence[Example],
+    weak: str,
+    w: NDArray[np.float64],
+    g: NDArray[np.float64],
+    fold: NDArray[np.int64],
+    verdicts: Sequence[tuple[Verdict, ...]] | None,
+    buckets: int,
+    knn: _KnnSpec,
+    *,
+    refit: bool = True,
+) -> tuple[NDArray[np.float64], LearnedScorer | KnnScorer | None]:
+    """Cross-fitted scores of the chosen kind, and the scorer refitted on every example
+    (None when not ``refit``)."""
+    from paxis_router._calibrate_fit import fit, prepare, score_rows
+    from paxis_router._calibrate_knn import crossfit_neighbours, embed_prompts, encoder_by_name
+
+    if knn.kind not in SCORER_KINDS:
+        raise ConfigError(f"unknown scorer kind {knn.kind!r}; expected one of {SCORER_KINDS}")
+    wu, gu = _unit(w, g), _unit(g, w)
+    prompts = [e.prompt for e in examples]
+    scores = np.zeros(len(examples))
+    learned: LearnedScorer | None = None
+    if knn.kind != "knn":
+        design = prepare(
+            prompts, [e.outcomes[weak].response for e in examples], verdicts, buckets=buckets
+        )
+        for k in np.unique(fold).tolist():
+            train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            scores[test] = score_rows(fit(design, train, wu, gu), design, test)
+        learned = fit(design, np.arange(len(examples)), wu, gu) if refit else None
+        if knn.kind == "learned":
+            return scores, learned
+    encode = knn.encode or encoder_by_name(knn.encoder, source="calibrate")
+    embeddings = embed_prompts(encode, prompts)
+    values = wu - gu
+    near = crossfit_neighbours(
+        embeddings, values, fold, k=knn.neighbours, temperature=knn.temperature
+    )
+    if knn.kind == "mix":
+        near = (scores + near) / 2.0
+    if not refit:
+        return near, None
+    final = KnnScorer(
+        embeddings,
+        values,
+        k=knn.neighbours,
+        temperature=knn.temperature,
+        encoder=knn.encoder,
+        learned=learned,
+        weights=(1.0, 0.0) if learned is None else (0.5, 0.5),
+        encode=encode,
+    )
+    return near, final
 
 
 def calibrate(
@@ -401,6 +478,11 @@ def calibrate(
     seed: int = 0,
     buckets: int = 1024,
     verdicts: Sequence[tuple[Verdict, ...]] | None = None,
+    scorer: str = "learned",
+    encoder: str = "minilm",
+    encode: Encoder | None = None,
+    neighbours: int = 50,
+    temperature: float = 10.0,
 ) -> Calibration:
     """Fit a learned escalation scorer and the threshold that meets one target.
 
@@ -409,30 +491,23 @@ def calibrate(
     verdicts become features — the policy must run the same verifiers. ``verdicts`` (one tuple
     per example, e.g. as recorded in a ledger) replaces running ``verifiers``.
 
+    ``scorer="knn"`` fits a :class:`KnnScorer` instead: each query's ``neighbours`` most similar
+    training queries (embedded by the ``encoder`` named, or by ``encode``), weighted by
+    ``exp(temperature * cosine)``; cross-fitted, a row's neighbours come from the other folds
+    only. ``scorer="mix"`` is the mean of that and the learned scorer.
+
     Example:
         >>> cal = calibrate(examples, weak="w", strong="s", target_quality=0.95)  # doctest: +SKIP
         >>> cal.point.strong_call_share  # doctest: +SKIP
     """
-    from paxis_router._calibrate_fit import fit, prepare, score_rows
-
     if len(examples) < 2 * folds:
         raise ConfigError(f"calibration needs at least {2 * folds} examples, got {len(examples)}")
     w, g = _labels(examples, weak, strong)
-    if verdicts is None:
+    if verdicts is None and scorer != "knn":
         verdicts = worker_verdicts(examples, weak, verifiers)
-    design = prepare(
-        [e.prompt for e in examples],
-        [e.outcomes[weak].response for e in examples],
-        verdicts,
-        buckets=buckets,
-    )
     fold = _folds(len(examples), folds, groups, seed)
-    wu, gu = _unit(w, g), _unit(g, w)
-    scores = np.zeros(len(examples))
-    for k in range(folds):
-        train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        if len(test):
-            scores[test] = score_rows(fit(design, train, wu, gu), design, test)
+    knn = _KnnSpec(scorer, encoder, encode, neighbours, temperature)
+    scores, final = _crossfit(examples, weak, w, g, fold, verdicts, buckets, knn)
     base = calibrate_scores(
         scores.tolist(),
         w.tolist(),
@@ -443,7 +518,6 @@ def calibrate(
         weak_cost=example_costs(examples, weak, weak_price),
         strong_cost=example_costs(examples, strong, strong_price),
     )
-    final = fit(design, np.arange(len(examples)), wu, gu)
     return Calibration(
         point=base.point,
         frontier=base.frontier,
@@ -459,7 +533,7 @@ def calibrate(
 # --- the policy predicate -------------------------------------------------------------------------
 
 
-def score_below(scorer: LearnedScorer, threshold: float) -> Predicate:
+def score_below(scorer: LearnedScorer | KnnScorer, threshold: float) -> Predicate:
     """True when the last answer's learned score is below ``threshold`` (escalate).
 
     Never true on the ladder's last tier (there is nowhere to escalate to); true for a failed
@@ -484,16 +558,26 @@ def score_below(scorer: LearnedScorer, threshold: float) -> Predicate:
     return predicate
 
 
-def load_scorer(spec: object) -> LearnedScorer:
-    """A scorer from its inline mapping or from a JSON file path."""
+def load_scorer(spec: object, *, encode: Encoder | None = None) -> LearnedScorer | KnnScorer:
+    """A scorer from its inline mapping or from a JSON file path.
+
+    Either format: ``paxis-scorer/1`` (:class:`LearnedScorer`) or ``paxis-knn-scorer/1``
+    (:class:`KnnScorer`, whose ``data`` is read relative to its file, or to the working
+    directory when inline). ``encode`` replaces a kNN scorer's named encoder.
+    """
+    from paxis_router._calibrate_knn import FORMAT as KNN_FORMAT
+
+    base, source, data = Path.cwd(), "score_below.scorer", spec
     if isinstance(spec, str | Path):
         path = Path(spec)
+        base, source = path.parent, str(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read scorer: {exc}", source=str(path)) from exc
-        return LearnedScorer.from_dict(data, source=str(path))
-    return LearnedScorer.from_dict(spec, source="score_below.scorer")
+    if isinstance(data, dict) and data.get("format") == KNN_FORMAT:
+        return KnnScorer.from_dict(data, base=base, source=source, encode=encode)
+    return LearnedScorer.from_dict(data, source=source)
 
 
 def score_below_from_spec(spec: object) -> Predicate:

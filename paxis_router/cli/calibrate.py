@@ -6,6 +6,10 @@ with cross-fitting, picks the threshold that meets the target and writes a polic
 Router loads. Prints the chosen point and the cost/quality curve; the whole frontier goes to
 ``POLICY.curve.json`` beside the policy.
 
+``--scorer knn`` / ``mix`` fits the embedding-neighbour scorer (alone, or averaged with the
+learned one) and writes it beside the policy as ``POLICY.scorer.json`` + ``POLICY.scorer.npz``;
+the policy names the JSON file.
+
 With ``--ledger`` it fits on production routes instead: those whose worker answer and strong-tier
 answer are both labelled (shadow-sampled routes; escalated ones too with --include-escalated).
 ``--weak`` / ``--strong`` name tiers or models of the ledger; ``--policy`` is the policy that
@@ -72,6 +76,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="hold out whole groups (MMLU subjects) per fold instead of random rows",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scorer",
+        choices=("learned", "knn", "mix"),
+        default="learned",
+        help="learned: logistic heads (inline JSON); knn: the nearest training queries' mean "
+        "gain (embeddings in POLICY.scorer.npz); mix: the mean of both (default learned)",
+    )
+    parser.add_argument(
+        "--encoder",
+        default="minilm",
+        help="query embedding for knn/mix: minilm (extra [embed]) or hashed (no model)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     ledger = parser.add_argument_group("with --ledger")
     ledger.add_argument(
@@ -94,7 +110,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fit, write the policy and its curve, print the summary."""
     from paxis_router._calibrate_policy import policy_document, weak_price, write_policy
-    from paxis_router.calibrate import calibrate
+    from paxis_router.calibrate import KnnScorer, calibrate
     from paxis_router.datasets import load_examples
     from paxis_router.errors import ConfigError
     from paxis_router.pricing import litellm_price
@@ -127,14 +143,22 @@ def run(args: argparse.Namespace) -> int:
         folds=args.folds,
         groups=[e.group for e in examples] if args.group_folds else None,
         seed=args.seed,
+        scorer=args.scorer,
+        encoder=args.encoder,
     )
     out: Path = args.output
     out.parent.mkdir(parents=True, exist_ok=True)
+    scorer_file = None
+    if isinstance(cal.scorer, KnnScorer):  # JSON + .npz beside the policy, named by it
+        scorer_path = out.with_suffix(".scorer.json")
+        cal.scorer.save(scorer_path)
+        scorer_file = str(scorer_path)
     document = policy_document(
         cal,
         data=args.data,
         out_dir=out.parent,
         verifiers=[{"kind": "arithmetic"}] if use_arith else [],
+        scorer_file=scorer_file,
     )
     write_policy(out, document, cal)
     return _report(args, cal, out)
@@ -147,6 +171,8 @@ def _run_ledger(args: argparse.Namespace) -> int:
     from paxis_router.errors import ConfigError
     from paxis_router.ledger import open_ledger
 
+    if args.scorer != "learned":
+        raise ConfigError("--ledger fits the learned scorer only; drop --scorer")
     if args.weak is None or args.strong is None:
         raise ConfigError("--ledger needs --weak and --strong: the tiers (or models) to compare")
     location = str(args.ledger)

@@ -1,0 +1,65 @@
+"""The kNN + learned (mix) policy, replayed through the real Router on held-out MMLU, meets its
+target: the held-out pattern of test_calibrate_held_out.py with ``--scorer mix``.
+
+The encoder is ``hashed`` (numpy only) to keep the test within budget; the real MiniLM is run
+once in test_calibrate_knn.py and end to end on all of MMLU in benchmarks/economics.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paxis_router.cli import main
+from paxis_router.datasets import Example, load_examples
+
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "routellm"
+
+
+def _to_jsonl(path: Path, examples: list[Example]) -> Path:
+    lines = []
+    for e in examples:
+        tiers = {
+            model: {
+                "response": o.response,
+                "correct": o.correct,
+                "prompt_tokens": o.prompt_tokens,
+                "completion_tokens": o.completion_tokens,
+            }
+            for model, o in e.outcomes.items()
+        }
+        lines.append(json.dumps({"id": e.id, "prompt": e.prompt, "group": e.group, "tiers": tiers}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_mix_policy_fitted_for_95_percent_lands_within_2_points_on_held_out_mmlu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = load_examples([DATA / "mmlu" / "responses"])
+    random.Random(0).shuffle(examples)
+    half = len(examples) // 2
+    fit = _to_jsonl(tmp_path / "fit.jsonl", examples[:half])
+    held_out = _to_jsonl(tmp_path / "held_out.jsonl", examples[half:])
+    policy = tmp_path / "policy.yaml"
+    args = ["calibrate", "--data", str(fit), "--target-quality", "0.95", "-o", str(policy)]
+    assert main([*args, "--scorer", "mix", "--encoder", "hashed", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    written = yaml.safe_load(policy.read_text())["policy"]["escalate_when"]["score_below"]
+    assert json.loads(Path(written["scorer"]).read_text())["format"] == "paxis-knn-scorer/1"
+    assert main(["replay", "--policy", str(policy), "--data", str(held_out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == len(examples) - half
+    quality_share = report["accuracy"] / report["strong_accuracy"]
+    assert quality_share == pytest.approx(0.95, abs=0.02)
+    assert 0.2 < report["strong_call_share"] < 0.8
+    assert report["usd_per_1k"] < 0.8 * report["strong_only_usd_per_1k"]
+    # The held-out share of escalated routes is the one chosen on the cross-fitted scores.
+    assert report["strong_call_share"] == pytest.approx(
+        summary["point"]["strong_call_share"], abs=0.03
+    )
