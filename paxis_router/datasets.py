@@ -247,10 +247,47 @@ def _read_mt_bench(path: Path) -> list[Example]:
     return out
 
 
+def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
+    """Write ``examples`` in the generic JSONL format :func:`load_examples` reads back (e.g. a
+    RouteLLM file, or a split of one, for ``paxis calibrate --data`` / ``paxis replay``).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from paxis_router.workers.replay import Outcome
+        >>> ex = Example("q1", "2+2?", {"w": Outcome("4", True, None, 3, 1, None)}, "math")
+        >>> out = write_jsonl(pathlib.Path(tempfile.mkdtemp()) / "x.jsonl", [ex])
+        >>> load_examples([out])[0] == ex
+        True
+    """
+    lines = []
+    for e in examples:
+        tiers: dict[str, dict[str, object]] = {}
+        for model, o in e.outcomes.items():
+            tier: dict[str, object] = {"response": o.response}
+            if o.prompt_tokens is not None:
+                tier["prompt_tokens"] = o.prompt_tokens
+            if o.completion_tokens is not None:
+                tier["completion_tokens"] = o.completion_tokens
+            if o.correct is not None:
+                tier["correct"] = o.correct
+            if o.score is not None:
+                tier["score"] = o.score
+            if o.cost_usd is not None:
+                tier["cost_usd"] = str(o.cost_usd)
+            tiers[model] = tier
+        row = {"id": e.id, "prompt": e.prompt, "group": e.group, "tiers": tiers}
+        lines.append(json.dumps(row))
+    out = Path(path)
+    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return out
+
+
 def _read_jsonl(path: Path) -> list[Example]:
     out = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # JSON Lines end at "\n" only: str.splitlines would also split inside strings that hold
+        # U+2028, U+0085 and the like, which JSON allows unescaped.
+        lines = path.read_text(encoding="utf-8").split("\n")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc}", source=str(path)) from exc
     for n, line in enumerate(lines, start=1):
@@ -266,7 +303,7 @@ def _read_jsonl(path: Path) -> list[Example]:
         except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as exc:
             raise ConfigError(
                 f"{where}: {exc!r}; expected {{id, prompt, tiers: {{MODEL: {{response, correct "
-                "or score, prompt_tokens?, completion_tokens?, cost_usd?}}}}}}",
+                "or score, prompt_tokens?, completion_tokens?, cost_usd?}}}",
                 source=str(path),
             ) from exc
     return out

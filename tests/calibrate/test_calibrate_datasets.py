@@ -142,3 +142,21 @@ def test_shipped_routellm_files_match_the_paper_after_decontamination() -> None:
     assert sum(quality(e.outcomes[W]) for e in gsm8k) / len(gsm8k) == pytest.approx(
         0.6373, abs=1e-4
     )
+
+
+def test_write_jsonl_round_trips_every_format(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from paxis_router.datasets import write_jsonl
+    from paxis_router.workers.replay import Outcome
+
+    examples = [
+        Example("a", "2+2?", {"w": Outcome("4", True, None, 3, 1, Decimal("0.0001"))}, "math"),
+        Example("b", "Résumé «x»\u2028next", {"w": Outcome("", None, 7.5, 4, 0, None)}, ""),
+    ]
+    path = write_jsonl(tmp_path / "out.jsonl", examples)
+    assert load_examples([path]) == examples
+    # Other writers may leave U+2028 unescaped (JSON allows it): still one line per example.
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(path.read_text().replace("\\u2028", "\u2028"), encoding="utf-8")
+    assert load_examples([raw]) == examples

@@ -15,26 +15,9 @@ import pytest
 import yaml
 
 from paxis_router.cli import main
-from paxis_router.datasets import Example, load_examples
+from paxis_router.datasets import load_examples, write_jsonl
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "routellm"
-
-
-def _to_jsonl(path: Path, examples: list[Example]) -> Path:
-    lines = []
-    for e in examples:
-        tiers = {
-            model: {
-                "response": o.response,
-                "correct": o.correct,
-                "prompt_tokens": o.prompt_tokens,
-                "completion_tokens": o.completion_tokens,
-            }
-            for model, o in e.outcomes.items()
-        }
-        lines.append(json.dumps({"id": e.id, "prompt": e.prompt, "group": e.group, "tiers": tiers}))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.mark.slow
@@ -44,8 +27,8 @@ def test_mix_policy_fitted_for_95_percent_lands_within_2_points_on_held_out_mmlu
     examples = load_examples([DATA / "mmlu" / "responses"])
     random.Random(0).shuffle(examples)
     half = len(examples) // 2
-    fit = _to_jsonl(tmp_path / "fit.jsonl", examples[:half])
-    held_out = _to_jsonl(tmp_path / "held_out.jsonl", examples[half:])
+    fit = write_jsonl(tmp_path / "fit.jsonl", examples[:half])
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", examples[half:])
     policy = tmp_path / "policy.yaml"
     args = ["calibrate", "--data", str(fit), "--target-quality", "0.95", "-o", str(policy)]
     assert main([*args, "--scorer", "mix", "--encoder", "hashed", "--json"]) == 0
