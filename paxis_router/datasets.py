@@ -161,7 +161,7 @@ def _contaminated_prompts(path: Path) -> set[str]:
         candidate = folder / "contaminated_prompts.jsonl"
         if candidate.is_file():
             try:
-                lines = candidate.read_text(encoding="utf-8").splitlines()
+                lines = candidate.read_text(encoding="utf-8").split("\n")
                 return {str(json.loads(line)["eval_prompt"]) for line in lines if line.strip()}
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"cannot read: {exc!r}", source=str(candidate)) from exc
@@ -209,9 +209,11 @@ def _read_mt_bench(path: Path) -> list[Example]:
     try:
         questions = {
             int(q["question_id"]): q
-            for q in (json.loads(x) for x in questions_path.read_text("utf-8").splitlines() if x)
+            for q in (
+                json.loads(x) for x in questions_path.read_text("utf-8").split("\n") if x.strip()
+            )
         }
-        judgements = [json.loads(x) for x in path.read_text("utf-8").splitlines() if x.strip()]
+        judgements = [json.loads(x) for x in path.read_text("utf-8").split("\n") if x.strip()]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read MT-Bench files: {exc!r}", source=str(path)) from exc
     contaminated = _contaminated_prompts(path)

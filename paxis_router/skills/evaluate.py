@@ -61,7 +61,7 @@ def read_queries(path: Path) -> list[LabelledQuery]:
         SkillError: a line is not JSON or lacks a string ``query`` or ``skill`` (line named).
     """
     out: list[LabelledQuery] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:

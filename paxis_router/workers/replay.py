@@ -278,7 +278,7 @@ def routellm_contaminated_ids(jsonl_path: str | Path) -> frozenset[str]:
     """Row ids (``eval_idx``) RouteLLM excluded as contaminated (``contaminated_prompts.jsonl``)."""
     path = Path(jsonl_path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")
         return frozenset(str(json.loads(line)["eval_idx"]) for line in lines if line.strip())
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read contaminated prompt ids: {exc}", source=str(path)) from exc

@@ -173,3 +173,10 @@ def test_rerank_embeds_name_and_description_when_the_body_is_unreadable(
     EmbeddingReranker(encode).rerank("q", [SkillMatch(gone, 1.0), SkillMatch(kept, 0.5)])
     assert encode.texts[:2] == ["gone: gone tasks", "kept: kept tasks Kept body."]
     assert "SKILL.md vanished" in caplog.text
+
+
+def test_query_files_split_on_newlines_only(tmp_path: Path) -> None:
+    # JSON allows U+2028 unescaped inside a string; it must not end the line.
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"query": "a\u2028b", "skill": "x/y"}\r\n\n', encoding="utf-8")
+    assert [(q.query, q.skill) for q in read_queries(path)] == [("a\u2028b", "x/y")]
