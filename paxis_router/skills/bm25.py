@@ -218,8 +218,8 @@ class _Matcher:
                         out[i].append(position)
         for position, d in zip(self.positions, self.docs, strict=True):
             if len(d) <= _SHORT_POSTINGS:
-                present = set(d.tolist())
-                hits = [slot in present for slot in slots]
+                members = set(d.tolist())
+                hits = [slot in members for slot in slots]
             else:
                 wanted = np.asarray(slots, dtype=np.int64)
                 at = np.minimum(np.searchsorted(d, wanted), len(d) - 1)
