@@ -10,13 +10,24 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import WorkerError
 from paxis_router.policy import RouteState
-from paxis_router.types import Attempt, ChatRequest, Completion, Usage, Verdict, utc_now
+from paxis_router.types import (
+    Attempt,
+    CallRecord,
+    ChatRequest,
+    Completion,
+    Decision,
+    Usage,
+    Verdict,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from paxis_router.pricing import Price
@@ -198,3 +209,43 @@ def make_state(
         spent_usd=Decimal(0) if spent_usd is None else Decimal(spent_usd),
         unpriced_attempts=1 if spent_usd is None else 0,
     )
+
+
+_RECORD = CallRecord(
+    route_id="r",
+    request_id="req-r",
+    attempt_index=0,
+    ts=datetime(2026, 11, 1, tzinfo=UTC),
+    tier="local:qwen",
+    tier_index=0,
+    model="qwen-ft",
+    decision=Decision.ACCEPT,
+    reason="accept: 1 verifier(s) passed",
+    final=True,
+    team="claims",
+    skill="invoice",
+    data_class="internal",
+    prompt_tokens=100,
+    completion_tokens=20,
+    latency_s=0.5,
+    verdicts=(Verdict("schema", True, None, ""),),
+    passed=True,
+    finish_reason="stop",
+)
+
+
+def call_record(
+    route_id: str = "r",
+    attempt_index: int = 0,
+    **changes: Any,  # Any: any CallRecord field, checked by the dataclass
+) -> CallRecord:
+    """A realistic ledger row for tests of sinks and reports: an accepted local attempt with a
+    passing verdict; ``request_id`` follows ``route_id``; any field can be changed.
+
+    Example:
+        >>> row = call_record("r7", 1, final=False, cost_usd=Decimal("0.01"))
+        >>> row.request_id, row.attempt_index, row.final, row.cost_usd
+        ('req-r7', 1, False, Decimal('0.01'))
+    """
+    changes.setdefault("request_id", f"req-{route_id}")
+    return dataclasses.replace(_RECORD, route_id=route_id, attempt_index=attempt_index, **changes)

@@ -16,6 +16,7 @@ from paxis_router.cli import main
 from paxis_router.errors import LedgerError
 from paxis_router.ledger.postgres import PostgresLedger
 from paxis_router.ledger.sqlite import MIGRATIONS, SQLiteLedger
+from paxis_router.testing import call_record
 from paxis_router.types import CallRecord, Decision, Verdict
 
 Ledger = SQLiteLedger | PostgresLedger
@@ -23,28 +24,22 @@ T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
 def _row(route: str, index: int, **over: object) -> CallRecord:
-    values: dict[str, object] = {
-        "route_id": route,
-        "request_id": f"req-{route}",
-        "attempt_index": index,
+    fields: dict[str, object] = {
         "ts": T0 + timedelta(minutes=index),
         "tier": "local:w" if index == 0 else "frontier:f",
         "tier_index": index,
         "model": "w-model" if index == 0 else "f-model",
-        "decision": Decision.ACCEPT,
         "reason": "accept",
         "final": index == 0,
-        "team": "claims",
         "skill": "maths,units",
+        "data_class": None,
         "prompt_tokens": 50,
         "completion_tokens": 10,
+        "latency_s": 0.0,
         "cost_usd": Decimal("0.001") if index == 0 else Decimal("0.02"),
         "verdicts": (Verdict("arithmetic", True, 0.9, ""),),
-        "passed": True,
-        "finish_reason": "stop",
     }
-    values.update(over)
-    return CallRecord(**values)  # type: ignore[arg-type]  # a table of test overrides
+    return call_record(route, index, **{**fields, **over})
 
 
 def _shadowed(route: str, *, score: float = 0.9) -> list[CallRecord]:

@@ -15,6 +15,7 @@ from paxis_router.errors import ConfigError, LedgerError
 from paxis_router.ledger import open_ledger
 from paxis_router.ledger.postgres import PostgresLedger
 from paxis_router.ledger.sqlite import _INSERT, MIGRATIONS, SQLiteLedger, record_to_row
+from paxis_router.testing import call_record
 from paxis_router.types import CallRecord, Decision, Verdict
 
 Ledger = SQLiteLedger | PostgresLedger
@@ -24,29 +25,7 @@ USD = Decimal
 
 
 def rec(route: str, index: int, ts: datetime, **over: object) -> CallRecord:
-    values: dict[str, object] = {
-        "route_id": route,
-        "request_id": f"req-{route}",
-        "attempt_index": index,
-        "ts": ts,
-        "tier": "local:qwen",
-        "tier_index": 0,
-        "model": "qwen-ft",
-        "decision": Decision.ACCEPT,
-        "reason": "accept: 1 verifier(s) passed",
-        "final": True,
-        "team": "claims",
-        "skill": "invoice",
-        "data_class": "internal",
-        "prompt_tokens": 100,
-        "completion_tokens": 20,
-        "latency_s": 0.5,
-        "verdicts": (Verdict("schema", True, None, ""),),
-        "passed": True,
-        "finish_reason": "stop",
-    }
-    values.update(over)
-    return CallRecord(**values)  # type: ignore[arg-type]  # a table of test overrides
+    return call_record(route, index, ts=ts, **over)
 
 
 def escalated(route: str, index: int, ts: datetime, **over: object) -> CallRecord:

@@ -17,7 +17,8 @@ from paxis_router import report
 from paxis_router.ledger import open_ledger
 from paxis_router.ledger.postgres import PostgresLedger
 from paxis_router.ledger.sqlite import SQLiteLedger
-from paxis_router.types import CallRecord, Decision, Verdict
+from paxis_router.testing import call_record
+from paxis_router.types import CallRecord, Decision
 
 Ledger = SQLiteLedger | PostgresLedger
 DAY1 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -27,27 +28,8 @@ SHADOW_LINE = "Of which shadow (calibration sampling): $0.0200 + 1 unpriced (2 c
 
 
 def rec(route: str, index: int, ts: datetime, **over: object) -> CallRecord:
-    values: dict[str, object] = {
-        "route_id": route,
-        "request_id": f"req-{route}",
-        "attempt_index": index,
-        "ts": ts,
-        "tier": "local:qwen",
-        "tier_index": 0,
-        "model": "qwen-ft",
-        "decision": Decision.ACCEPT,
-        "reason": "accept",
-        "final": True,
-        "team": "claims",
-        "skill": "invoice",
-        "prompt_tokens": 100,
-        "completion_tokens": 20,
-        "latency_s": 0.5,
-        "verdicts": (Verdict("schema", True, None, ""),),
-        "passed": True,
-    }
-    values.update(over)
-    return CallRecord(**values)  # type: ignore[arg-type]  # a table of test overrides
+    fields: dict[str, object] = {"reason": "accept", "data_class": None, "finish_reason": None}
+    return call_record(route, index, ts=ts, **{**fields, **over})
 
 
 def top(route: str, index: int, ts: datetime, **over: object) -> CallRecord:
