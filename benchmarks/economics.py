@@ -7,7 +7,8 @@ dollars: Mixtral priced as a local GPU worker (policies/demo.yaml: 2 x H100 at $
 3,000 tokens/s), gpt-4-1106-preview from litellm's bundled price map; tokens counted offline
 (cl100k_base). A cascade pays the worker's call even when it escalates; a pre-router does not.
 
-- GSM8K: a cascade (it sees the worker's answer): the learned scorer of paxis_router.calibrate
+- GSM8K: a cascade (it sees the worker's answer): the learned scorer of
+  paxis_router.calibration.thresholds
   (answer features, arithmetic-verifier verdicts, hashed TF-IDF), 5-fold cross-fitted, mean over
   seeds. Also the arithmetic verifier alone (option (a): one score, one threshold).
 - MMLU: no answers in the data, so a pre-router on query signals only, fitted on other
@@ -55,10 +56,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from paxis_router._calibrate_policy import weak_price  # noqa: E402
-from paxis_router.calibrate import crossfit_scores, example_costs, worker_verdicts  # noqa: E402
-from paxis_router.datasets import Example, load_examples, quality  # noqa: E402
-from paxis_router.metrics import Curve, apgr, cpt, sweep  # noqa: E402
+from paxis_router.calibration.datasets import Example, load_examples, quality  # noqa: E402
+from paxis_router.calibration.metrics import Curve, apgr, cpt, sweep  # noqa: E402
+from paxis_router.calibration.thresholds import crossfit_scores, example_costs, worker_verdicts  # noqa: E402
+from paxis_router.config.calibrated import weak_price  # noqa: E402
 from paxis_router.pricing import litellm_price  # noqa: E402
 from paxis_router.verifiers.arithmetic import ArithmeticVerifier  # noqa: E402
 
@@ -276,7 +277,7 @@ def run_mmlu(data: Path, seeds: int) -> Bench:
     from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from paxis_router._calibrate_fit import fit, prepare, score_rows
+    from paxis_router.calibration.fit import fit, prepare, score_rows
 
     bench = load_bench("mmlu", [data / "mmlu" / "responses"], cascade=False)
     ex = bench.examples

@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from paxis_router import report
 from paxis_router.ledger.sqlite import _INSERT, MIGRATIONS, SQLiteLedger, record_to_row
+from paxis_router.reports import cost_report as report
 from paxis_router.types import CallRecord, Decision, Verdict
 
 TEAMS = ("claims", "support", "legal", "finance", "search")

@@ -37,8 +37,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paxis_router.fake_upstream import FakeUpstreamProcess
 from paxis_router.proxy.config import hash_key
+from paxis_router.testing.upstream import FakeUpstreamProcess
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -184,12 +184,12 @@ def train_grpo(
     max_completion_length: int = 8,
 ) -> dict[str, Any]:  # Any: a JSON summary
     """GRPO on ``data_dir/train.jsonl`` prompts (``{"prompt": [...]}`` rows), rewarded by a
-    verifier through ``paxis_router.rewards.reward_function``; saves the adapter."""
+    verifier through ``paxis_router.training.rewards.reward_function``; saves the adapter."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from paxis_router.rewards import reward_function
+    from paxis_router.training.rewards import reward_function
     from paxis_router.verifiers import RegexVerifier
 
     out = Path(output_dir)

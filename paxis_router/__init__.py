@@ -34,14 +34,15 @@ from paxis_router.errors import (
 )
 
 if TYPE_CHECKING:
-    from paxis_router.audit import AuditLog
-    from paxis_router.budget import Budget, Budgets
-    from paxis_router.config import RouterConfig, load_config
-    from paxis_router.gate import Action, Gate, GateDecision, GatePolicy
+    from paxis_router.config.schema import RouterConfig, load_config
+    from paxis_router.governance.audit import AuditLog
+    from paxis_router.governance.budgets import Budget, Budgets
+    from paxis_router.governance.gate import Action, Gate, GateDecision, GatePolicy
+    from paxis_router.governance.sandbox import RunResult, Sandbox, SandboxLimits
     from paxis_router.ledger import open_ledger
     from paxis_router.ledger.postgres import PostgresLedger
     from paxis_router.ledger.sqlite import SQLiteLedger
-    from paxis_router.policy import (
+    from paxis_router.policy.predicates import (
         EscalationPolicy,
         RouteState,
         all_of,
@@ -53,18 +54,10 @@ if TYPE_CHECKING:
         verdict_failed,
     )
     from paxis_router.pricing import GpuHourPrice, TokenPrice, litellm_price
-    from paxis_router.report import CostReport
-    from paxis_router.resilience import (
-        BreakerConfig,
-        CircuitBreaker,
-        OutagePolicy,
-        Resilience,
-        ResilienceConfig,
-        WellFormedVerifier,
-    )
-    from paxis_router.rewards import reward_function
+    from paxis_router.reports.cost_report import CostReport
     from paxis_router.router import Router
-    from paxis_router.sandbox import RunResult, Sandbox, SandboxLimits
+    from paxis_router.training.rewards import reward_function
+    from paxis_router.training.worker_plan import WorkerPlan
     from paxis_router.types import (
         Attempt,
         CallRecord,
@@ -88,37 +81,44 @@ if TYPE_CHECKING:
         Verifier,
     )
     from paxis_router.verifiers.script import ScriptVerifier
-    from paxis_router.worker_plan import WorkerPlan
     from paxis_router.workers.base import Tier, Worker
     from paxis_router.workers.litellm import LiteLLMWorker
     from paxis_router.workers.lora import LoRAWorker
     from paxis_router.workers.openai_compat import OpenAICompatWorker
     from paxis_router.workers.replay import Outcome, ReplayWorker
+    from paxis_router.workers.resilience import (
+        BreakerConfig,
+        CircuitBreaker,
+        OutagePolicy,
+        Resilience,
+        ResilienceConfig,
+        WellFormedVerifier,
+    )
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY: dict[str, str] = {
-    "Action": "paxis_router.gate",
+    "Action": "paxis_router.governance.gate",
     "AllOf": "paxis_router.verifiers",
     "AnyOf": "paxis_router.verifiers",
     "ArithmeticVerifier": "paxis_router.verifiers",
     "Attempt": "paxis_router.types",
-    "AuditLog": "paxis_router.audit",
-    "BreakerConfig": "paxis_router.resilience",
-    "Budget": "paxis_router.budget",
-    "Budgets": "paxis_router.budget",
+    "AuditLog": "paxis_router.governance.audit",
+    "BreakerConfig": "paxis_router.workers.resilience",
+    "Budget": "paxis_router.governance.budgets",
+    "Budgets": "paxis_router.governance.budgets",
     "CallRecord": "paxis_router.types",
     "CallableVerifier": "paxis_router.verifiers",
     "ChatRequest": "paxis_router.types",
-    "CircuitBreaker": "paxis_router.resilience",
+    "CircuitBreaker": "paxis_router.workers.resilience",
     "Completion": "paxis_router.types",
-    "CostReport": "paxis_router.report",
+    "CostReport": "paxis_router.reports.cost_report",
     "Decision": "paxis_router.types",
-    "EscalationPolicy": "paxis_router.policy",
-    "Gate": "paxis_router.gate",
-    "GateDecision": "paxis_router.gate",
-    "GatePolicy": "paxis_router.gate",
+    "EscalationPolicy": "paxis_router.policy.predicates",
+    "Gate": "paxis_router.governance.gate",
+    "GateDecision": "paxis_router.governance.gate",
+    "GatePolicy": "paxis_router.governance.gate",
     "GpuHourPrice": "paxis_router.pricing",
     "JsonSchemaVerifier": "paxis_router.verifiers",
     "LiteLLMWorker": "paxis_router.workers.litellm",
@@ -127,41 +127,41 @@ _LAZY: dict[str, str] = {
     "Message": "paxis_router.types",
     "NonEmptyVerifier": "paxis_router.verifiers",
     "OpenAICompatWorker": "paxis_router.workers.openai_compat",
-    "OutagePolicy": "paxis_router.resilience",
+    "OutagePolicy": "paxis_router.workers.resilience",
     "Outcome": "paxis_router.workers.replay",
     "PostgresLedger": "paxis_router.ledger.postgres",
     "RegexVerifier": "paxis_router.verifiers",
     "ReplayWorker": "paxis_router.workers.replay",
-    "Resilience": "paxis_router.resilience",
-    "ResilienceConfig": "paxis_router.resilience",
+    "Resilience": "paxis_router.workers.resilience",
+    "ResilienceConfig": "paxis_router.workers.resilience",
     "RouteResult": "paxis_router.types",
-    "RouteState": "paxis_router.policy",
+    "RouteState": "paxis_router.policy.predicates",
     "Router": "paxis_router.router",
-    "RouterConfig": "paxis_router.config",
-    "RunResult": "paxis_router.sandbox",
+    "RouterConfig": "paxis_router.config.schema",
+    "RunResult": "paxis_router.governance.sandbox",
     "SQLiteLedger": "paxis_router.ledger.sqlite",
-    "Sandbox": "paxis_router.sandbox",
-    "SandboxLimits": "paxis_router.sandbox",
+    "Sandbox": "paxis_router.governance.sandbox",
+    "SandboxLimits": "paxis_router.governance.sandbox",
     "ScriptVerifier": "paxis_router.verifiers.script",
     "Tier": "paxis_router.workers.base",
     "TokenPrice": "paxis_router.pricing",
     "Usage": "paxis_router.types",
     "Verdict": "paxis_router.types",
     "Verifier": "paxis_router.verifiers",
-    "WellFormedVerifier": "paxis_router.resilience",
+    "WellFormedVerifier": "paxis_router.workers.resilience",
     "Worker": "paxis_router.workers.base",
-    "WorkerPlan": "paxis_router.worker_plan",
-    "all_of": "paxis_router.policy",
-    "any_of": "paxis_router.policy",
-    "confidence_below": "paxis_router.policy",
+    "WorkerPlan": "paxis_router.training.worker_plan",
+    "all_of": "paxis_router.policy.predicates",
+    "any_of": "paxis_router.policy.predicates",
+    "confidence_below": "paxis_router.policy.predicates",
     "litellm_price": "paxis_router.pricing",
-    "load_config": "paxis_router.config",
-    "not_": "paxis_router.policy",
+    "load_config": "paxis_router.config.schema",
+    "not_": "paxis_router.policy.predicates",
     "open_ledger": "paxis_router.ledger",
-    "reward_function": "paxis_router.rewards",
-    "spent_over": "paxis_router.policy",
-    "tiers_exhausted": "paxis_router.policy",
-    "verdict_failed": "paxis_router.policy",
+    "reward_function": "paxis_router.training.rewards",
+    "spent_over": "paxis_router.policy.predicates",
+    "tiers_exhausted": "paxis_router.policy.predicates",
+    "verdict_failed": "paxis_router.policy.predicates",
 }
 
 

@@ -25,8 +25,6 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
-from paxis_router._shadow import DEFAULT_MAX_PENDING, ShadowBacklog, ShadowSampling, shadow_call
-from paxis_router.budget import describe as describe_budget
 from paxis_router.errors import (
     BudgetExceeded,
     ConfigError,
@@ -35,15 +33,10 @@ from paxis_router.errors import (
     PolicyDenied,
     WorkerError,
 )
+from paxis_router.governance.budgets import describe as describe_budget
 from paxis_router.ledger.base import LedgerSink
-from paxis_router.policy import EscalationPolicy, Predicate, RouteState
-from paxis_router.resilience import (
-    NOT_CALLED,
-    UNAVAILABLE_ERRORS,
-    OutagePolicy,
-    call_tier,
-    next_window_floor,
-)
+from paxis_router.policy.predicates import EscalationPolicy, Predicate, RouteState
+from paxis_router.shadow import DEFAULT_MAX_PENDING, ShadowBacklog, ShadowSampling, shadow_call
 from paxis_router.skills.model import SkillMatch
 from paxis_router.types import (
     Attempt,
@@ -58,16 +51,23 @@ from paxis_router.types import (
     utc_now,
 )
 from paxis_router.workers.base import Tier, Worker, as_tier
+from paxis_router.workers.resilience import (
+    NOT_CALLED,
+    UNAVAILABLE_ERRORS,
+    OutagePolicy,
+    call_tier,
+    next_window_floor,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
     from pathlib import Path
 
-    from paxis_router.audit import AuditLog
-    from paxis_router.budget import Budget, Budgets
-    from paxis_router.config import RouterConfig
-    from paxis_router.gate import Gate, Screened
+    from paxis_router.config.schema import RouterConfig
+    from paxis_router.governance.audit import AuditLog
+    from paxis_router.governance.budgets import Budget, Budgets
+    from paxis_router.governance.gate import Gate, Screened
     from paxis_router.skills.model import Skill, SkillSelector
     from paxis_router.verifiers.base import Verifier
 
@@ -94,7 +94,7 @@ class Router:
         outage: per skill, serve the best lower-tier answer ``degraded`` or refuse when an
             upper tier is unavailable (default: degrade). A tier whose breaker is open is
             skipped as a zero-cost ``CircuitOpen`` attempt (see ``Tier.resilience``).
-        budgets: team budgets (``paxis_router.budget``): a spent budget stops escalation
+        budgets: team budgets (``paxis_router.governance.budgets``): a spent budget stops escalation
             (the answer so far, ``budget_capped``) or refuses (BudgetExceeded), as configured.
         shadow_rate: the share of routes whose accepted lower-tier answer is also sent to the
             next tier as a ``shadow`` ledger row, for ``paxis calibrate --ledger``; off (0) by
@@ -102,7 +102,7 @@ class Router:
             unbiased); the gate and budgets still apply; the answer returned never changes.
             The shadow call runs in the background: ``drain()`` awaits it (``route_many`` and
             ``aclose()`` drain for you; ``route_sync`` runs it inline); see
-            ``paxis_router._shadow``.
+            ``paxis_router.shadow``.
         shadow_seed: the sampling seed.
         shadow_inline: run the shadow call inside the route instead (the sampled route waits
             for it); for tests and batch jobs.
@@ -159,18 +159,18 @@ class Router:
 
     @classmethod
     def from_config(cls, cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Router:
-        """The Router a policy file describes (see ``paxis_router.config``); ≡ the constructor.
+        """The Router a policy file describes (``paxis_router.config.schema``); ≡ the constructor.
 
         ``base_dir`` is where relative paths start (default: the policy file's folder).
 
         Example:
-            >>> from paxis_router.config import RouterConfig
+            >>> from paxis_router.config.schema import RouterConfig
             >>> cfg = RouterConfig.model_validate(
             ...     {"tiers": [{"kind": "litellm", "model": "gpt-4o"}], "verifiers": ["non_empty"]})
             >>> [t.name for t in Router.from_config(cfg).tiers]
             ['frontier:gpt-4o']
         """
-        from paxis_router.config import build_router
+        from paxis_router.config.schema import build_router
 
         return build_router(cfg, base_dir=base_dir)
 
@@ -416,8 +416,8 @@ class Router:
         """Ask the gate about calling ``tier``; audit its decision. None without a gate."""
         if self.gate is None:
             return None
-        from paxis_router.audit import request_payload
-        from paxis_router.gate import Action
+        from paxis_router.governance.audit import request_payload
+        from paxis_router.governance.gate import Action
 
         action = Action.for_tier(tier, request, skill.id if skill else None)
         screened = self.gate.screen(action, request)

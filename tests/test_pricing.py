@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from paxis_router.config import config_from_mapping
+from paxis_router.config.schema import config_from_mapping
 from paxis_router.pricing import (
     GpuHourPrice,
     TokenPrice,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paxis_router.config import config_from_mapping
+from paxis_router.config.schema import config_from_mapping
 from paxis_router.ledger.sqlite import SQLiteLedger
 from paxis_router.router import Router
 

@@ -21,7 +21,7 @@ from paxis_router import (
     Verdict,
     WorkerUnavailable,
 )
-from paxis_router.policy import spent_over, tiers_exhausted, verdict_failed
+from paxis_router.policy.predicates import spent_over, tiers_exhausted, verdict_failed
 from paxis_router.testing import FakeVerifier, FakeWorker, FunctionWorker
 
 CHEAP = TokenPrice.per_million("0.10", "0.10")

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from paxis_router import ChatRequest, Router, SQLiteLedger, TokenPrice, report
-from paxis_router._shadow import ShadowSampling
-from paxis_router.audit import AuditLog
-from paxis_router.budget import Budgets
-from paxis_router.config import RouterConfig
+from paxis_router import ChatRequest, Router, SQLiteLedger, TokenPrice
+from paxis_router.config.schema import RouterConfig
 from paxis_router.errors import ConfigError
-from paxis_router.gate import Gate, parse_gate_policy
+from paxis_router.governance.audit import AuditLog
+from paxis_router.governance.budgets import Budgets
+from paxis_router.governance.gate import Gate, parse_gate_policy
+from paxis_router.reports import cost_report as report
+from paxis_router.shadow import ShadowSampling
 from paxis_router.testing import FakeWorker
 from paxis_router.types import Decision
 from paxis_router.verifiers import RegexVerifier
@@ -189,7 +190,7 @@ def test_the_policy_file_sets_the_rate() -> None:
 
 
 def test_docstring_examples_run() -> None:
-    from paxis_router import _shadow
+    from paxis_router import shadow as _shadow
 
     result = doctest.testmod(_shadow)
     assert result.attempted > 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from paxis_router import ChatRequest, Router, SQLiteLedger, TokenPrice
-from paxis_router.config import RouterConfig
+from paxis_router.config.schema import RouterConfig
 from paxis_router.errors import LedgerError, WorkerError
 from paxis_router.skills.model import Skill
 from paxis_router.testing import FakeWorker, FunctionWorker
@@ -128,7 +128,7 @@ async def test_a_full_backlog_skips_and_counts_the_sample(
         ledger, FunctionWorker(gated, name="frontier:f", price=TOP), shadow_max_pending=2
     )
     requests = [ChatRequest.from_text(f"q{i}") for i in range(5)]
-    with caplog.at_level(logging.WARNING, logger="paxis_router._shadow"):
+    with caplog.at_level(logging.WARNING, logger="paxis_router.shadow"):
         results = [await router.route(r) for r in requests]
     assert [r.tier for r in results] == ["local:w"] * 5  # every route still answered
     assert (router.shadow_pending, router.shadow_skipped) == (2, 3)
@@ -168,7 +168,7 @@ async def test_a_ledger_error_in_the_background_is_logged_and_raised_by_drain(
     ledger.record(replace(first, id=None, attempt_index=1))
     gated.open.set()
     with (
-        caplog.at_level(logging.ERROR, logger="paxis_router._shadow"),
+        caplog.at_level(logging.ERROR, logger="paxis_router.shadow"),
         pytest.raises(LedgerError, match=r"cannot write to ledger .*UNIQUE"),
     ):
         await router.drain()
@@ -189,7 +189,7 @@ def test_a_shadow_call_cut_off_by_a_closing_loop_is_logged(
         await router.route(ChatRequest.from_text("6*7?"))
         await asyncio.sleep(0)  # the shadow call starts and blocks
 
-    with caplog.at_level(logging.WARNING, logger="paxis_router._shadow"):
+    with caplog.at_level(logging.WARNING, logger="paxis_router.shadow"):
         asyncio.run(route_without_drain())
     assert router.shadow_pending == 0  # cancelled with the loop, no reference left behind
     assert "was cancelled before it finished" in caplog.text

@@ -116,7 +116,7 @@ def start_server(
     args: argparse.Namespace, models: dict[str, Any], port: int
 ) -> subprocess.Popen[str]:
     """Start vLLM or the transformers server; returns once it answers /v1/models."""
-    from paxis_router.worker_plan import WorkerPlan
+    from paxis_router.training.worker_plan import WorkerPlan
 
     adapters = tuple(models["adapters"].items())
     if args.engine == "vllm":
@@ -241,11 +241,11 @@ async def run_router(
     args: argparse.Namespace, models: dict[str, Any], port: int
 ) -> tuple[dict[str, Any], list[Any]]:
     """The batch through the real Router (tier from the worker plan's config) into a ledger."""
-    from paxis_router.config import RouterConfig
-    from paxis_router.distill import read_records
+    from paxis_router.config.schema import RouterConfig
     from paxis_router.ledger.sqlite import SQLiteLedger
     from paxis_router.router import Router
-    from paxis_router.worker_plan import WorkerPlan
+    from paxis_router.training.distill import read_records
+    from paxis_router.training.worker_plan import WorkerPlan
 
     plan = WorkerPlan(
         SERVED_BASE,

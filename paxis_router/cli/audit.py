@@ -35,9 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from paxis_router.audit import verify
     from paxis_router.cli._output import emit, emit_json
     from paxis_router.errors import ConfigError
+    from paxis_router.governance.audit import verify
 
     path = Path(args.file)
     if not path.is_file():
@@ -63,9 +63,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _head(args: argparse.Namespace) -> int:
-    from paxis_router.audit import verify
     from paxis_router.cli._output import emit, emit_json
     from paxis_router.errors import ConfigError
+    from paxis_router.governance.audit import verify
 
     path = Path(args.file)
     if not path.is_file():

@@ -1,7 +1,8 @@
 """``paxis calibrate``: fit an escalation policy to a target on labelled outcomes.
 
 Reads RouteLLM's files as they are (GSM8K CSV with responses, MMLU CSVs, MT-Bench judgements)
-or the generic JSONL format (see ``paxis_router.datasets``), fits the learned escalation scorer
+or the generic JSONL format (see ``paxis_router.calibration.datasets``), fits the learned
+escalation scorer
 with cross-fitting, picks the threshold that meets the target and writes a policy YAML the
 Router loads. Prints the chosen point and the cost/quality curve; the whole frontier goes to
 ``POLICY.curve.json`` beside the policy.
@@ -30,7 +31,7 @@ from paxis_router.cli._output import emit, emit_json
 if TYPE_CHECKING:
     import argparse
 
-    from paxis_router.calibrate import Calibration
+    from paxis_router.calibration.thresholds import Calibration
 
 _WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 _STRONG = "gpt-4-1106-preview"
@@ -109,9 +110,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, write the policy and its curve, print the summary."""
-    from paxis_router._calibrate_policy import policy_document, weak_price, write_policy
-    from paxis_router.calibrate import KnnScorer, calibrate
-    from paxis_router.datasets import load_examples
+    from paxis_router.calibration.datasets import load_examples
+    from paxis_router.calibration.thresholds import KnnScorer, calibrate
+    from paxis_router.config.calibrated import policy_document, weak_price, write_policy
     from paxis_router.errors import ConfigError
     from paxis_router.pricing import litellm_price
     from paxis_router.verifiers.arithmetic import ArithmeticVerifier
@@ -166,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_ledger(args: argparse.Namespace) -> int:
     """``--ledger``: fit on labelled production routes, write the policy, print the summary."""
-    from paxis_router import _calibrate_ledger as ledger_fit
-    from paxis_router._calibrate_policy import policy_document, write_policy
+    from paxis_router.calibration import from_ledger as ledger_fit
+    from paxis_router.config.calibrated import policy_document, write_policy
     from paxis_router.errors import ConfigError
     from paxis_router.ledger import open_ledger
 

@@ -20,7 +20,7 @@ from paxis_router.errors import ConfigError
 if TYPE_CHECKING:
     import argparse
 
-    from paxis_router.config import RouterConfig
+    from paxis_router.config.schema import RouterConfig
     from paxis_router.errors import PaxisError
     from paxis_router.types import RouteResult
     from paxis_router.workers.replay import ReplayWorker
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``paxis demo``."""
     import asyncio
 
-    from paxis_router.config import LedgerSpec, load_config
+    from paxis_router.config.schema import LedgerSpec, load_config
     from paxis_router.router import Router
     from paxis_router.types import ChatRequest, Message
     from paxis_router.workers.replay import REPLAY_ID_KEY
@@ -134,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
     _clear_demo_ledger(ledger_path, cfg)
     update: dict[str, object] = {"ledger": LedgerSpec(path=ledger_path)}
     if args.gate is not None:
-        from paxis_router.gate import load_gate_policy
+        from paxis_router.governance.gate import load_gate_policy
 
         update["gate"] = load_gate_policy(args.gate)
     router = Router.from_config(cfg.model_copy(update=update))
-    from paxis_router.audit import DEFAULT_AUDIT_PATH, AuditLog
+    from paxis_router.governance.audit import DEFAULT_AUDIT_PATH, AuditLog
 
     audit_path: Path = args.audit or ledger_path.parent / DEFAULT_AUDIT_PATH
     router.audit = AuditLog(audit_path, fsync=False)  # a demo: no fsync per record
@@ -187,7 +187,7 @@ def _replay_workers(router: Any, policy_path: Path) -> list[ReplayWorker]:  # An
 
 
 def _questions(cfg: RouterConfig, worker: ReplayWorker) -> tuple[dict[str, str], int]:
-    from paxis_router.config import ReplayTierSpec
+    from paxis_router.config.schema import ReplayTierSpec
     from paxis_router.workers.replay import routellm_prompts
 
     spec = cfg.tiers[0]

@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Handler of ``paxis distill export``."""
-    from paxis_router.distill import export
     from paxis_router.ledger.sqlite import SQLiteLedger
+    from paxis_router.training.distill import export
 
     location = Path(args.ledger)
     if not location.exists():

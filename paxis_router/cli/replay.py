@@ -35,9 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Replay and print the report."""
-    from paxis_router._calibrate_policy import replay
-    from paxis_router.config import load_config
-    from paxis_router.datasets import load_examples
+    from paxis_router.calibration.datasets import load_examples
+    from paxis_router.config.calibrated import replay
+    from paxis_router.config.schema import load_config
 
     cfg = load_config(args.policy)
     examples = load_examples(args.data)

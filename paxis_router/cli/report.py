@@ -12,7 +12,7 @@ from paxis_router.errors import ConfigError
 if TYPE_CHECKING:
     import argparse
 
-    from paxis_router.report import CostReport
+    from paxis_router.reports.cost_report import CostReport
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 DEFAULT_LEDGER = "paxis-ledger.db"
@@ -53,8 +53,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``paxis report``."""
-    from paxis_router import report
     from paxis_router.ledger import open_ledger
+    from paxis_router.reports import cost_report as report
 
     by = [d.strip() for d in args.by.split(",") if d.strip()]
     if args.format == "html":

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``paxis route``; exit 0 with an accepted answer, 1 with a rejected best one."""
     import asyncio
 
-    from paxis_router.config import load_config
+    from paxis_router.config.schema import load_config
     from paxis_router.router import Router
     from paxis_router.types import ChatRequest
 

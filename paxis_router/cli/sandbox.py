@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:  # Any: argparse's g
 
 
 def _run(args: argparse.Namespace) -> int:
-    from paxis_router.sandbox import Sandbox, SandboxLimits
+    from paxis_router.governance.sandbox import Sandbox, SandboxLimits
 
     sandbox = Sandbox(SandboxLimits(wall_s=args.wall_s, cpu_s=args.cpu_s))
     stdin = args.stdin.read_bytes() if args.stdin else None

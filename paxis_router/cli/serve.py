@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def load(policy: str, proxy_config: str | None) -> tuple[Router, ProxySettings]:
     """The policy's Router and the proxy settings: ``--proxy-config`` when given, else the
     policy's ``proxy:`` section."""
-    from paxis_router.config import load_config
+    from paxis_router.config.schema import load_config
     from paxis_router.proxy.config import load_proxy_settings, settings_from_mapping
     from paxis_router.router import Router
 

@@ -50,7 +50,7 @@ def run_plan(args: argparse.Namespace) -> int:
     """Handler of ``paxis worker plan``."""
     import yaml
 
-    from paxis_router.worker_plan import WorkerPlan, parse_adapter
+    from paxis_router.training.worker_plan import WorkerPlan, parse_adapter
 
     plan = WorkerPlan(
         base=args.base,

@@ -2,7 +2,8 @@
 
 For each route: one INTERNAL span named ``route``, and under it one CLIENT span per attempt named
 ``"{gen_ai.operation.name} {gen_ai.request.model}"`` (e.g. ``chat gpt-4o``) with the GenAI
-semantic-convention attributes and ``paxis.*`` attributes (keys in ``paxis_router.otel_keys``).
+semantic-convention attributes and ``paxis.*`` attributes (keys in
+``paxis_router.ledger.otel_keys``).
 Spans are created after the fact with explicit start and end times (the attempt's ``ts`` and
 ``ts + latency_s``), so the sink buffers a route's attempts until its final row arrives.
 
@@ -29,8 +30,8 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from paxis_router import otel_keys as k
 from paxis_router.errors import ConfigError
+from paxis_router.ledger import otel_keys as k
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

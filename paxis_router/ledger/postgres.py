@@ -2,7 +2,8 @@
 
 The schema mirrors :mod:`paxis_router.ledger.sqlite` column for column: money as BIGINT ticks of
 1e-10 USD, timestamps as the same sortable UTC text, flags as SMALLINT 0/1. Only ``verdicts`` is
-``jsonb`` here. Keeping the types alike lets :mod:`paxis_router.report` run one SQL text on both
+``jsonb`` here. Keeping the types alike lets :mod:`paxis_router.reports.cost_report` run one SQL
+text on both
 backends (``?`` placeholders are translated to psycopg's ``%s`` by :meth:`PostgresLedger.query`).
 Needs the ``[postgres]`` extra.
 
@@ -18,7 +19,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import LedgerError
-from paxis_router.ledger import _rollup
+from paxis_router.ledger import rollup
 from paxis_router.ledger.sqlite import (
     ATTEMPT_LABELS_TABLE,
     COLUMNS,
@@ -76,17 +77,17 @@ MIGRATIONS: tuple[str, ...] = (
         labelled_at TEXT NOT NULL
     );
     """
-    # the daily rollups that record_many keeps up to date (see _rollup.py)
-    + ";\n".join(_rollup.schema("BIGINT", "DOUBLE PRECISION")),
+    # the daily rollups that record_many keeps up to date (see rollup.py)
+    + ";\n".join(rollup.schema("BIGINT", "DOUBLE PRECISION")),
     # 2: labels of one attempt's answer (as SQLite's migration 4)
     ATTEMPT_LABELS_TABLE.format(flag="SMALLINT", real="DOUBLE PRECISION"),
     # 3: shadow calls counted apart in rollup_daily (as SQLite's migration 5), backfilled.
-    _rollup.shadow_migration("postgresql", "BIGINT"),
+    rollup.shadow_migration("postgresql", "BIGINT"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 _INSERT = f"INSERT INTO attempts ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-_UPSERTS = {name: sql.replace("?", "%s") for name, sql in _rollup.UPSERTS.items()}
+_UPSERTS = {name: sql.replace("?", "%s") for name, sql in rollup.UPSERTS.items()}
 _SELECT = ", ".join("verdicts::text" if c == "verdicts" else c for c in COLUMNS)
 # A lock number of our own, so concurrent first opens migrate one at a time.
 _MIGRATION_LOCK = 7_274_911
@@ -162,7 +163,7 @@ class PostgresLedger:
         """Persist several attempts in one transaction (all or none)."""
         batch = list(entries)
         rows = [record_to_row(entry) for entry in batch]
-        rollups = _rollup.rollup_params(batch, rows)
+        rollups = rollup.rollup_params(batch, rows)
         with self._lock:
             try:
                 with self._conn.transaction(), self._conn.cursor() as cursor:

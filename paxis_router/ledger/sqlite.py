@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import LedgerError
-from paxis_router.ledger import _rollup
+from paxis_router.ledger import rollup
 from paxis_router.ledger.base import ticks_to_usd, usd_to_ticks
 from paxis_router.types import CallRecord, Decision, Verdict
 
@@ -82,8 +82,8 @@ MIGRATIONS: tuple[str, ...] = (
         labelled_at TEXT NOT NULL
     );
     """,
-    # 2: daily rollups that record_many keeps up to date (see _rollup.py), backfilled here.
-    _rollup.sqlite_migration(),
+    # 2: daily rollups that record_many keeps up to date (see rollup.py), backfilled here.
+    rollup.sqlite_migration(),
     # 3: prompt and answer text, written only by SQLiteLedger(store_content=True) (distill.py).
     """
     CREATE TABLE contents (
@@ -98,7 +98,7 @@ MIGRATIONS: tuple[str, ...] = (
     # label in ``labels`` still means its final attempt (see _calibrate_ledger.py).
     ATTEMPT_LABELS_TABLE.format(flag="INTEGER", real="REAL"),
     # 5: shadow calls counted apart in rollup_daily (reports' "of which shadow"), backfilled.
-    _rollup.shadow_migration("sqlite", "INTEGER"),
+    rollup.shadow_migration("sqlite", "INTEGER"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -377,7 +377,7 @@ class SQLiteLedger:
         """Persist several attempts in one transaction (all or none)."""
         batch = list(entries)
         rows = [record_to_row(entry) for entry in batch]
-        rollups = _rollup.rollup_params(batch, rows)
+        rollups = rollup.rollup_params(batch, rows)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -385,7 +385,7 @@ class SQLiteLedger:
                 if self.store_content:
                     self._conn.executemany(_INSERT_CONTENT, content_rows(batch))
                 for name, params in rollups.items():
-                    self._conn.executemany(_rollup.UPSERTS[name], params)
+                    self._conn.executemany(rollup.UPSERTS[name], params)
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:

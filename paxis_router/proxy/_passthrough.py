@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from paxis_router.errors import WorkerError
-from paxis_router.policy import EscalationPolicy, never
+from paxis_router.policy.predicates import EscalationPolicy, never
 from paxis_router.router import Router
 from paxis_router.types import Completion
 

@@ -2,7 +2,7 @@
 
 Built-ins: NonEmptyVerifier, RegexVerifier, JsonSchemaVerifier, LogprobConfidenceVerifier,
 CallableVerifier, ArithmeticVerifier, and the combinators AllOf / AnyOf. Their YAML forms are in
-``paxis_router.verifiers.specs``.
+``paxis_router.config.verifiers``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from paxis_router.errors import PaxisError
-from paxis_router.sandbox import RunResult, Sandbox
+from paxis_router.governance.sandbox import RunResult, Sandbox
 from paxis_router.types import ChatRequest, Completion, Verdict
 
 if TYPE_CHECKING:

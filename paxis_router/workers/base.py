@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from paxis_router.pricing import Price
-    from paxis_router.resilience import Resilience
     from paxis_router.skills.model import Skill
     from paxis_router.types import ChatRequest, Completion
+    from paxis_router.workers.resilience import Resilience
 
 
 @runtime_checkable

@@ -316,7 +316,7 @@ class OpenAICompatWorker:
 
         Example:
             >>> import asyncio
-            >>> from paxis_router.fake_upstream import FakeUpstream
+            >>> from paxis_router.testing.upstream import FakeUpstream
             >>> from paxis_router.types import ChatRequest
             >>> async def items(worker):
             ...     got = [item async for item in worker.stream(ChatRequest.from_text("?"), None)]

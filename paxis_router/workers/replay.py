@@ -59,7 +59,7 @@ class Outcome:
     """One recorded answer of one model to one query.
 
     This shape is shared by every loader (GSM8K here; MMLU, MT-Bench and generic JSONL in
-    ``paxis_router.datasets``): keep it stable.
+    ``paxis_router.calibration.datasets``): keep it stable.
 
     Attributes:
         response: the model's answer text (``""`` when the dataset holds only labels).

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from paxis_router import report
-from paxis_router._calibrate_ledger import load_pairs
+from paxis_router.calibration.from_ledger import load_pairs
 from paxis_router.cli import main
 from paxis_router.errors import LedgerError
 from paxis_router.ledger.postgres import PostgresLedger
 from paxis_router.ledger.sqlite import MIGRATIONS, SQLiteLedger
+from paxis_router.reports import cost_report as report
 from paxis_router.testing import call_record
 from paxis_router.types import CallRecord, Decision, Verdict
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from paxis_router import report
 from paxis_router.ledger import open_ledger
 from paxis_router.ledger.postgres import PostgresLedger
 from paxis_router.ledger.sqlite import SQLiteLedger
+from paxis_router.reports import cost_report as report
 from paxis_router.testing import call_record
 from paxis_router.types import CallRecord, Decision
 

@@ -15,8 +15,8 @@ import pytest
 
 from paxis_router import SQLiteLedger
 from paxis_router.cli import main
-from paxis_router.fake_upstream import FakeUpstream
 from paxis_router.proxy import hash_key
+from paxis_router.testing.upstream import FakeUpstream
 
 KEY = "pxs-cli-test-key"
 _RUNNING = re.compile(r"running on http://127\.0\.0\.1:(\d+)")

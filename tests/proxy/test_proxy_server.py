@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 
 from paxis_router import Router, SQLiteLedger
-from paxis_router.fake_upstream import FakeUpstream
 from paxis_router.proxy import ProxySettings, TeamKey, create_app, hash_key
+from paxis_router.testing.upstream import FakeUpstream
 from paxis_router.verifiers.regex import RegexVerifier
 from paxis_router.workers.openai_compat import OpenAICompatWorker
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from paxis_router.resilience import BreakerConfig, BreakerState, CircuitBreaker
 from paxis_router.testing import FakeClock
+from paxis_router.workers.resilience import BreakerConfig, BreakerState, CircuitBreaker
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:

@@ -18,21 +18,21 @@ import openai  # noqa: F401  # warm the lazy SDK import: 1 s deadlines should ti
 import pytest
 
 from paxis_router.errors import TiersUnavailable
-from paxis_router.fake_upstream import FakeUpstream, FakeUpstreamProcess
 from paxis_router.ledger.sqlite import SQLiteLedger
 from paxis_router.pricing import GpuHourPrice, TokenPrice
-from paxis_router.resilience import (
+from paxis_router.router import Router
+from paxis_router.testing import FakeClock, FakeWorker
+from paxis_router.testing.upstream import FakeUpstream, FakeUpstreamProcess
+from paxis_router.types import ChatRequest, Decision
+from paxis_router.workers.base import Tier
+from paxis_router.workers.openai_compat import OpenAICompatWorker
+from paxis_router.workers.resilience import (
     BreakerConfig,
     BreakerState,
     Resilience,
     ResilienceConfig,
     WellFormedVerifier,
 )
-from paxis_router.router import Router
-from paxis_router.testing import FakeClock, FakeWorker
-from paxis_router.types import ChatRequest, Decision
-from paxis_router.workers.base import Tier
-from paxis_router.workers.openai_compat import OpenAICompatWorker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

@@ -13,9 +13,9 @@ from paxis_router.errors import (
     WorkerTimeout,
     WorkerUnavailable,
 )
-from paxis_router.resilience import BreakerState, Resilience, ResilienceConfig
 from paxis_router.testing import FakeClock, FakeWorker, FunctionWorker
 from paxis_router.types import ChatRequest, Completion
+from paxis_router.workers.resilience import BreakerState, Resilience, ResilienceConfig
 
 REQUEST = ChatRequest.from_text("q")
 

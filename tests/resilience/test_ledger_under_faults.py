@@ -22,11 +22,11 @@ from paxis_router.errors import (
 )
 from paxis_router.ledger.sqlite import SQLiteLedger
 from paxis_router.pricing import TokenPrice
-from paxis_router.resilience import BreakerConfig, Resilience, ResilienceConfig
 from paxis_router.router import Router
 from paxis_router.testing import FakeClock, FunctionWorker
 from paxis_router.types import Attempt, ChatRequest, Completion, Usage, Verdict
 from paxis_router.workers.base import Tier
+from paxis_router.workers.resilience import BreakerConfig, Resilience, ResilienceConfig
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -8,17 +8,17 @@ from collections import Counter
 import pytest
 
 from paxis_router.errors import DegradedRefused, PaxisError, WorkerUnavailable
-from paxis_router.resilience import (
+from paxis_router.router import Router
+from paxis_router.testing import FakeClock, FakeWorker, FunctionWorker
+from paxis_router.types import CallRecord, ChatRequest, Completion, Verdict
+from paxis_router.workers.base import Tier
+from paxis_router.workers.resilience import (
     BreakerConfig,
     BreakerState,
     OutagePolicy,
     Resilience,
     ResilienceConfig,
 )
-from paxis_router.router import Router
-from paxis_router.testing import FakeClock, FakeWorker, FunctionWorker
-from paxis_router.types import CallRecord, ChatRequest, Completion, Verdict
-from paxis_router.workers.base import Tier
 
 DAY_S = 86_400.0
 OUTAGE_S = 19 * DAY_S

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from paxis_router.config import config_from_mapping
+from paxis_router.config.schema import config_from_mapping
 from paxis_router.router import Router
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from paxis_router.config import build_router, load_config
+from paxis_router.config.schema import build_router, load_config
 from paxis_router.errors import ConfigError
 from paxis_router.workers.openai_compat import OpenAICompatWorker
 

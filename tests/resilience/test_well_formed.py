@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paxis_router.resilience import WellFormedVerifier
 from paxis_router.types import ChatRequest, Completion, Usage
+from paxis_router.workers.resilience import WellFormedVerifier
 
 USAGE = Usage(5, 2)
 JSON_REQUEST = ChatRequest.from_text("q").model_copy(

@@ -7,6 +7,13 @@ from typing import TYPE_CHECKING
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from paxis_router.config.verifiers import (
+    VERIFIER_KINDS,
+    ArithmeticSpec,
+    RegexSpec,
+    VerifierSpec,
+    build_verifier,
+)
 from paxis_router.errors import ConfigError
 from paxis_router.types import ChatRequest, Completion
 from paxis_router.verifiers import (
@@ -18,13 +25,6 @@ from paxis_router.verifiers import (
     LogprobConfidenceVerifier,
     NonEmptyVerifier,
     RegexVerifier,
-)
-from paxis_router.verifiers.specs import (
-    VERIFIER_KINDS,
-    ArithmeticSpec,
-    RegexSpec,
-    VerifierSpec,
-    build_verifier,
 )
 
 if TYPE_CHECKING:

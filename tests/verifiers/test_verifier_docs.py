@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pytest
 
+from paxis_router.config import verifiers as specs
 from paxis_router.verifiers import (
     arithmetic,
     base,
@@ -15,7 +16,6 @@ from paxis_router.verifiers import (
     logprob,
     non_empty,
     regex,
-    specs,
 )
 from paxis_router.verifiers import callable as callable_module
 

@@ -9,9 +9,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from paxis_router import ChatRequest, Completion, Decision, Router, SQLiteLedger, TokenPrice
+from paxis_router.config.verifiers import VerifierSpec, build_verifier
 from paxis_router.testing import FakeWorker
 from paxis_router.verifiers import ArithmeticVerifier, LogprobConfidenceVerifier, NonEmptyVerifier
-from paxis_router.verifiers.specs import VerifierSpec, build_verifier
 
 if TYPE_CHECKING:
     from pathlib import Path

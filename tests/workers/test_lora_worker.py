@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from paxis_router.config import RouterConfig
-from paxis_router.fake_upstream import FakeUpstream
+from paxis_router.config.schema import RouterConfig
 from paxis_router.ledger.sqlite import SQLiteLedger
 from paxis_router.router import Router
 from paxis_router.skills.library import SkillLibrary
 from paxis_router.skills.model import Skill
+from paxis_router.testing.upstream import FakeUpstream
 from paxis_router.types import ChatRequest
 from paxis_router.workers.lora import LoRAWorker
 

@@ -16,8 +16,8 @@ from paxis_router.errors import (
     WorkerTimeout,
     WorkerUnavailable,
 )
-from paxis_router.fake_upstream import FakeUpstream
 from paxis_router.skills.model import Skill
+from paxis_router.testing.upstream import FakeUpstream
 from paxis_router.types import ChatRequest, Message
 from paxis_router.workers.openai_compat import OpenAICompatWorker
 

@@ -13,8 +13,8 @@ import pytest
 
 from paxis_router import Router, SQLiteLedger
 from paxis_router.errors import WorkerError, WorkerTimeout, WorkerUnavailable
-from paxis_router.fake_upstream import FakeUpstream
 from paxis_router.proxy import ProxySettings, create_app
+from paxis_router.testing.upstream import FakeUpstream
 from paxis_router.types import ChatRequest, Completion
 from paxis_router.workers import openai_compat as openai_compat_module
 from paxis_router.workers.openai_compat import OpenAICompatWorker

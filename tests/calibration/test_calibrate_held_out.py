@@ -1,0 +1,58 @@
+"""The calibrated policy, replayed through the real Router on held-out data, meets its target.
+
+Both scorers a policy can load: the learned JSON scorer (the default) and the kNN + learned mix
+(``--scorer mix``; its ``hashed`` encoder keeps the test within budget — the real MiniLM runs in
+test_calibrate_knn.py and on all of MMLU in benchmarks/economics.py).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paxis_router.calibration.datasets import load_examples, write_jsonl
+from paxis_router.cli import main
+
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "routellm"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("scorer_args", "scorer_format"),
+    [([], "paxis-scorer/1"), (["--scorer", "mix", "--encoder", "hashed"], "paxis-knn-scorer/1")],
+)
+def test_policy_fitted_for_95_percent_lands_within_2_points_on_held_out_mmlu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scorer_args: list[str], scorer_format: str
+) -> None:
+    # RouteLLM's MMLU outcomes (10,988 after decontamination), split in two at random: the
+    # policy is fitted on one half and replayed through the real Router on the other.
+    examples = load_examples([DATA / "mmlu" / "responses"])
+    random.Random(0).shuffle(examples)
+    half = len(examples) // 2
+    fit = write_jsonl(tmp_path / "fit.jsonl", examples[:half])
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", examples[half:])
+    policy = tmp_path / "policy.yaml"
+    args = ["calibrate", "--data", str(fit), "--target-quality", "0.95", "-o", str(policy)]
+    assert main([*args, *scorer_args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    written = yaml.safe_load(policy.read_text())["policy"]["escalate_when"]["score_below"]
+    scorer = written["scorer"]
+    if isinstance(scorer, str):  # a file beside the policy (the kNN scorer), else inline
+        scorer = json.loads(Path(scorer).read_text())
+    assert scorer["format"] == scorer_format
+    assert main(["replay", "--policy", str(policy), "--data", str(held_out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == len(examples) - half
+    quality_share = report["accuracy"] / report["strong_accuracy"]
+    assert quality_share == pytest.approx(0.95, abs=0.02)
+    # It got there by escalating part of the traffic, not all of it.
+    assert 0.2 < report["strong_call_share"] < 0.8
+    assert report["usd_per_1k"] < 0.8 * report["strong_only_usd_per_1k"]
+    # The held-out share of escalated routes is the one chosen on the cross-fitted scores.
+    assert report["strong_call_share"] == pytest.approx(
+        summary["point"]["strong_call_share"], abs=0.03
+    )
