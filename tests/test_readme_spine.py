@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _section(title: str) -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = next(t for f in files if f"\n## {title}\n" in (t := f.read_text(encoding="utf-8")))
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else len(text)]

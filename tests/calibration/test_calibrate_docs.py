@@ -28,7 +28,9 @@ def test_readme_commands_parse_with_the_real_cli() -> None:
 
     from paxis_router.cli import build_parser
 
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "calibration.md").read_text(
+        encoding="utf-8"
+    )
     start = text.index("\n## Calibration and the routing economics\n")
     block = re.search(r"```bash\n(.*?)```", text[start:], re.S)
     assert block is not None

@@ -408,7 +408,7 @@ def test_docstring_examples_run() -> None:
 def test_readme_commands_parse_with_the_real_cli() -> None:
     from paxis_router.cli import build_parser
 
-    text = (DATA.parents[2] / "README.md").read_text(encoding="utf-8")
+    text = (DATA.parents[2] / "docs" / "calibration.md").read_text(encoding="utf-8")
     start = text.index("\n## Calibrating from production: shadow sampling, labels, calibrate\n")
     block = re.search(r"```bash\n(.*?)```", text[start:], re.S)
     assert block is not None

@@ -11,7 +11,7 @@ import yaml
 from paxis_router.governance.budgets import Budget, Budgets
 from paxis_router.reports.cost_report import CostReport
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "reports.md"
 TITLE = "Cost reports, budgets, tracing and a shared ledger"
 
 

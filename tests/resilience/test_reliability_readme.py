@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
     start = text.index("\n## Reliability\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else len(text)]

@@ -14,7 +14,7 @@ TITLE = "Skills: picking the right instructions out of 1,000 to 100,000"
 
 
 def _python_block() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "skills.md").read_text(encoding="utf-8")
     start = text.index(f"\n## {TITLE}\n")
     end = text.find("\n## ", start + 1)
     found = re.search(r"```python\n(.*?)```", text[start : end if end != -1 else len(text)], re.S)
