@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from decimal import Decimal
 
 Role = Literal["system", "user", "assistant", "tool", "developer"]
@@ -113,6 +114,11 @@ class Usage:
 
     prompt_tokens: int
     completion_tokens: int
+    # Of the prompt tokens, those the provider served from its prompt cache (billed at the cached
+    # rate where it has one); of the completion tokens, the hidden reasoning tokens. 0 when the
+    # provider reports none.
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -264,4 +270,10 @@ class CallRecord:
     budget_capped: bool = False
     messages: tuple[Message, ...] | None = None  # the prompt as sent (stored only when opted in)
     content: str | None = None  # the answer (stored only when opted in: SQLiteLedger store_content)
+    cached_prompt_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tools: tuple[str, ...] = ()  # names of the tools this attempt's answer called, in order
+    task_id: str | None = None  # the orchestrator task this route was a step of
+    step: int | None = None  # the step number within that task (0-based)
+    tags: Mapping[str, str] = field(default_factory=dict)  # grouping tags from request metadata
     id: int | None = field(default=None, compare=False)
