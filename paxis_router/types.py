@@ -8,19 +8,23 @@ the router makes on the hot path (``Completion``, ``Verdict``, ``Attempt``, ``Ro
 from __future__ import annotations
 
 import enum
+import json
 import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from decimal import Decimal
 
 Role = Literal["system", "user", "assistant", "tool", "developer"]
+
+# The largest max_tokens a request may ask for: OpenAI's and vLLM's servers read it as a 32-bit int.
+MAX_TOKENS_LIMIT = 2**31 - 1
 
 
 def new_id() -> str:
@@ -33,14 +37,186 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Message(BaseModel):
-    """One chat message."""
+class _Wire(BaseModel):
+    """A value in OpenAI's chat-completions wire shape: ``model_dump(exclude_none=True)`` is the
+    JSON an OpenAI-compatible server accepts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def wire(self) -> dict[str, Any]:  # Any: a JSON document
+        """This value as OpenAI's JSON shape (``None`` fields left out)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class FunctionCall(_Wire):
+    """The function a tool call names, with its arguments as the model wrote them (JSON text,
+    possibly malformed: judging it is a verifier's job, not the parser's)."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCall(_Wire):
+    """One tool call of an assistant message or a completion.
+
+    Example:
+        >>> call = ToolCall(id="call_1", function=FunctionCall(name="add", arguments='{"a": 1}'))
+        >>> call.name, call.parsed_arguments()
+        ('add', {'a': 1})
+    """
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    @property
+    def arguments(self) -> str:
+        return self.function.arguments
+
+    def parsed_arguments(self) -> Any:  # Any: decoded JSON
+        """The arguments decoded from JSON; raises ``ValueError`` when they are not valid JSON."""
+        return json.loads(self.function.arguments or "{}")
+
+
+class TextPart(_Wire):
+    """A text part of a message's content."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImageURL(_Wire):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Wire):
+    """An image part of a message's content (a URL or a ``data:`` URL), passed through to tiers
+    that accept images and refused with a clear error by those that do not."""
+
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class Message(_Wire):
+    """One chat message, in OpenAI's shape.
+
+    ``content`` is text or a tuple of content parts (text and images); an assistant message that
+    calls tools carries ``tool_calls`` (its content may be ``None``); a ``tool`` message answers
+    one call and names it with ``tool_call_id``.
+
+    Example:
+        >>> Message(role="user", content=[{"type": "text", "text": "hi"}]).text
+        'hi'
+    """
 
     role: Role
-    content: str
+    content: str | tuple[ContentPart, ...] | None = None
     name: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Message:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError(f"only assistant messages carry tool_calls, not {self.role!r} ones")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError(f"only tool messages carry tool_call_id, not {self.role!r} ones")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("content is required (only an assistant's tool call may omit it)")
+        return self
+
+    @property
+    def text(self) -> str:
+        """The message's text: the content string, or its text parts joined."""
+        content = self.content
+        if content is None:
+            return ""
+        if isinstance(content, str):
+            return content
+        return "".join(p.text for p in content if isinstance(p, TextPart))
+
+    @property
+    def has_images(self) -> bool:
+        return isinstance(self.content, tuple) and any(
+            isinstance(p, ImagePart) for p in self.content
+        )
+
+    def map_texts(self, fn: Callable[[str], str]) -> Message:
+        """A copy with ``fn`` applied to every text this message carries: content (string or
+        text parts), ``name``, and each tool call's arguments (string values inside the JSON
+        when it parses, the raw text when it does not)."""
+        content = self.content
+        if isinstance(content, str):
+            content = fn(content)
+        elif content is not None:
+            content = tuple(
+                p.model_copy(update={"text": fn(p.text)}) if isinstance(p, TextPart) else p
+                for p in content
+            )
+        calls = self.tool_calls
+        if calls is not None:
+            calls = tuple(
+                c.model_copy(
+                    update={
+                        "function": c.function.model_copy(
+                            update={"arguments": map_json_text(c.function.arguments, fn)}
+                        )
+                    }
+                )
+                for c in calls
+            )
+        name = fn(self.name) if self.name is not None else None
+        return self.model_copy(update={"content": content, "name": name, "tool_calls": calls})
+
+    def texts(self) -> Iterator[str]:
+        """Every text this message carries (what ``map_texts`` would transform)."""
+        collected: list[str] = []
+        self.map_texts(_collector(collected))
+        return iter(collected)
+
+
+class FunctionDefinition(_Wire):
+    """A function the model may call: its name, description and JSON-schema parameters."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # Any: a JSON schema
+    strict: bool | None = None
+
+
+class Tool(_Wire):
+    """A tool offered to the model (OpenAI's ``{"type": "function", "function": {...}}``)."""
+
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+
+class _NamedFunction(_Wire):
+    name: str
+
+
+class NamedToolChoice(_Wire):
+    """``tool_choice`` naming the one function the model must call."""
+
+    type: Literal["function"] = "function"
+    function: _NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
 
 class ChatRequest(BaseModel):
@@ -48,6 +224,8 @@ class ChatRequest(BaseModel):
 
     ``metadata`` carries routing facts: ``team`` (who pays), ``data_class`` (e.g. ``public``,
     ``internal``, ``restricted``) and optionally ``skill`` (a skill id that bypasses selection).
+    The sampling and tool fields mirror OpenAI's chat-completions parameters and are forwarded to
+    every tier that is called.
 
     Example:
         >>> req = ChatRequest.from_text("What is 2+2?", team="claims")
@@ -55,15 +233,24 @@ class ChatRequest(BaseModel):
         ('claims', 'What is 2+2?')
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     messages: tuple[Message, ...] = Field(min_length=1)
     metadata: dict[str, str] = Field(default_factory=dict)
     request_id: str = Field(default_factory=new_id)
-    max_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    stop: str | tuple[str, ...] | None = None
+    user: str | None = None
     logprobs: bool = False
     response_format: dict[str, Any] | None = None  # vendor boundary: OpenAI's free-form shape
+    tools: tuple[Tool, ...] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -71,6 +258,25 @@ class ChatRequest(BaseModel):
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items() if v is not None}
         return value
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, value: str | tuple[str, ...] | None) -> Any:  # Any: as given
+        if isinstance(value, tuple) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
+
+    @model_validator(mode="after")
+    def _tools_consistent(self) -> ChatRequest:
+        names = [t.name for t in self.tools or ()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tool names must be unique, got {names}")
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, which is not in tools")
+        if choice == "required" and not names:
+            raise ValueError("tool_choice 'required' needs tools")
+        return self
 
     @classmethod
     def from_text(cls, text: str, **metadata: str) -> ChatRequest:
@@ -92,8 +298,17 @@ class ChatRequest(BaseModel):
         """The text used to select skills: the last user message."""
         for message in reversed(self.messages):
             if message.role == "user":
-                return message.content
-        return self.messages[-1].content
+                return message.text
+        return self.messages[-1].text
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the tools offered, in order."""
+        return tuple(t.name for t in self.tools or ())
+
+    @property
+    def has_images(self) -> bool:
+        return any(m.has_images for m in self.messages)
 
     def with_system(self, text: str) -> ChatRequest:
         """A copy with ``text`` prepended as (or merged into) the system message."""
@@ -101,11 +316,100 @@ class ChatRequest(BaseModel):
             return self
         messages = list(self.messages)
         if messages and messages[0].role == "system":
-            merged = f"{text}\n\n{messages[0].content}"
-            messages[0] = Message(role="system", content=merged)
+            merged = f"{text}\n\n{messages[0].text}"
+            messages[0] = Message(role="system", content=merged, name=messages[0].name)
         else:
             messages.insert(0, Message(role="system", content=text))
         return self.model_copy(update={"messages": tuple(messages)})
+
+    def map_texts(self, fn: Callable[[str], str]) -> ChatRequest:
+        """A copy with ``fn`` applied to every text this request carries to a tier: each
+        message's content, name and tool-call arguments (tool results are ``tool`` messages'
+        content), the string values of ``response_format`` and of the tools' descriptions and
+        parameter schemas, the stop sequences and ``user``. The one place that knows every text
+        field: the gate screens and redacts through it.
+
+        Example:
+            >>> req = ChatRequest.from_text("mail bob@example.com")
+            >>> req.map_texts(str.upper).messages[0].content
+            'MAIL BOB@EXAMPLE.COM'
+        """
+        tools = self.tools
+        if tools is not None:
+            tools = tuple(
+                t.model_copy(
+                    update={
+                        "function": FunctionDefinition.model_validate(
+                            _map_json_strings(
+                                t.function.model_dump(exclude_none=True), fn, schema=True
+                            )
+                        )
+                    }
+                )
+                for t in tools
+            )
+        stop = self.stop
+        if isinstance(stop, str):
+            stop = fn(stop)
+        elif stop is not None:
+            stop = tuple(fn(s) for s in stop)
+        fmt = self.response_format
+        return self.model_copy(
+            update={
+                "messages": tuple(m.map_texts(fn) for m in self.messages),
+                "tools": tools,
+                "stop": stop,
+                "user": fn(self.user) if self.user is not None else None,
+                "response_format": _map_json_strings(fmt, fn, schema=True) if fmt else fmt,
+            }
+        )
+
+    def texts(self) -> tuple[str, ...]:
+        """Every text ``map_texts`` would transform, in order."""
+        collected: list[str] = []
+        self.map_texts(_collector(collected))
+        return tuple(collected)
+
+
+def _collector(into: list[str]) -> Callable[[str], str]:
+    def collect(text: str) -> str:
+        into.append(text)
+        return text
+
+    return collect
+
+
+def map_json_text(text: str, fn: Callable[[str], str]) -> str:
+    """``fn`` applied to every string value inside a JSON text (the text comes back unchanged
+    when no value changes); to the raw text when it is not valid JSON, so a model's malformed
+    tool arguments still pass the gate."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return fn(text)
+    mapped = _map_json_strings(value, fn)
+    return text if mapped == value else json.dumps(mapped, ensure_ascii=False)
+
+
+# Keys whose string values are schema structure, not data: a gate must not rewrite them.
+_SCHEMA_KEYWORDS = frozenset(
+    {"type", "name", "$ref", "$schema", "$id", "format", "pattern", "required", "strict"}
+)
+
+
+def _map_json_strings(value: Any, fn: Callable[[str], str], schema: bool = False) -> Any:
+    """``fn`` over the string values of decoded JSON (never the keys). With ``schema``, the
+    values of structural keywords (``type``, ``name``, ``pattern``...) are left alone."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [_map_json_strings(v, fn, schema) for v in value]
+    if isinstance(value, dict):
+        return {
+            k: v if schema and k in _SCHEMA_KEYWORDS else _map_json_strings(v, fn, schema)
+            for k, v in value.items()
+        }
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +443,7 @@ class Completion:
     finish_reason: str | None = None
     token_logprobs: tuple[float, ...] | None = None
     latency_s: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()  # with finish_reason "tool_calls" (content may be "")
 
     @property
     def mean_token_prob(self) -> float | None:

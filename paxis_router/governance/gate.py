@@ -44,7 +44,6 @@ Example:
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import threading
 from collections import defaultdict
@@ -62,7 +61,7 @@ from paxis_router.governance.pii import (
     Redactor,
     restore_placeholders,
 )
-from paxis_router.types import Message, Usage
+from paxis_router.types import Usage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -359,16 +358,13 @@ class Gate:
         if isinstance(matched, GateDecision):
             return Screened(matched, None)
         if matched.pii != "redact":
-            decision = self._apply_pii(matched, "\n".join(m.content for m in request.messages))
+            decision = self._apply_pii(matched, "\n".join(request.texts()))
             return Screened(decision, request if decision.allowed else None)
         # Redact straight away: the redactor's own detection decides, and its re-scan of the
         # redacted text is the fail-closed check.
         redactor = Redactor(detector=self.detector)
         try:
-            messages = tuple(
-                Message(role=m.role, content=redactor.redact(m.content), name=m.name)
-                for m in request.messages
-            )
+            redacted = request.map_texts(redactor.redact)
         except RedactionError as exc:
             logger.warning("redaction failed for %s: %s", action.target, exc)
             failed = self._decide("deny", matched.id, f"redaction failed, blocked: {exc}")
@@ -376,7 +372,6 @@ class Gate:
         if not redactor.findings:
             return Screened(self._allowed(matched), request)
         decision = self._redacted(matched, {f.kind for f in redactor.findings})
-        redacted = request.model_copy(update={"messages": messages})
         return Screened(decision, redacted, dict(redactor.placeholders))
 
     # --- internals ---
@@ -550,7 +545,7 @@ def _rule_matches(rule: GateRule, action: Action) -> bool:
 def _estimate_cost(tier: Tier, request: ChatRequest) -> Decimal | None:
     if tier.price is None:
         return None
-    chars = len(json.dumps([m.content for m in request.messages]))
+    chars = sum(len(text) for text in request.texts())
     usage = Usage(
         prompt_tokens=max(1, chars // 4),  # ~4 characters per token: an estimate, not a bill
         completion_tokens=request.max_tokens or DEFAULT_ESTIMATED_COMPLETION_TOKENS,

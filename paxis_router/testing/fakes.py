@@ -37,7 +37,7 @@ Script = str | Completion | WorkerError
 
 
 def _usage_for(request: ChatRequest, content: str) -> Usage:
-    prompt = sum(len(m.content.split()) for m in request.messages)
+    prompt = sum(len(m.text.split()) for m in request.messages)
     return Usage(prompt_tokens=max(prompt, 1), completion_tokens=max(len(content.split()), 1))
 
 

@@ -207,7 +207,7 @@ def test_action_for_tier_estimates_cost_from_the_price() -> None:
         price=TokenPrice.per_million("2", "10"),
         destination="openai:us",
     )
-    request = ChatRequest.from_text("a" * 398, team="claims", data_class="public")
+    request = ChatRequest.from_text("a" * 400, team="claims", data_class="public")
     request = request.model_copy(update={"max_tokens": 100})
     action = Action.for_tier(tier, request, skill="math")
     assert action == Action(
