@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from paxis_router.ledger import open_ledger
     from paxis_router.ledger.postgres import PostgresLedger
     from paxis_router.ledger.sqlite import SQLiteLedger
+    from paxis_router.policy.outage import OutagePolicy
     from paxis_router.policy.predicates import (
         EscalationPolicy,
         RouteState,
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
         Verifier,
     )
     from paxis_router.verifiers.script import ScriptVerifier
+    from paxis_router.verifiers.well_formed import WellFormedVerifier
     from paxis_router.workers.base import Tier, Worker
     from paxis_router.workers.litellm import LiteLLMWorker
     from paxis_router.workers.lora import LoRAWorker
@@ -89,10 +91,8 @@ if TYPE_CHECKING:
     from paxis_router.workers.resilience import (
         BreakerConfig,
         CircuitBreaker,
-        OutagePolicy,
         Resilience,
         ResilienceConfig,
-        WellFormedVerifier,
     )
 
 __version__ = "0.1.0"
@@ -127,7 +127,7 @@ _LAZY: dict[str, str] = {
     "Message": "paxis_router.types",
     "NonEmptyVerifier": "paxis_router.verifiers",
     "OpenAICompatWorker": "paxis_router.workers.openai_compat",
-    "OutagePolicy": "paxis_router.workers.resilience",
+    "OutagePolicy": "paxis_router.policy.outage",
     "Outcome": "paxis_router.workers.replay",
     "PostgresLedger": "paxis_router.ledger.postgres",
     "RegexVerifier": "paxis_router.verifiers",
@@ -148,7 +148,7 @@ _LAZY: dict[str, str] = {
     "Usage": "paxis_router.types",
     "Verdict": "paxis_router.types",
     "Verifier": "paxis_router.verifiers",
-    "WellFormedVerifier": "paxis_router.workers.resilience",
+    "WellFormedVerifier": "paxis_router.verifiers.well_formed",
     "Worker": "paxis_router.workers.base",
     "WorkerPlan": "paxis_router.training.worker_plan",
     "all_of": "paxis_router.policy.predicates",

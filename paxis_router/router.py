@@ -1,7 +1,11 @@
-"""The Router: select -> gate -> worker -> verify -> policy -> escalate -> record.
+"""The Router: select -> gate -> worker -> verify -> decide -> record.
 
-Only this module knows the order of the steps. Every attempt, accepted or rejected, becomes one
-ledger row before the router moves on, so a crash later in the route loses nothing recorded.
+Only this module knows the order of the steps. The decision after each attempt is one pure
+function (``paxis_router.policy.decide``); the router carries it out. Every attempt, accepted or
+rejected, becomes one ``CallRecord`` handed to the observers (ledger sinks, team budgets, the
+audit log) before the router moves on, so a crash later in the route loses nothing recorded.
+Before each tier call the router asks every observer that can tell (``check()``) whether it can
+record: a ledger or audit log that cannot refuses the route before any money is spent.
 
 Example:
     >>> from paxis_router.testing import FakeWorker
@@ -18,28 +22,31 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from paxis_router.errors import (
     BudgetExceeded,
     ConfigError,
+    DegradedRefused,
     EscalationExhausted,
     PaxisError,
     PolicyDenied,
+    TiersUnavailable,
     WorkerError,
 )
-from paxis_router.governance.budgets import describe as describe_budget
 from paxis_router.ledger.base import LedgerSink
+from paxis_router.policy.decide import Decided, Ending, decide
+from paxis_router.policy.outage import OutagePolicy
 from paxis_router.policy.predicates import EscalationPolicy, Predicate, RouteState
-from paxis_router.shadow import DEFAULT_MAX_PENDING, ShadowBacklog, ShadowSampling, shadow_call
+from paxis_router.shadow import ShadowBacklog, ShadowSampling
 from paxis_router.skills.model import SkillMatch
 from paxis_router.types import (
     Attempt,
+    AttemptStatus,
     CallRecord,
     ChatRequest,
     Completion,
@@ -51,30 +58,34 @@ from paxis_router.types import (
     utc_now,
 )
 from paxis_router.workers.base import Tier, Worker, as_tier
-from paxis_router.workers.resilience import (
-    NOT_CALLED,
-    UNAVAILABLE_ERRORS,
-    OutagePolicy,
-    call_tier,
-    next_window_floor,
-)
+from paxis_router.workers.resilience import call_tier, classify_error, next_window_floor
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
     from pathlib import Path
 
-    from paxis_router.config.schema import RouterConfig
     from paxis_router.governance.audit import AuditLog
-    from paxis_router.governance.budgets import Budget, Budgets
+    from paxis_router.governance.budgets import Budgets
     from paxis_router.governance.gate import Gate, Screened
     from paxis_router.skills.model import Skill, SkillSelector
     from paxis_router.verifiers.base import Verifier
 
 logger = logging.getLogger(__name__)
 
-_UNAVAILABLE_ERRORS = UNAVAILABLE_ERRORS
 _ShadowMode = Literal["inline", "skip", "wait"]
+
+
+@runtime_checkable
+class RouteBuilder(Protocol):
+    """A config that builds a Router (``paxis_router.config.RouterConfig``)."""
+
+    def build_router(self, *, base_dir: str | Path | None = None) -> Router: ...
+
+
+@runtime_checkable
+class _Checked(Protocol):
+    def check(self) -> None: ...
 
 
 class Router:
@@ -87,28 +98,19 @@ class Router:
         ledger: where each attempt is recorded (one sink or several); None records nothing.
         skills: a skill library; its top ``skills_k`` matches go into the system prompt.
         skills_k: how many skills to put in the prompt.
-        clock: a monotonic clock in seconds (injectable for tests).
         gate: an action gate asked before each tier call: deny skips the tier (a zero-cost
-            ledger row with error_type "GateDenied"), redact sends PII as placeholders.
+            ``denied`` attempt), redact sends PII as placeholders and restores them after.
         audit: a hash-chained audit log; gets every gate decision and routing decision.
         outage: per skill, serve the best lower-tier answer ``degraded`` or refuse when an
             upper tier is unavailable (default: degrade). A tier whose breaker is open is
             skipped as a zero-cost ``CircuitOpen`` attempt (see ``Tier.resilience``).
-        budgets: team budgets (``paxis_router.governance.budgets``): a spent budget stops escalation
-            (the answer so far, ``budget_capped``) or refuses (BudgetExceeded), as configured.
-        shadow_rate: the share of routes whose accepted lower-tier answer is also sent to the
-            next tier as a ``shadow`` ledger row, for ``paxis calibrate --ledger``; off (0) by
-            default. Sampled by a hash of the request id and ``shadow_seed`` (reproducible,
-            unbiased); the gate and budgets still apply; the answer returned never changes.
-            The shadow call runs in the background: ``drain()`` awaits it (``route_many`` and
-            ``aclose()`` drain for you; ``route_sync`` runs it inline); see
-            ``paxis_router.shadow``.
-        shadow_seed: the sampling seed.
-        shadow_inline: run the shadow call inside the route instead (the sampled route waits
-            for it); for tests and batch jobs.
-        shadow_max_pending: at most this many background shadow calls at once; a sampled
-            route that finds the backlog full is not shadowed, only counted in
-            ``shadow_skipped``.
+        budgets: team budgets (``paxis_router.governance.budgets``): a spent budget stops
+            escalation (the answer so far, ``budget_capped``) or refuses (BudgetExceeded).
+        shadow: calibration sampling (``ShadowSampling``, or a rate such as ``0.05``): that
+            share of routes whose lower-tier answer was accepted also calls the next tier, as a
+            ``shadow`` ledger row, for ``paxis calibrate --ledger``; off by default. The shadow
+            call runs in the background (``drain()``/``aclose()`` await it).
+        clock: a monotonic clock in seconds (injectable for tests).
     """
 
     def __init__(
@@ -120,15 +122,12 @@ class Router:
         ledger: LedgerSink | Sequence[LedgerSink] | None = None,
         skills: SkillSelector | None = None,
         skills_k: int = 3,
-        clock: Callable[[], float] = time.perf_counter,
         gate: Gate | None = None,
         audit: AuditLog | None = None,
         outage: OutagePolicy | None = None,
         budgets: Budgets | None = None,
-        shadow_rate: float = 0.0,
-        shadow_seed: int = 0,
-        shadow_inline: bool = False,
-        shadow_max_pending: int = DEFAULT_MAX_PENDING,
+        shadow: ShadowSampling | float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         if not tiers:
             raise ConfigError("a Router needs at least one tier")
@@ -146,125 +145,46 @@ class Router:
             self.sinks = tuple(ledger)
         self.skills = skills
         self.skills_k = skills_k
-        self._clock = clock
         self.gate = gate
         self.audit = audit
         self.outage = outage or OutagePolicy()
         self.budgets = budgets
+        self.shadow = ShadowSampling.coerce(shadow)
+        self._clock = clock
+        self._backlog = ShadowBacklog(self.shadow.max_pending if self.shadow else None)
+        # One stream of records, several observers: the ledger, the budgets that count spend
+        # from it, and the audit log's route records.
+        observers: list[LedgerSink] = list(self.sinks)
         if budgets is not None:
-            self.sinks = (*self.sinks, budgets)  # it counts spend from the recorded attempts
-        self.shadow = ShadowSampling(shadow_rate, shadow_seed) if shadow_rate else None
-        self.shadow_inline = shadow_inline
-        self._shadow_backlog = ShadowBacklog(shadow_max_pending)
+            observers.append(budgets)
+        if audit is not None:
+            observers.append(_AuditedRoutes(audit))
+        self._observers = tuple(observers)
+        checked: list[Any] = [o for o in (*observers, audit) if isinstance(o, _Checked)]
+        self._checked: tuple[_Checked, ...] = tuple(checked)
 
     @classmethod
-    def from_config(cls, cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Router:
-        """The Router a policy file describes (``paxis_router.config.schema``); ≡ the constructor.
+    def from_config(cls, cfg: RouteBuilder, *, base_dir: str | Path | None = None) -> Router:
+        """The Router a policy file describes (``paxis_router.config``); ≡ the constructor.
 
         ``base_dir`` is where relative paths start (default: the policy file's folder).
 
         Example:
-            >>> from paxis_router.config.schema import RouterConfig
+            >>> from paxis_router.config import RouterConfig
             >>> cfg = RouterConfig.model_validate(
             ...     {"tiers": [{"kind": "litellm", "model": "gpt-4o"}], "verifiers": ["non_empty"]})
             >>> [t.name for t in Router.from_config(cfg).tiers]
             ['frontier:gpt-4o']
         """
-        from paxis_router.config.schema import build_router
-
-        return build_router(cfg, base_dir=base_dir)
+        return cfg.build_router(base_dir=base_dir)
 
     # --- public API ---------------------------------------------------------------------------
 
     async def route(self, request: ChatRequest) -> RouteResult:
         """Route one request. Raises EscalationExhausted when no tier gave an acceptable answer
         (unless the policy says ``return_best``); every attempt is in the ledger either way."""
-        return await self._route(request, "inline" if self.shadow_inline else "skip")
-
-    async def _route(self, request: ChatRequest, shadow_mode: _ShadowMode) -> RouteResult:
-        """``route``, its shadow call (if sampled) run ``inline`` or in the background; there, a
-        full backlog makes the route ``skip`` its sample or ``wait`` for room (``route_many``:
-        a batch's caller waits for the whole batch anyway)."""
-        route_id = new_id()
-        if self.budgets is not None:
-            self.budgets.check_start(request)
-        matches = self._select_skills(request)
-        skill_ids = tuple(m.skill.id for m in matches)
-        top_skill = matches[0].skill if matches else None
-        prepared = request.with_system(_render_skills(matches))
-        attempts: list[Attempt] = []
-        spent = Decimal(0)
-        unpriced = 0
-        n_tiers = len(self.tiers)
-        window_floor: int | None = None  # the largest context window the prompt overflowed
-
-        for index, tier in enumerate(self.tiers):
-            attempt = await self._attempt(tier, index, prepared, top_skill, window_floor)
-            window_floor = next_window_floor(window_floor, tier, attempt)
-            if attempt.cost_usd is None:
-                unpriced += 1
-            else:
-                spent += attempt.cost_usd
-            state = RouteState(
-                request=request,
-                attempts=(*attempts, attempt),
-                tier_index=index,
-                n_tiers=n_tiers,
-                spent_usd=spent,
-                skills=skill_ids,
-                unpriced_attempts=unpriced,
-            )
-            decision, reason = self._decide(state)
-            cap = self._budget_cap(request, decision, attempt)
-            if cap is not None:
-                decision, reason = Decision.STOP, f"stop: budget: {describe_budget(cap)}"
-            attempt = _with_decision(attempt, decision, reason)
-            attempts.append(attempt)
-            final = decision is not Decision.ESCALATE
-            degraded = any(a.error_type in _UNAVAILABLE_ERRORS for a in attempts)
-            capped = cap is not None
-            self._record(
-                prepared, route_id, len(attempts) - 1, attempt, skill_ids, final, degraded, capped
-            )
-            self._audit_route(request, route_id, tier, attempt, degraded and final)
-            if final:
-                cost = None if unpriced else spent
-                if cap is not None and cap.on_exhausted == "refuse":
-                    raise BudgetExceeded(
-                        f"{describe_budget(cap)}; escalation refused. The attempts are in the "
-                        "ledger.",
-                        team=cap.team,
-                        request_id=request.request_id,
-                    )
-                result = self._finish(
-                    request, route_id, tuple(attempts), skill_ids, cost, degraded, capped
-                )
-                if (
-                    self.shadow is not None
-                    and decision is Decision.ACCEPT
-                    and index + 1 < n_tiers
-                    and self.shadow.sampled(request.request_id)
-                ):
-                    call = functools.partial(
-                        shadow_call,
-                        self,
-                        request=request,
-                        prepared=prepared,
-                        route_id=route_id,
-                        accepted=attempt,
-                        attempt_index=len(attempts),
-                        skill_ids=skill_ids,
-                        skill=top_skill,
-                        window_floor=window_floor,
-                    )
-                    if shadow_mode == "inline":
-                        await call()
-                    else:
-                        await self._shadow_backlog.submit(
-                            route_id, call, wait_for_room=shadow_mode == "wait"
-                        )
-                return result
-        raise AssertionError("unreachable: the last tier always ends the route")  # pragma: no cover
+        inline = self.shadow is not None and self.shadow.inline
+        return await self._route(request, "inline" if inline else "skip")
 
     def route_sync(self, request: ChatRequest) -> RouteResult:
         """``route`` for synchronous callers. It runs its own event loop, which must outlive
@@ -282,7 +202,7 @@ class Router:
         Example:
             >>> from paxis_router.testing import FakeWorker
             >>> router = Router(tiers=[FakeWorker(["a"]), FakeWorker(["b"], name="top")],
-            ...                 shadow_rate=1.0)
+            ...                 shadow=1.0)
             >>> async def main() -> int:
             ...     await router.route(ChatRequest.from_text("q"))
             ...     pending = router.shadow_pending
@@ -291,7 +211,7 @@ class Router:
             >>> asyncio.run(main())
             1
         """
-        await self._shadow_backlog.drain()
+        await self._backlog.drain()
 
     async def aclose(self) -> None:
         """Drain the shadow calls, then close the workers' HTTP clients (those with
@@ -308,12 +228,12 @@ class Router:
     @property
     def shadow_pending(self) -> int:
         """Background shadow calls running now."""
-        return self._shadow_backlog.pending
+        return self._backlog.pending
 
     @property
     def shadow_skipped(self) -> int:
-        """Sampled routes not shadowed because the backlog was full (``shadow_max_pending``)."""
-        return self._shadow_backlog.skipped
+        """Sampled routes not shadowed because the backlog was full (``max_pending``)."""
+        return self._backlog.skipped
 
     async def route_many(
         self,
@@ -332,7 +252,7 @@ class Router:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         batch = list(requests)
-        mode: _ShadowMode = "inline" if self.shadow_inline else "wait"
+        mode: _ShadowMode = "inline" if self.shadow is not None and self.shadow.inline else "wait"
         results: list[RouteResult | PaxisError | None] = [None] * len(batch)
         semaphore = asyncio.Semaphore(concurrency)
 
@@ -357,7 +277,37 @@ class Router:
         await self.drain()
         return [r for r in results if r is not None]
 
-    # --- steps --------------------------------------------------------------------------------
+    # --- one route ----------------------------------------------------------------------------
+
+    async def _route(self, request: ChatRequest, shadow_mode: _ShadowMode) -> RouteResult:
+        """``route``, its shadow call (if sampled) run ``inline`` or in the background; there, a
+        full backlog makes the route ``skip`` its sample or ``wait`` for room (``route_many``:
+        a batch's caller waits for the whole batch anyway)."""
+        if self.budgets is not None:
+            self.budgets.check_start(request)
+        matches = self._select_skills(request)
+        route = _Route(
+            request=request,
+            prepared=request.with_system(_render_skills(matches)),
+            skill_ids=tuple(m.skill.id for m in matches),
+            skill=matches[0].skill if matches else None,
+            outage_mode=self.outage.mode_for(
+                [*(m.skill.id for m in matches), request.metadata.get("skill", "")]
+            ),
+        )
+        for index, tier in enumerate(self.tiers):
+            attempt = await self._attempt(route, tier, index)
+            decided = decide(self._state(route, attempt, index), self.policy)
+            attempt = replace(attempt, decision=decided.decision, reason=decided.reason)
+            route.add(attempt)
+            self._emit(route, attempt, tier, decided)
+            if not decided.final:
+                continue
+            result = self._result(route, decided)
+            if self._shadow_sampled(route, decided, index):
+                await self._submit_shadow(route, index, shadow_mode)
+            return result
+        raise AssertionError("unreachable: the last tier always ends the route")  # pragma: no cover
 
     def _select_skills(self, request: ChatRequest) -> Sequence[SkillMatch]:
         if self.skills is None:
@@ -370,32 +320,48 @@ class Router:
             return (SkillMatch(get(named), 0.0, ()),)
         return self.skills.select(request.query, k=self.skills_k)
 
-    async def _attempt(
-        self,
-        tier: Tier,
-        index: int,
-        request: ChatRequest,
-        skill: Skill | None,
-        window_floor: int | None = None,
-    ) -> Attempt:
+    def _state(self, route: _Route, attempt: Attempt, index: int) -> RouteState:
+        spent = route.spent_usd + (attempt.cost_usd or 0)
+        unpriced = route.unpriced + (attempt.cost_usd is None)
+        budget = None
+        if self.budgets is not None:
+            budget = self.budgets.exhausted(route.request.team, extra_usd=attempt.cost_usd)
+        return RouteState(
+            request=route.request,
+            attempts=(*route.attempts, attempt),
+            tier_index=index,
+            n_tiers=len(self.tiers),
+            spent_usd=spent,
+            skills=route.skill_ids,
+            unpriced_attempts=unpriced,
+            budget_exhausted=None if budget is None else _describe_budget(budget),
+            budget_refuses=budget is not None and budget.on_exhausted == "refuse",
+            outage_mode=route.outage_mode,
+        )
+
+    async def _attempt(self, route: _Route, tier: Tier, index: int) -> Attempt:
+        """One call to ``tier``: gate, check the observers can record, call, verify."""
         started_at = utc_now()
-        screened = self._screen(tier, request, skill)
+        screened = self._screen(tier, route.prepared, route.skill)
         if screened is not None and screened.request is None:
             return _denied_attempt(tier, index, screened, started_at)
+        for observer in self._checked:
+            observer.check()  # a sink that cannot record refuses before anything is spent
+        send = screened.request if screened is not None and screened.request else route.prepared
         t0 = self._clock()
         completion: Completion | None = None
         error: WorkerError | None = None
         try:
-            send = screened.request if screened is not None else None
-            completion = await call_tier(tier, send or request, skill, window_floor=window_floor)
+            completion = await call_tier(tier, send, route.skill, window_floor=route.window_floor)
         except WorkerError as exc:
             error = exc
             logger.warning("tier %s failed: %s", tier.name, exc)
         latency_s = self._clock() - t0
         if completion is not None and screened is not None and screened.placeholders:
             completion = replace(completion, content=screened.restore(completion.content))
-        verdicts = await self._verify(request, completion) if completion is not None else ()
-        return Attempt(
+        verdicts = await self._verify(route.request, completion) if completion else ()
+        status, called = (AttemptStatus.ANSWERED, True) if error is None else classify_error(error)
+        attempt = Attempt(
             tier=tier.name,
             tier_index=index,
             model=completion.model if completion else _model_of(tier),
@@ -405,12 +371,12 @@ class Router:
             error=str(error) if error else None,
             error_type=type(error).__name__ if error else None,
             verdicts=verdicts,
-            cost_usd=(
-                Decimal(0)
-                if isinstance(error, NOT_CALLED)
-                else _attempt_cost(tier, completion, latency_s)
-            ),
+            cost_usd=_attempt_cost(tier, completion, latency_s) if called else Decimal(0),
+            status=status,
+            called=called,
         )
+        route.window_floor = next_window_floor(route.window_floor, tier, attempt)
+        return attempt
 
     def _screen(self, tier: Tier, request: ChatRequest, skill: Skill | None) -> Screened | None:
         """Ask the gate about calling ``tier``; audit its decision. None without a gate."""
@@ -426,20 +392,6 @@ class Router:
             self.audit.record_gate(action, screened.decision, request=request, payload=sent)
         return screened
 
-    def _audit_route(
-        self, request: ChatRequest, route_id: str, tier: Tier, attempt: Attempt, degraded: bool
-    ) -> None:
-        if self.gate is not None:
-            self.gate.charge(request.team, attempt.cost_usd)
-        if self.audit is not None:
-            self.audit.record_route(
-                attempt,
-                request=request,
-                route_id=route_id,
-                destination=tier.destination,
-                degraded=degraded,
-            )
-
     async def _verify(self, request: ChatRequest, completion: Completion) -> tuple[Verdict, ...]:
         if not self.verifiers:
             return ()
@@ -449,50 +401,26 @@ class Router:
             await asyncio.gather(*(_safe_verify(v, request, completion) for v in self.verifiers))
         )
 
-    def _decide(self, state: RouteState) -> tuple[Decision, str]:
-        last = state.last
-        assert last is not None
-        policy = self.policy
-        if last.completion is None:
-            why = f"{last.error_type}: {last.error}"
-            if state.tier_index >= state.n_tiers - 1 or policy.stop_when(state):
-                return Decision.STOP, f"stop: {why}"
-            return Decision.ESCALATE, f"escalate: {why}"
-        if not policy.escalate_when(state):
-            return Decision.ACCEPT, f"accept: {_describe_pass(state)}"
-        why = _describe_failure(state)
-        if policy.stop_when(state):
-            return Decision.STOP, f"stop: {why}; {policy.stop_when.__name__}"
-        return Decision.ESCALATE, f"escalate: {why}"
+    def _emit(self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided) -> None:
+        """One record of ``attempt`` to every observer (ledger, budgets, audit log)."""
+        entry = self._call_record(route, attempt, tier, decided)
+        for observer in self._observers:
+            observer.record(entry)
+        if self.gate is not None:
+            self.gate.charge(route.request.team, attempt.cost_usd)
 
-    def _budget_cap(
-        self, request: ChatRequest, decision: Decision, attempt: Attempt
-    ) -> Budget | None:
-        """The spent team budget that forbids this escalation, if any (counting this attempt,
-        which the budget has not seen recorded yet)."""
-        if self.budgets is None or decision is not Decision.ESCALATE:
-            return None
-        return self.budgets.exhausted(request.team, extra_usd=attempt.cost_usd)
-
-    def _record(
-        self,
-        request: ChatRequest,
-        route_id: str,
-        attempt_index: int,
-        attempt: Attempt,
-        skill_ids: tuple[str, ...],
-        final: bool,
-        degraded: bool,
-        budget_capped: bool = False,
-    ) -> None:
-        if not self.sinks:
-            return
+    def _call_record(
+        self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided | None
+    ) -> CallRecord:
+        request = route.request
         usage = attempt.usage
         completion = attempt.completion
-        entry = CallRecord(
-            route_id=route_id,
+        final = decided is not None and decided.final
+        degraded = final and any(a.status is AttemptStatus.UNAVAILABLE for a in route.attempts)
+        return CallRecord(
+            route_id=route.route_id,
             request_id=request.request_id,
-            attempt_index=attempt_index,
+            attempt_index=len(route.attempts) - 1 if decided is not None else route.next_index(),
             ts=attempt.started_at,
             tier=attempt.tier,
             tier_index=attempt.tier_index,
@@ -501,7 +429,7 @@ class Router:
             reason=attempt.reason,
             final=final,
             team=request.team,
-            skill=",".join(skill_ids) or None,
+            skill=",".join(route.skill_ids) or None,
             data_class=request.data_class,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
@@ -513,13 +441,15 @@ class Router:
             error=attempt.error,
             error_type=attempt.error_type,
             finish_reason=completion.finish_reason if completion else None,
-            degraded=degraded and final,
-            budget_capped=budget_capped,
-            messages=request.messages,
+            degraded=degraded,
+            budget_capped=decided is not None and decided.budget_capped,
+            messages=route.prepared.messages,
             content=completion.content if completion else None,
+            cached_prompt_tokens=usage.cached_prompt_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            tools=tuple(c.name for c in completion.tool_calls) if completion else (),
+            destination=tier.destination,
         )
-        for sink in self.sinks:
-            sink.record(entry)
 
     def _counterfactual(self, attempt: Attempt) -> Decimal | None:
         """What this attempt's tokens would have cost on the ladder's top tier."""
@@ -530,55 +460,176 @@ class Router:
             return None
         return top.price.cost(attempt.usage, attempt.latency_s)
 
-    def _finish(
-        self,
-        request: ChatRequest,
-        route_id: str,
-        attempts: tuple[Attempt, ...],
-        skill_ids: tuple[str, ...],
-        spent: Decimal | None,
-        degraded: bool,
-        budget_capped: bool = False,
-    ) -> RouteResult:
-        last = attempts[-1]
-        chosen = last
-        accepted = last.decision is Decision.ACCEPT
-        if not accepted:
-            answered = [a for a in attempts if a.completion is not None]
-            if all(a.error_type == "GateDenied" for a in attempts):
-                raise PolicyDenied(
-                    f"the gate denied every tier; last: {last.error}",
-                    request_id=request.request_id,
-                )
-            serve_degraded = self.outage.serve_degraded(request, attempts, skill_ids)
-            keep = serve_degraded or budget_capped
-            if not answered or (self.policy.on_exhausted == "raise" and not keep):
-                raise EscalationExhausted(
-                    f"no tier gave an acceptable answer after {len(attempts)} attempt(s); "
-                    f"last: {last.reason}. The attempts are in .attempts and in the ledger.",
-                    attempts=attempts,
-                    request_id=request.request_id,
-                )
-            chosen = max(answered, key=lambda a: (sum(v.passed for v in a.verdicts), a.tier_index))
+    def _result(self, route: _Route, decided: Decided) -> RouteResult:
+        """The route's answer, or the error its ending names."""
+        ending = decided.ending
+        attempts = tuple(route.attempts)
+        request = route.request
+        if ending is None or not ending.answers or decided.answer_index is None:
+            raise _ending_error(ending, decided, attempts, request)
+        chosen = attempts[decided.answer_index]
         assert chosen.completion is not None
         return RouteResult(
-            route_id=route_id,
+            route_id=route.route_id,
             request_id=request.request_id,
             completion=chosen.completion,
             tier=chosen.tier,
             attempts=attempts,
-            decision=last.decision,
-            reason=last.reason,
-            cost_usd=spent,
+            decision=decided.decision,
+            reason=decided.reason,
+            cost_usd=None if route.unpriced else route.spent_usd,
             counterfactual_usd=self._counterfactual(chosen),
-            skills=skill_ids,
-            degraded=degraded,
-            budget_capped=budget_capped,
-            accepted=accepted,
+            skills=route.skill_ids,
+            degraded=any(a.status is AttemptStatus.UNAVAILABLE for a in attempts),
+            budget_capped=ending is Ending.BUDGET_CAPPED,
+            accepted=ending is Ending.ANSWER,
+        )
+
+    # --- shadow sampling ----------------------------------------------------------------------
+
+    def _shadow_sampled(self, route: _Route, decided: Decided, index: int) -> bool:
+        return (
+            self.shadow is not None
+            and decided.decision is Decision.ACCEPT
+            and index + 1 < len(self.tiers)
+            and self.shadow.sampled(route.request.request_id)
+        )
+
+    async def _submit_shadow(self, route: _Route, index: int, mode: _ShadowMode) -> None:
+        async def call() -> None:
+            await self._shadow_call(route, index + 1)
+
+        if mode == "inline":
+            await call()
+        else:
+            await self._backlog.submit(route.route_id, call, wait_for_room=mode == "wait")
+
+    async def _shadow_call(self, route: _Route, index: int) -> None:
+        """Call the tier above the accepted answer and record it as a ``shadow`` row; not called
+        when the gate denies it, the budget is spent, the breaker is open. A failed call is
+        recorded like any failed attempt; ledger and audit errors propagate (to ``drain()``)."""
+        if self.budgets is not None and self.budgets.exhausted(route.request.team) is not None:
+            return
+        tier = self.tiers[index]
+        attempt = await self._attempt(route, tier, index)
+        if not attempt.called:
+            logger.debug("shadow call to %s skipped: %s", tier.name, attempt.error)
+            return
+        assert self.shadow is not None
+        accepted = route.attempts[-1].tier
+        attempt = replace(
+            attempt,
+            decision=Decision.SHADOW,
+            reason=f"shadow: calibration sample (rate {self.shadow.rate:g}); the answer of "
+            f"{accepted} stands",
+        )
+        entry = self._call_record(route, attempt, tier, None)
+        for observer in self._observers:
+            observer.record(entry)
+
+
+@dataclass(slots=True)
+class _Route:
+    """What one route has gathered so far."""
+
+    request: ChatRequest
+    prepared: ChatRequest
+    skill_ids: tuple[str, ...]
+    skill: Skill | None
+    outage_mode: Literal["degrade", "refuse"]
+    route_id: str = field(default_factory=new_id)
+    attempts: list[Attempt] = field(default_factory=list)
+    spent_usd: Decimal = Decimal(0)
+    unpriced: int = 0
+    window_floor: int | None = None  # the largest context window the prompt overflowed
+    shadows: int = 0
+
+    def add(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+        if attempt.cost_usd is None:
+            self.unpriced += 1
+        else:
+            self.spent_usd += attempt.cost_usd
+
+    def next_index(self) -> int:
+        """The ledger index of a shadow row: after the route's attempts and earlier shadows."""
+        self.shadows += 1
+        return len(self.attempts) + self.shadows - 1
+
+
+class _AuditedRoutes:
+    """The audit log as an observer of the record stream: one ``route`` record per attempt."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+
+    def record(self, entry: CallRecord) -> None:
+        self.audit.append(
+            kind="route",
+            request_id=entry.request_id,
+            route_id=entry.route_id,
+            principal=entry.team,
+            action="call_tier",
+            target=entry.tier,
+            model=entry.model,
+            destination=entry.destination,
+            data_class=entry.data_class,
+            decision=str(entry.decision),
+            reason=entry.reason,
+            error_type=entry.error_type,
+            cost_usd=entry.cost_usd,
+            degraded=entry.degraded or None,
+            payload=entry.content,
         )
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _ending_error(
+    ending: Ending | None,
+    decided: Decided,
+    attempts: tuple[Attempt, ...],
+    request: ChatRequest,
+) -> PaxisError:
+    rid = request.request_id
+    last = attempts[-1]
+    causes = "; ".join(f"{a.tier}: {a.error_type} ({a.error})" for a in attempts if a.error)
+    if ending is Ending.DENIED:
+        return PolicyDenied(f"the gate denied every tier; last: {last.error}", request_id=rid)
+    if ending is Ending.UNAVAILABLE:
+        return TiersUnavailable(
+            f"no tier could answer request {rid}: {causes}. Every attempt is in the ledger; "
+            "retry later or add a tier that is up.",
+            attempts=attempts,
+            request_id=rid,
+        )
+    if ending is Ending.DEGRADED_REFUSED:
+        return DegradedRefused(
+            f"request {rid} refused: an upper tier is unavailable ({causes}) and the outage "
+            "policy for its skill refuses degraded answers",
+            attempts=attempts,
+            request_id=rid,
+        )
+    if ending is Ending.BUDGET_REFUSED:
+        return BudgetExceeded(
+            f"{decided.reason.removeprefix('stop: budget: ')}; escalation refused. The attempts "
+            "are in the ledger.",
+            team=request.team,
+            request_id=rid,
+        )
+    return EscalationExhausted(
+        f"no tier gave an acceptable answer after {len(attempts)} attempt(s); "
+        f"last: {last.reason}. The attempts are in .attempts and in the ledger.",
+        attempts=attempts,
+        request_id=rid,
+    )
+
+
+def _describe_budget(budget: Any) -> str:  # Any: governance.budgets.Budget (a layer above)
+    from paxis_router.governance.budgets import describe
+
+    return describe(budget)
 
 
 async def _safe_verify(verifier: Verifier, request: ChatRequest, completion: Completion) -> Verdict:
@@ -611,36 +662,13 @@ def _denied_attempt(tier: Tier, index: int, screened: Screened, started_at: date
         f"{decision.reason}",
         error_type="GateDenied",
         cost_usd=Decimal(0),
+        status=AttemptStatus.DENIED,
+        called=False,
     )
 
 
 def _model_of(tier: Tier) -> str:
     return str(getattr(tier.worker, "model", tier.name))
-
-
-def _with_decision(attempt: Attempt, decision: Decision, reason: str) -> Attempt:
-    return replace(attempt, decision=decision, reason=reason)
-
-
-def _describe_pass(state: RouteState) -> str:
-    n = len(state.verdicts)
-    confidence = state.confidence
-    text = f"{n} verifier(s) passed" if n else "no verifiers"
-    if confidence is not None:
-        text += f", confidence {confidence:.3f}"
-    return text
-
-
-def _describe_failure(state: RouteState) -> str:
-    failed = [v for v in state.verdicts if not v.passed]
-    if failed:
-        return "; ".join(
-            f"{v.verifier} failed ({v.reason})" if v.reason else v.verifier for v in failed
-        )
-    confidence = state.confidence
-    if confidence is not None:
-        return f"confidence {confidence:.3f} too low"
-    return "policy asked to escalate"
 
 
 def _render_skills(matches: Sequence[SkillMatch]) -> str:

@@ -36,31 +36,32 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paxis_router.errors import ConfigError
-from paxis_router.types import Decision
-from paxis_router.workers.resilience import NOT_CALLED
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-    from paxis_router.router import Router
-    from paxis_router.skills.model import Skill
-    from paxis_router.types import Attempt, ChatRequest
-
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 64
-_NOT_CALLED = frozenset({"GateDenied", *(e.__name__ for e in NOT_CALLED)})
 _SCALE = float(2**64)
 
 
 @dataclass(frozen=True, slots=True)
 class ShadowSampling:
-    """Which routes get a shadow call: ``rate`` of them (0..1), chosen by a hash of the
-    request id and ``seed``.
+    """Which routes get a shadow call, and how it runs.
+
+    Args:
+        rate: the share of routes sampled (0..1), chosen by a hash of the request id and
+            ``seed`` (reproducible, unbiased).
+        seed: the sampling seed.
+        inline: run the shadow call inside the route (the sampled route waits for it); for
+            tests and batch jobs. Default: in the background.
+        max_pending: at most this many background shadow calls at once; a sampled route that
+            finds the backlog full is not shadowed, only counted (``Router.shadow_skipped``).
 
     Example:
         >>> s = ShadowSampling(rate=0.5, seed=7)
@@ -70,10 +71,21 @@ class ShadowSampling:
 
     rate: float
     seed: int = 0
+    inline: bool = False
+    max_pending: int = DEFAULT_MAX_PENDING
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ConfigError(f"shadow_rate must be in [0, 1], got {self.rate}")
+        if self.max_pending < 1:
+            raise ConfigError(f"shadow max_pending must be >= 1, got {self.max_pending}")
+
+    @classmethod
+    def coerce(cls, value: ShadowSampling | float | None) -> ShadowSampling | None:
+        """``0.05`` ≡ ``ShadowSampling(rate=0.05)``; None or a rate of 0 turns sampling off."""
+        if value is None or isinstance(value, ShadowSampling):
+            return value if value is None or value.rate > 0 else None
+        return cls(rate=float(value)) if value else None
 
     def sampled(self, request_id: str) -> bool:
         """True when the route of ``request_id`` is in the shadow sample."""
@@ -83,44 +95,6 @@ class ShadowSampling:
             f"{self.seed}:{request_id}".encode(), digest_size=8, person=b"paxis-shadow"
         ).digest()
         return int.from_bytes(digest, "big") / _SCALE < self.rate
-
-
-async def shadow_call(
-    router: Router,
-    *,
-    request: ChatRequest,
-    prepared: ChatRequest,
-    route_id: str,
-    accepted: Attempt,
-    attempt_index: int,
-    skill_ids: tuple[str, ...],
-    skill: Skill | None,
-    window_floor: int | None,
-) -> Attempt | None:
-    """Call the tier above the accepted one and record it as a ``shadow`` row; the recorded
-    attempt, or None when it was not called (gate denied, budget spent, breaker open). A failed
-    call is recorded like any failed attempt (a rejection is a value); ledger and audit errors
-    propagate, as on the route's own attempts (lost cost data is a bug)."""
-    index = accepted.tier_index + 1
-    tier = router.tiers[index]
-    budgets = router.budgets
-    if budgets is not None and budgets.exhausted(request.team) is not None:
-        return None
-    attempt = await router._attempt(tier, index, prepared, skill, window_floor)
-    if attempt.error_type in _NOT_CALLED:
-        logger.debug(
-            "shadow call to %s for route %s skipped: %s", tier.name, route_id, attempt.error
-        )
-        return None
-    rate = router.shadow.rate if router.shadow is not None else 1.0
-    attempt = replace(
-        attempt,
-        decision=Decision.SHADOW,
-        reason=f"shadow: calibration sample (rate {rate:g}); the answer of {accepted.tier} stands",
-    )
-    router._record(prepared, route_id, attempt_index, attempt, skill_ids, False, False)
-    router._audit_route(request, route_id, tier, attempt, False)
-    return attempt
 
 
 class ShadowBacklog:
@@ -141,7 +115,8 @@ class ShadowBacklog:
         (True, 1, 0)
     """
 
-    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING):
+    def __init__(self, max_pending: int | None = DEFAULT_MAX_PENDING):
+        max_pending = DEFAULT_MAX_PENDING if max_pending is None else max_pending
         if max_pending < 1:
             raise ConfigError(f"shadow max_pending must be >= 1, got {max_pending}")
         self.max_pending = max_pending

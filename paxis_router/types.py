@@ -474,9 +474,28 @@ class Decision(enum.StrEnum):
     SHADOW = "shadow"
 
 
+class AttemptStatus(enum.StrEnum):
+    """How an attempt ended, classified once (by exception class) when it is made.
+
+    ``unavailable``: the tier could not serve (down, timed out, breaker open): a route that goes
+    on without it is degraded. ``failed``: another worker error (a bad request, a context window
+    too small). ``denied``: the gate refused the call, nothing was sent.
+    """
+
+    ANSWERED = "answered"
+    UNAVAILABLE = "unavailable"
+    FAILED = "failed"
+    DENIED = "denied"
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One call to one tier, accepted or not. A failed call has ``error`` and no completion."""
+    """One call to one tier, accepted or not. A failed call has ``error`` and no completion.
+
+    ``status`` says how it ended (``answered`` when there is a completion, ``failed`` otherwise
+    unless the router classified it); ``called`` is False when nothing reached the tier (gate
+    denied, breaker open, prompt known too long): such an attempt costs exactly zero.
+    """
 
     tier: str
     tier_index: int
@@ -490,6 +509,12 @@ class Attempt:
     cost_usd: Decimal | None = None
     decision: Decision = Decision.ESCALATE
     reason: str = ""
+    status: AttemptStatus = AttemptStatus.FAILED
+    called: bool = True
+
+    def __post_init__(self) -> None:
+        if self.completion is not None and self.status is not AttemptStatus.ANSWERED:
+            object.__setattr__(self, "status", AttemptStatus.ANSWERED)
 
     @property
     def passed(self) -> bool:
@@ -581,4 +606,5 @@ class CallRecord:
     task_id: str | None = None  # the orchestrator task this route was a step of
     step: int | None = None  # the step number within that task (0-based)
     tags: Mapping[str, str] = field(default_factory=dict)  # grouping tags from request metadata
+    destination: str | None = None  # where the attempt's data went (``local``, ``openai:us``...)
     id: int | None = field(default=None, compare=False)

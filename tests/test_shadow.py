@@ -63,7 +63,7 @@ async def test_a_sampled_route_records_a_shadow_row_and_keeps_its_answer(
     ledger: SQLiteLedger,
 ) -> None:
     local, frontier = _ladder()
-    router = _router(local, frontier, ledger, shadow_rate=1.0)
+    router = _router(local, frontier, ledger, shadow=1.0)
     result = await router.route(ChatRequest.from_text("6*7?", team="claims"))
     await router.drain()
     assert (result.content, result.tier, result.escalated) == ("42", "local:w", False)
@@ -85,7 +85,7 @@ async def test_shadow_spend_counts_in_reports_but_never_as_the_answer(
     ledger: SQLiteLedger,
 ) -> None:
     local, frontier = _ladder()
-    router = _router(local, frontier, ledger, shadow_rate=1.0)
+    router = _router(local, frontier, ledger, shadow=1.0)
     results = [await router.route(ChatRequest.from_text(f"q{i}", team="t")) for i in range(3)]
     await router.drain()
     rows = ledger.rows()
@@ -110,7 +110,7 @@ async def test_shadow_spend_counts_in_reports_but_never_as_the_answer(
 async def test_sovereign_data_is_never_shadowed(ledger: SQLiteLedger, tmp_path: Path) -> None:
     local, frontier = _ladder()
     audit = AuditLog(tmp_path / "audit.jsonl", fsync=False)
-    router = _router(local, frontier, ledger, gate=Gate(SOVEREIGN), audit=audit, shadow_rate=1.0)
+    router = _router(local, frontier, ledger, gate=Gate(SOVEREIGN), audit=audit, shadow=1.0)
     result = await router.route(ChatRequest.from_text("secret", data_class="restricted"))
     await router.drain()
     assert result.tier == "local:w"
@@ -126,7 +126,7 @@ async def test_escalated_routes_and_the_last_tier_are_never_shadowed(
     ledger: SQLiteLedger,
 ) -> None:
     local, frontier = _ladder(worker_answer="no idea")
-    router = _router(local, frontier, ledger, shadow_rate=1.0)
+    router = _router(local, frontier, ledger, shadow=1.0)
     result = await router.route(ChatRequest.from_text("6*7?"))
     assert result.tier == "frontier:f"
     assert [r.decision for r in ledger.rows()] == [Decision.ESCALATE, Decision.ACCEPT]
@@ -136,7 +136,7 @@ async def test_escalated_routes_and_the_last_tier_are_never_shadowed(
 async def test_a_spent_budget_skips_the_shadow_call(ledger: SQLiteLedger) -> None:
     local, frontier = _ladder()
     budgets = Budgets.from_config({"teams": {"t": {"day": "0.0000001"}}}, ledger=ledger)
-    router = _router(local, frontier, ledger, budgets=budgets, shadow_rate=1.0)
+    router = _router(local, frontier, ledger, budgets=budgets, shadow=1.0)
     await router.route(ChatRequest.from_text("a long enough question", team="t"))
     await router.drain()
     assert frontier.calls == []
@@ -161,7 +161,7 @@ async def test_off_by_default_and_a_partial_rate_shadows_only_sampled_routes(
 ) -> None:
     local, frontier = _ladder()
     assert Router(tiers=[local, frontier]).shadow is None
-    router = _router(local, frontier, ledger, shadow_rate=0.5, shadow_seed=11)
+    router = _router(local, frontier, ledger, shadow=ShadowSampling(0.5, seed=11))
     requests = [ChatRequest.from_text(f"q{i}") for i in range(40)]
     for request in requests:
         await router.route(request)

@@ -16,6 +16,7 @@ import pytest
 from paxis_router import ChatRequest, Router, SQLiteLedger, TokenPrice
 from paxis_router.config.schema import RouterConfig
 from paxis_router.errors import LedgerError, WorkerError
+from paxis_router.shadow import ShadowSampling
 from paxis_router.skills.model import Skill
 from paxis_router.testing import FakeWorker, FunctionWorker
 from paxis_router.types import Decision
@@ -49,8 +50,7 @@ def _router(ledger: SQLiteLedger, top: FakeWorker | FunctionWorker, **kw: object
         tiers=[local, top],
         verifiers=[RegexVerifier(must_match=r"\d")],
         ledger=ledger,
-        shadow_rate=1.0,
-        **kw,  # type: ignore[arg-type]  # shadow_* keyword arguments of the test
+        shadow=ShadowSampling(rate=1.0, **kw),  # type: ignore[arg-type]  # the test's options
     )
 
 
@@ -104,7 +104,7 @@ async def test_route_many_drains_its_shadow_calls(ledger: SQLiteLedger) -> None:
 
 
 async def test_route_many_waits_for_room_instead_of_skipping(ledger: SQLiteLedger) -> None:
-    router = _router(ledger, FakeWorker(["43"], name="frontier:f", price=TOP), shadow_max_pending=1)
+    router = _router(ledger, FakeWorker(["43"], name="frontier:f", price=TOP), max_pending=1)
     requests = [ChatRequest.from_text(f"q{i}") for i in range(6)]
     await router.route_many(requests, concurrency=3)
     assert router.shadow_skipped == 0
@@ -124,9 +124,7 @@ async def test_a_full_backlog_skips_and_counts_the_sample(
     ledger: SQLiteLedger, caplog: pytest.LogCaptureFixture
 ) -> None:
     gated = Gated()
-    router = _router(
-        ledger, FunctionWorker(gated, name="frontier:f", price=TOP), shadow_max_pending=2
-    )
+    router = _router(ledger, FunctionWorker(gated, name="frontier:f", price=TOP), max_pending=2)
     requests = [ChatRequest.from_text(f"q{i}") for i in range(5)]
     with caplog.at_level(logging.WARNING, logger="paxis_router.shadow"):
         results = [await router.route(r) for r in requests]
@@ -197,7 +195,7 @@ def test_a_shadow_call_cut_off_by_a_closing_loop_is_logged(
 
 
 async def test_inline_mode_waits_for_the_shadow_call(ledger: SQLiteLedger) -> None:
-    router = _router(ledger, FakeWorker(["43"], name="frontier:f", price=TOP), shadow_inline=True)
+    router = _router(ledger, FakeWorker(["43"], name="frontier:f", price=TOP), inline=True)
     await router.route(ChatRequest.from_text("6*7?"))
     assert router.shadow_pending == 0
     assert [d for _, d in _decisions(ledger)] == [Decision.ACCEPT, Decision.SHADOW]
@@ -212,9 +210,11 @@ def test_the_policy_file_sets_inline_and_the_backlog_bound() -> None:
     router = Router.from_config(
         RouterConfig.model_validate({"tiers": tiers, "calibration": calibration})
     )
-    assert (router.shadow_inline, router._shadow_backlog.max_pending) == (True, 8)
+    assert router.shadow == ShadowSampling(rate=0.1, inline=True, max_pending=8)
     default = Router.from_config(RouterConfig.model_validate({"tiers": tiers}))
-    assert (default.shadow_inline, default._shadow_backlog.max_pending) == (False, 64)
+    assert default.shadow is None
+    sampled = {"tiers": tiers, "calibration": {"shadow_rate": 0.1}}
+    assert Router.from_config(RouterConfig.model_validate(sampled)).shadow == ShadowSampling(0.1)
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         RouterConfig.model_validate({"tiers": tiers, "calibration": {"max_pending": 0}})
 

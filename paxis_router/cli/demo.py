@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``paxis demo``."""
     import asyncio
 
-    from paxis_router.config.schema import LedgerSpec, load_config
+    from paxis_router.config.schema import AuditSpec, LedgerSpec, load_config
     from paxis_router.router import Router
     from paxis_router.types import ChatRequest, Message
     from paxis_router.workers.replay import REPLAY_ID_KEY
@@ -137,11 +137,11 @@ def run(args: argparse.Namespace) -> int:
         from paxis_router.governance.gate import load_gate_policy
 
         update["gate"] = load_gate_policy(args.gate)
-    router = Router.from_config(cfg.model_copy(update=update))
-    from paxis_router.governance.audit import DEFAULT_AUDIT_PATH, AuditLog
+    from paxis_router.governance.audit import DEFAULT_AUDIT_PATH
 
     audit_path: Path = args.audit or ledger_path.parent / DEFAULT_AUDIT_PATH
-    router.audit = AuditLog(audit_path, fsync=False)  # a demo: no fsync per record
+    update["audit"] = AuditSpec(path=audit_path, fsync=False)  # a demo: no fsync per record
+    router = Router.from_config(cfg.model_copy(update=update))
     workers = _replay_workers(router, policy_path)
     prompts, dropped = _questions(cfg, workers[0])
     ids = sorted(workers[0].outcomes, key=_id_order)[: args.limit]

@@ -44,19 +44,22 @@ from pydantic import (
     model_validator,
 )
 
+from paxis_router.config.predicates import parse_predicate
 from paxis_router.config.verifiers import VERIFIER_KINDS, VerifierSpec, build_verifier
 from paxis_router.errors import ConfigError
 from paxis_router.governance.gate import GatePolicy
-from paxis_router.policy.predicates import EscalationPolicy, Predicate, parse_predicate
+from paxis_router.policy.outage import OutagePolicy
+from paxis_router.policy.predicates import EscalationPolicy, Predicate
 from paxis_router.pricing import GpuHourPrice, Price, TokenPrice, litellm_price
-from paxis_router.workers.resilience import OutagePolicy, ResilienceConfig
+from paxis_router.router import Router
+from paxis_router.shadow import ShadowSampling
+from paxis_router.workers.resilience import ResilienceConfig
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from paxis_router.ledger.postgres import PostgresLedger
     from paxis_router.ledger.sqlite import SQLiteLedger
-    from paxis_router.router import Router
     from paxis_router.workers.base import Tier
 
 logger = logging.getLogger(__name__)
@@ -315,6 +318,10 @@ class RouterConfig(_Model):
         """The folder relative paths start at: the policy file's, else the working directory."""
         return self._base_dir if self._base_dir is not None else Path.cwd()
 
+    def build_router(self, *, base_dir: str | Path | None = None) -> Router:
+        """The Router this policy describes (``Router.from_config(cfg)`` calls this)."""
+        return build_router(self, base_dir=base_dir)
+
 
 # --- loading ------------------------------------------------------------------------------------
 
@@ -482,8 +489,6 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
 
     ``base_dir`` is where relative paths start (default: the policy file's folder).
     """
-    from paxis_router.router import Router
-
     root = Path(base_dir) if base_dir is not None else cfg.base_dir
     tiers = []
     for i, tier_spec in enumerate(cfg.tiers):
@@ -540,10 +545,12 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         audit=audit,
         outage=cfg.policy.outage,
         budgets=budgets,
-        shadow_rate=calibration.shadow_rate,
-        shadow_seed=calibration.shadow_seed,
-        shadow_inline=calibration.inline,
-        shadow_max_pending=calibration.max_pending,
+        shadow=ShadowSampling(
+            rate=calibration.shadow_rate,
+            seed=calibration.shadow_seed,
+            inline=calibration.inline,
+            max_pending=calibration.max_pending,
+        ),
     )
 
 

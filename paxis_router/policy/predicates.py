@@ -15,12 +15,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Literal
-
-from paxis_router.errors import ConfigError
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from paxis_router.types import Attempt, ChatRequest, Verdict
@@ -34,7 +32,9 @@ class RouteState:
 
     ``tier_index`` is the index of the tier just tried; ``n_tiers`` the ladder's length.
     ``spent_usd`` sums the attempts whose price is known; ``unpriced_attempts`` counts the others
-    (so ``spent_usd`` is a lower bound whenever that count is not 0).
+    (so ``spent_usd`` is a lower bound whenever that count is not 0). ``budget_exhausted``,
+    ``budget_refuses`` and ``outage_mode`` carry the team budget and the outage rule into the
+    route's decision (``paxis_router.policy.decide``).
     """
 
     request: ChatRequest
@@ -44,6 +44,9 @@ class RouteState:
     spent_usd: Decimal
     skills: tuple[str, ...] = ()
     unpriced_attempts: int = 0
+    budget_exhausted: str | None = None  # the team's spent budget, described; None: room left
+    budget_refuses: bool = False  # that budget refuses (rather than caps) escalation
+    outage_mode: Literal["degrade", "refuse"] = "degrade"  # for this request's skills
 
     @property
     def last(self) -> Attempt | None:
@@ -199,71 +202,3 @@ class EscalationPolicy:
         if isinstance(value, int | float):
             return cls(escalate_when=any_of(verdict_failed(), confidence_below(float(value))))
         return cls(escalate_when=value)
-
-
-# --- YAML -------------------------------------------------------------------------------------
-
-_NO_ARG: dict[str, Callable[[], Predicate]] = {
-    "verdict_failed": verdict_failed,
-    "tiers_exhausted": tiers_exhausted,
-    "never": never,
-    "price_unknown": price_unknown,
-}
-
-
-def _score_below(spec: Any) -> Predicate:  # Any: the predicate's YAML form
-    from paxis_router.calibration.thresholds import (
-        score_below_from_spec,  # lazy: a learned scorer (issue 5)
-    )
-
-    return score_below_from_spec(spec)
-
-
-_ONE_ARG: dict[str, Callable[[Any], Predicate]] = {
-    "confidence_below": lambda v: confidence_below(float(v)),
-    "spent_over": spent_over,
-    "score_below": _score_below,
-}
-_COMBINATORS: dict[str, Callable[..., Predicate]] = {"any_of": any_of, "all_of": all_of}
-
-PREDICATE_NAMES = tuple(sorted([*_NO_ARG, *_ONE_ARG, *_COMBINATORS, "not"]))
-
-
-def parse_predicate(spec: object, *, source: str | None = None, field: str = "") -> Predicate:
-    """Build a predicate from its YAML form; errors name ``source`` and the field path."""
-    if isinstance(spec, str):
-        if spec in _NO_ARG:
-            return _NO_ARG[spec]()
-        raise ConfigError(
-            f"unknown predicate {spec!r}; expected one of {', '.join(PREDICATE_NAMES)}",
-            source=source,
-            field=field,
-        )
-    if isinstance(spec, Mapping) and len(spec) == 1:
-        ((name, arg),) = spec.items()
-        path = f"{field}.{name}" if field else str(name)
-        if name in _COMBINATORS:
-            if not isinstance(arg, Sequence) or isinstance(arg, str) or not arg:
-                raise ConfigError(f"{name} takes a non-empty list", source=source, field=path)
-            inner = [
-                parse_predicate(item, source=source, field=f"{path}[{i}]")
-                for i, item in enumerate(arg)
-            ]
-            return _COMBINATORS[name](*inner)
-        if name == "not":
-            return not_(parse_predicate(arg, source=source, field=path))
-        if name in _ONE_ARG:
-            try:
-                return _ONE_ARG[name](arg)
-            except (ValueError, TypeError, InvalidOperation) as exc:
-                raise ConfigError(
-                    f"bad argument {arg!r}: {exc}", source=source, field=path
-                ) from exc
-        raise ConfigError(
-            f"unknown predicate {name!r}; expected one of {', '.join(PREDICATE_NAMES)}",
-            source=source,
-            field=path,
-        )
-    raise ConfigError(
-        f"a predicate is a name or a one-key mapping, got {spec!r}", source=source, field=field
-    )

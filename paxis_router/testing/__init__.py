@@ -14,6 +14,7 @@ from paxis_router.testing.fakes import (
     FakeWorker,
     FunctionWorker,
     call_record,
+    make_attempt,
     make_state,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "FakeWorker",
     "FunctionWorker",
     "call_record",
+    "make_attempt",
     "make_state",
 ]

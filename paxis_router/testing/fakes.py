@@ -14,12 +14,13 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from paxis_router.errors import WorkerError
 from paxis_router.policy.predicates import RouteState
 from paxis_router.types import (
     Attempt,
+    AttemptStatus,
     CallRecord,
     ChatRequest,
     Completion,
@@ -173,6 +174,36 @@ class FakeVerifier:
         return Verdict(self.name, entry >= 0.5, float(entry), f"scripted score {entry}")
 
 
+def make_attempt(
+    *,
+    tier_index: int = 0,
+    passed: bool = True,
+    confidence: float | None = None,
+    status: AttemptStatus | str = AttemptStatus.ANSWERED,
+    cost_usd: Decimal | str | None = "0",
+) -> Attempt:
+    """One attempt for policy table tests: answered (with one verdict, ``passed``, scored
+    ``confidence``), or failed with ``status`` ``unavailable``/``failed``/``denied``."""
+    status = AttemptStatus(status)
+    answered = status is AttemptStatus.ANSWERED
+    completion = Completion(content="answer", model="fake", usage=Usage(1, 1)) if answered else None
+    error_types = {"unavailable": "WorkerUnavailable", "failed": "WorkerError", "denied": "Denied"}
+    return Attempt(
+        tier=f"tier{tier_index}",
+        tier_index=tier_index,
+        model="fake",
+        started_at=utc_now(),
+        latency_s=0.0,
+        completion=completion,
+        error=None if answered else f"scripted {status}",
+        error_type=None if answered else error_types[status],
+        verdicts=(Verdict("fake", passed, confidence, ""),) if answered else (),
+        cost_usd=None if cost_usd is None else Decimal(cost_usd),
+        status=status,
+        called=status is not AttemptStatus.DENIED,
+    )
+
+
 def make_state(
     *,
     passed: bool = True,
@@ -182,32 +213,32 @@ def make_state(
     n_tiers: int = 2,
     spent_usd: Decimal | str | None = "0",
     request: ChatRequest | None = None,
+    attempts: Sequence[Attempt] | None = None,
+    budget_exhausted: str | None = None,
+    budget_refuses: bool = False,
+    outage_mode: Literal["degrade", "refuse"] = "degrade",
 ) -> RouteState:
-    """A RouteState for policy table tests: one attempt at ``tier_index`` with the given outcome."""
+    """A RouteState for policy table tests: one attempt at ``tier_index`` with the given outcome
+    (``error``: the tier was unavailable), or the given ``attempts`` (the last one is current)."""
     request = request or ChatRequest.from_text("test")
-    completion = None if error else Completion(content="answer", model="fake", usage=Usage(1, 1))
-    verdicts: tuple[Verdict, ...] = ()
-    if not error:
-        verdicts = (Verdict("fake", passed, confidence, ""),)
-    attempt = Attempt(
-        tier=f"tier{tier_index}",
-        tier_index=tier_index,
-        model="fake",
-        started_at=utc_now(),
-        latency_s=0.0,
-        completion=completion,
-        error="scripted failure" if error else None,
-        error_type="WorkerUnavailable" if error else None,
-        verdicts=verdicts,
-        cost_usd=Decimal(0),
-    )
+    if attempts is None:
+        status = AttemptStatus.UNAVAILABLE if error else AttemptStatus.ANSWERED
+        one = make_attempt(
+            tier_index=tier_index, passed=passed, confidence=confidence, status=status
+        )
+        attempts = (one,)
+    elif attempts:
+        tier_index = attempts[-1].tier_index
     return RouteState(
         request=request,
-        attempts=(attempt,),
+        attempts=tuple(attempts),
         tier_index=tier_index,
         n_tiers=n_tiers,
         spent_usd=Decimal(0) if spent_usd is None else Decimal(spent_usd),
         unpriced_attempts=1 if spent_usd is None else 0,
+        budget_exhausted=budget_exhausted,
+        budget_refuses=budget_refuses,
+        outage_mode=outage_mode,
     )
 
 

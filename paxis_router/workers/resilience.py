@@ -13,16 +13,15 @@ gone: 401/403, 404 model          no retry; the breaker opens at once
 withdrawn, DNS, TLS, refused      (``WorkerUnavailable(transient=False)``)
 breaker open                      the tier is skipped without a call: a ``CircuitOpen``
                                   attempt, zero cost; half-open probes find when it is back
-bad output: empty, invalid JSON,  not an exception: :class:`WellFormedVerifier` fails the
+bad output: empty, invalid JSON,  not an exception: ``WellFormedVerifier`` (verifiers) fails the
 truncated, no usage, not UTF-8    answer and the router escalates
 context window overflow           later tiers whose ``max_context_tokens`` is no larger are
                                   skipped (``ContextWindowTooSmall``, zero cost)
 ================================  ===========================================================
 
-When a route ends without an accepted answer because an upper tier was unavailable,
-:class:`OutagePolicy` (per skill) decides: ``degrade`` serves the best lower-tier answer marked
-``degraded``; ``refuse`` raises :class:`~paxis_router.errors.DegradedRefused`. When no tier
-answered at all, :class:`~paxis_router.errors.TiersUnavailable` names every cause.
+When a route ends without an accepted answer because an upper tier was unavailable, the
+outage policy (``paxis_router.policy.outage``, per skill) decides: serve the best lower-tier
+answer ``degraded``, or refuse.
 
 Example:
     >>> import asyncio
@@ -42,8 +41,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -51,13 +50,11 @@ from paxis_router.errors import (
     CircuitOpen,
     ContextWindowExceeded,
     ContextWindowTooSmall,
-    DegradedRefused,
-    TiersUnavailable,
     WorkerError,
     WorkerTimeout,
     WorkerUnavailable,
 )
-from paxis_router.verifiers.well_formed import WellFormedVerifier
+from paxis_router.types import AttemptStatus
 from paxis_router.workers.breaker import BreakerConfig, BreakerState, CircuitBreaker
 
 if TYPE_CHECKING:
@@ -69,28 +66,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOT_CALLED",
-    "UNAVAILABLE_ERRORS",
     "BreakerConfig",
     "BreakerState",
     "CircuitBreaker",
-    "OutagePolicy",
     "Resilience",
     "ResilienceConfig",
-    "WellFormedVerifier",
     "call_tier",
-    "is_unavailable",
+    "classify_error",
     "next_window_floor",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: error_type values that mean "the tier could not serve" (a route using others is degraded).
-UNAVAILABLE_ERRORS = frozenset({"WorkerUnavailable", "WorkerTimeout", "CircuitOpen"})
 #: errors raised before any call was made: such an attempt costs exactly zero.
 NOT_CALLED: tuple[type[WorkerError], ...] = (CircuitOpen, ContextWindowTooSmall)
 
 Sleep = Callable[[float], Awaitable[None]]
-OutageMode = Literal["degrade", "refuse"]
 
 
 class ResilienceConfig(BaseModel):
@@ -313,69 +304,11 @@ def next_window_floor(floor: int | None, tier: Tier, attempt: Attempt) -> int | 
     return max(floor or 0, tier.max_context_tokens)
 
 
-def is_unavailable(attempt: Attempt) -> bool:
-    """True when the attempt failed because its tier could not serve (down, slow, open)."""
-    return attempt.error_type in UNAVAILABLE_ERRORS
-
-
-class OutagePolicy(BaseModel):
-    """What to do, per skill, when a route ends unanswered because an upper tier is down.
-
-    ``degrade`` serves the best lower-tier answer, marked ``degraded`` and ``accepted=False``,
-    with the reason; ``refuse`` raises :class:`~paxis_router.errors.DegradedRefused`. A request's
-    skills are the selected ones plus ``metadata["skill"]``; if any of them says ``refuse``,
-    the request is refused. When no tier answered at all the router raises
-    :class:`~paxis_router.errors.TiersUnavailable` naming every cause, whatever the mode.
-
-    Example:
-        >>> policy = OutagePolicy(default="degrade", skills={"legal-review": "refuse"})
-        >>> policy.mode_for(["legal-review"]), policy.mode_for(["faq"])
-        ('refuse', 'degrade')
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    default: OutageMode = "degrade"
-    skills: dict[str, OutageMode] = Field(default_factory=dict)
-
-    def mode_for(self, skills: Sequence[str]) -> OutageMode:
-        """The mode for a request using ``skills``: ``refuse`` if any of them refuses."""
-        modes = [self.skills[s] for s in skills if s in self.skills]
-        if "refuse" in modes:
-            return "refuse"
-        return modes[0] if modes else self.default
-
-    def serve_degraded(
-        self, request: ChatRequest, attempts: Sequence[Attempt], skills: Sequence[str]
-    ) -> bool:
-        """Called when a route ends without an accepted answer.
-
-        Returns True when the best answer should be served degraded (an upper tier was
-        unavailable and the mode is ``degrade``), False when no tier was unavailable above the
-        best answer (the escalation policy's own ``on_exhausted`` applies). Raises
-        TiersUnavailable when no tier answered and one was down, DegradedRefused when the mode
-        is ``refuse``.
-        """
-        answered = [a for a in attempts if a.completion is not None]
-        top = max((a.tier_index for a in answered), default=-1)
-        down = [a for a in attempts if is_unavailable(a) and a.tier_index > top]
-        if not down:
-            return False
-        causes = "; ".join(f"{a.tier}: {a.error_type} ({a.error})" for a in attempts if a.error)
-        rid = request.request_id
-        if not answered:
-            raise TiersUnavailable(
-                f"no tier could answer request {rid}: {causes}. Every attempt is in the ledger; "
-                "retry later or add a tier that is up.",
-                attempts=tuple(attempts),
-                request_id=rid,
-            )
-        all_skills = [*skills, request.metadata.get("skill", "")]
-        if self.mode_for([s for s in all_skills if s]) == "refuse":
-            raise DegradedRefused(
-                f"request {rid} refused: an upper tier is unavailable ({causes}) and the outage "
-                "policy for its skill refuses degraded answers",
-                attempts=tuple(attempts),
-                request_id=rid,
-            )
-        return True
+def classify_error(error: WorkerError) -> tuple[AttemptStatus, bool]:
+    """How a failed call ended, by exception class (subclasses included): the attempt's status
+    (``unavailable`` when the tier could not serve: down, timed out, breaker open; ``failed``
+    otherwise) and whether anything reached the tier (an open breaker or a prompt known too
+    long for the window: nothing did, the attempt costs exactly zero)."""
+    unavailable = isinstance(error, WorkerUnavailable | WorkerTimeout)
+    status = AttemptStatus.UNAVAILABLE if unavailable else AttemptStatus.FAILED
+    return status, not isinstance(error, NOT_CALLED)

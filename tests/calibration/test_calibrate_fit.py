@@ -21,9 +21,10 @@ from paxis_router.calibration.thresholds import (
     score_below,
 )
 from paxis_router.cli import main
+from paxis_router.config.predicates import parse_predicate
 from paxis_router.config.schema import load_config
 from paxis_router.errors import ConfigError
-from paxis_router.policy.predicates import EscalationPolicy, parse_predicate, tiers_exhausted
+from paxis_router.policy.predicates import EscalationPolicy, tiers_exhausted
 from paxis_router.router import Router
 from paxis_router.testing import FakeWorker, make_state
 from paxis_router.types import ChatRequest

@@ -126,8 +126,7 @@ def _production(policy: Path, ledger: SQLiteLedger | None) -> Router:
         verifiers=built.verifiers,
         policy=built.policy,
         ledger=ledger,
-        shadow_rate=built.shadow.rate if built.shadow else 0.0,
-        shadow_seed=built.shadow.seed if built.shadow else 0,
+        shadow=built.shadow,
     )
 
 
@@ -169,7 +168,7 @@ def test_policy_fitted_on_the_ledger_lands_within_2_points_on_held_out_mmlu(
     seen, held_out = examples[:half], examples[half:]
     db = tmp_path / "ledger.db"
     with SQLiteLedger(db, store_content=True) as ledger:
-        router = Router(tiers=_replay_ladder(seen), ledger=ledger, shadow_rate=1.0)
+        router = Router(tiers=_replay_ladder(seen), ledger=ledger, shadow=1.0)
         _route(router, seen)
     tiers = _label(tmp_path / "labels.csv", db, seen, by_index=True)
     assert tiers.count(STRONG) == half  # every accepted route got its shadow call
@@ -307,7 +306,7 @@ def test_without_answer_text_it_fits_a_threshold_on_the_verifier_score(
             verifiers=[ArithmeticVerifier()],
             policy=EscalationPolicy(verdict_failed(), tiers_exhausted(), "return_best"),
             ledger=ledger,
-            shadow_rate=1.0,
+            shadow=1.0,
         )
         _route(router, examples)
     _label(tmp_path / "labels.csv", db, examples)
@@ -433,7 +432,7 @@ def test_no_text_and_no_scores_leaves_nothing_to_fit(
     examples = gsm8k[:40]
     db = tmp_path / "ledger.db"
     with SQLiteLedger(db) as ledger:  # no text, and no verifier: no signal at all
-        _route(Router(tiers=_replay_ladder(examples), ledger=ledger, shadow_rate=1.0), examples)
+        _route(Router(tiers=_replay_ladder(examples), ledger=ledger, shadow=1.0), examples)
     _label(tmp_path / "labels.csv", db, examples)
     status, err = _calibrate(
         capsys, "--ledger", str(db), "--weak", WEAK, "--strong", STRONG, "-o", "p.yaml"

@@ -130,7 +130,7 @@ async def test_redact_hides_pii_from_the_tier_and_restores_it(ledger: SQLiteLedg
     result = await router.route(ChatRequest.from_text(text, data_class="internal"))
     sent = frontier.sent[0]
     assert sent.query == "mail <EMAIL_1> about card <CARD_1>"
-    assert all(EMAIL not in m.content and CARD not in m.content for m in sent.messages)
+    assert all(EMAIL not in m.text and CARD not in m.text for m in sent.messages)
     assert result.content == f"done: {text}"
     assert verifier.seen == [f"done: {text}"]  # verifiers judge the restored answer
     assert result.accepted

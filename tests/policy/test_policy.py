@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from paxis_router.config.predicates import parse_predicate
 from paxis_router.errors import ConfigError
 from paxis_router.policy.predicates import (
     EscalationPolicy,
@@ -13,7 +14,6 @@ from paxis_router.policy.predicates import (
     confidence_below,
     never,
     not_,
-    parse_predicate,
     price_unknown,
     spent_over,
     tiers_exhausted,

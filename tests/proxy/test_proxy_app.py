@@ -214,7 +214,7 @@ async def test_image_parts_are_400_and_text_parts_are_joined(tmp_path: Path) -> 
     seen: list[str] = []
 
     def echo(request: ChatRequest, skill: object) -> str:
-        seen.append(request.messages[-1].content)
+        seen.append(request.messages[-1].text)
         return "ok"
 
     app = create_app(Router(tiers=[FunctionWorker(echo)]), ProxySettings(anonymous_team="dev"))

@@ -24,6 +24,7 @@ from paxis_router.router import Router
 from paxis_router.testing import FakeClock, FakeWorker
 from paxis_router.testing.upstream import FakeUpstream, FakeUpstreamProcess
 from paxis_router.types import ChatRequest, Decision
+from paxis_router.verifiers.well_formed import WellFormedVerifier
 from paxis_router.workers.base import Tier
 from paxis_router.workers.openai_compat import OpenAICompatWorker
 from paxis_router.workers.resilience import (
@@ -31,7 +32,6 @@ from paxis_router.workers.resilience import (
     BreakerState,
     Resilience,
     ResilienceConfig,
-    WellFormedVerifier,
 )
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from paxis_router.errors import DegradedRefused, PaxisError, WorkerUnavailable
+from paxis_router.policy.outage import OutagePolicy
 from paxis_router.router import Router
 from paxis_router.testing import FakeClock, FakeWorker, FunctionWorker
 from paxis_router.types import CallRecord, ChatRequest, Completion, Verdict
@@ -15,7 +16,6 @@ from paxis_router.workers.base import Tier
 from paxis_router.workers.resilience import (
     BreakerConfig,
     BreakerState,
-    OutagePolicy,
     Resilience,
     ResilienceConfig,
 )

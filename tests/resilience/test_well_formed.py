@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paxis_router.types import ChatRequest, Completion, Usage
-from paxis_router.workers.resilience import WellFormedVerifier
+from paxis_router.verifiers.well_formed import WellFormedVerifier
 
 USAGE = Usage(5, 2)
 JSON_REQUEST = ChatRequest.from_text("q").model_copy(

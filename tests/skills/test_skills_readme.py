@@ -32,4 +32,4 @@ def test_readme_skills_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert getattr(namespace["result"], "skills", None) == ("summarization",)
     worker = namespace["worker"]
     assert isinstance(worker, FakeWorker)
-    assert "## Skill: summarization" in worker.calls[0].messages[0].content
+    assert "## Skill: summarization" in worker.calls[0].messages[0].text

@@ -22,7 +22,7 @@ def library() -> SkillLibrary:
 def system_prompt(worker: FakeWorker) -> str:
     first = worker.calls[0].messages[0]
     assert first.role == "system"
-    return first.content
+    return first.text
 
 
 async def test_chosen_skill_body_reaches_the_worker_and_ledger(

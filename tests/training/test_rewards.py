@@ -21,9 +21,7 @@ class Seen:
         self.calls: list[tuple[tuple[tuple[str, str], ...], str]] = []
 
     async def verify(self, request: ChatRequest, completion: Completion) -> Verdict:
-        self.calls.append(
-            (tuple((m.role, m.content) for m in request.messages), completion.content)
-        )
+        self.calls.append((tuple((m.role, m.text) for m in request.messages), completion.content))
         ok = completion.content.endswith("!")
         return Verdict(self.name, ok, 0.9 if ok else 0.2, "")
 
