@@ -1,8 +1,14 @@
-"""A circuit breaker per tier: closed -> open -> half-open -> closed, on an injectable clock."""
+"""A circuit breaker per tier: closed -> open -> half-open -> closed, on an injectable clock.
+
+The error rate is counted over a time-based sliding window of fixed buckets (as resilience4j's
+time-based window and Hystrix's rolling counters do): recording an outcome and reading the rate
+cost O(1) whatever the call rate, and memory does not grow with traffic. The window slides one
+bucket (``window_s / 60``) at a time, so an outcome leaves the count between ``window_s`` and
+``window_s + window_s / 60`` after it was recorded.
+"""
 
 from __future__ import annotations
 
-import collections
 import enum
 import time
 from typing import TYPE_CHECKING
@@ -89,7 +95,7 @@ class CircuitBreaker:
         self.opened_count = 0
         self.probes = 0
         self._consecutive = 0
-        self._window: collections.deque[tuple[float, bool]] = collections.deque()
+        self._window = _SlidingCounts(self.config.window_s)
         self._open_period_s = self.config.open_s
         self._reopen_at = 0.0
         self._probes_in_flight = 0
@@ -148,20 +154,16 @@ class CircuitBreaker:
             self._probes_in_flight -= 1
 
     def _note(self, *, ok: bool) -> None:
-        now = self._clock()
-        self._window.append((now, ok))
-        horizon = now - self.config.window_s
-        while self._window and self._window[0][0] < horizon:
-            self._window.popleft()
+        self._window.add(self._clock(), ok=ok)
 
     def _should_open(self) -> bool:
         if self._consecutive >= self.config.failure_threshold:
             return True
         rate = self.config.error_rate
-        if rate is None or len(self._window) < self.config.min_calls:
+        calls, failed = self._window.calls, self._window.failures
+        if rate is None or calls < self.config.min_calls:
             return False
-        failed = sum(1 for _, ok in self._window if not ok)
-        return failed / len(self._window) >= rate
+        return failed / calls >= rate
 
     def _open(self, reason: str, retry_after_s: float | None, *, backoff: bool) -> None:
         if backoff:
@@ -174,3 +176,65 @@ class CircuitBreaker:
         self.opened_count += 1
         self._reopen_at = self._clock() + period
         self._probes_in_flight = 0
+
+
+class _SlidingCounts:
+    """Calls and failures over the last ``window_s`` seconds, in ``buckets`` fixed buckets.
+
+    Example:
+        >>> counts = _SlidingCounts(60.0)
+        >>> counts.add(0.0, ok=False); counts.add(30.0, ok=True)
+        >>> counts.calls, counts.failures
+        (2, 1)
+        >>> counts.add(61.5, ok=True)   # the first outcome has left the window
+        >>> counts.calls, counts.failures
+        (2, 0)
+    """
+
+    __slots__ = ("_bucket_s", "_calls", "_epochs", "_fails", "_last", "calls", "failures")
+
+    def __init__(self, window_s: float, buckets: int = 60) -> None:
+        self._bucket_s = window_s / buckets
+        self._epochs = [-1] * buckets
+        self._calls = [0] * buckets
+        self._fails = [0] * buckets
+        self._last = -1
+        self.calls = 0
+        self.failures = 0
+
+    def add(self, now: float, *, ok: bool) -> None:
+        epoch = int(now // self._bucket_s)
+        if epoch > self._last:
+            self._advance(epoch)
+        slot = epoch % len(self._epochs)
+        if self._epochs[slot] != epoch:  # a clock that went back: count in the current bucket
+            slot = self._last % len(self._epochs)
+        self._calls[slot] += 1
+        self.calls += 1
+        if not ok:
+            self._fails[slot] += 1
+            self.failures += 1
+
+    def _advance(self, epoch: int) -> None:
+        """Empty the buckets that fall out of the window when time reaches ``epoch``."""
+        size = len(self._epochs)
+        first = max(self._last + 1, epoch - size + 1)
+        if epoch - self._last >= size:
+            self.clear()
+        else:
+            for e in range(self._last + 1, epoch + 1):
+                slot = e % size
+                self.calls -= self._calls[slot]
+                self.failures -= self._fails[slot]
+                self._calls[slot] = self._fails[slot] = 0
+                self._epochs[slot] = -1
+        for e in range(first, epoch + 1):
+            self._epochs[e % size] = e
+        self._last = epoch
+
+    def clear(self) -> None:
+        size = len(self._epochs)
+        self._epochs = [-1] * size
+        self._calls = [0] * size
+        self._fails = [0] * size
+        self.calls = self.failures = 0

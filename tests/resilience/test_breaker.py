@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import pytest
 
@@ -141,3 +142,45 @@ def test_probes_over_a_long_outage_stay_within_the_documented_bound() -> None:
 def test_config_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="failure_threshold"):
         BreakerConfig(failure_threshold=0)
+
+
+def test_the_sliding_window_counts_what_an_exact_bucketed_window_counts() -> None:
+    import random
+
+    from paxis_router.workers.breaker import _SlidingCounts
+
+    rng = random.Random(7)
+    window_s, buckets = 60.0, 60
+    counts = _SlidingCounts(window_s, buckets)
+    live: deque[tuple[float, bool]] = deque()
+    now = 0.0
+    for _ in range(5_000):
+        now += rng.choice([0.0, 0.01, 0.3, 2.0, 45.0, 130.0])
+        ok = rng.random() > 0.2
+        counts.add(now, ok=ok)
+        live.append((now, ok))
+        first_bucket = int(now // 1.0) - buckets + 1  # the window, in whole buckets
+        while int(live[0][0] // 1.0) < first_bucket:
+            live.popleft()
+        assert (counts.calls, counts.failures) == (len(live), sum(not ok for _, ok in live))
+
+
+def test_the_breaker_keeps_constant_memory_under_heavy_traffic() -> None:
+    from paxis_router.workers.breaker import _SlidingCounts
+
+    now = [0.0]
+    breaker = CircuitBreaker(
+        BreakerConfig(failure_threshold=10**9, error_rate=0.99, min_calls=10), clock=lambda: now[0]
+    )
+    for i in range(200_000):  # 2,000 calls/s for 100 s, one in ten failing
+        now[0] = i / 2000
+        if i % 10:
+            breaker.record_success()
+        else:
+            breaker.record_failure("503")
+    window = breaker._window
+    assert isinstance(window, _SlidingCounts)
+    assert len(window._calls) == 60
+    assert window.calls == 120_000  # exactly the last 60 s of calls
+    assert window.failures == 12_000
+    assert breaker.state is BreakerState.CLOSED

@@ -11,13 +11,13 @@ from paxis_router.config import verifiers as specs
 from paxis_router.verifiers import (
     arithmetic,
     base,
+    callable as callable_module,
     combine,
     json_schema,
     logprob,
     non_empty,
     regex,
 )
-from paxis_router.verifiers import callable as callable_module
 
 
 @pytest.mark.parametrize(
