@@ -356,6 +356,9 @@ class Router:
         except WorkerError as exc:
             error = exc
             logger.warning("tier %s failed: %s", tier.name, exc)
+        except asyncio.CancelledError:
+            self._record_cancelled(route, tier, index, started_at, self._clock() - t0)
+            raise
         latency_s = self._clock() - t0
         if completion is not None and screened is not None and screened.placeholders:
             completion = replace(completion, content=screened.restore(completion.content))
@@ -377,6 +380,31 @@ class Router:
         )
         route.window_floor = next_window_floor(route.window_floor, tier, attempt)
         return attempt
+
+    def _record_cancelled(
+        self, route: _Route, tier: Tier, index: int, started_at: datetime, held_s: float
+    ) -> None:
+        """The caller cancelled the route while ``tier`` was answering: record what was spent.
+
+        The tokens are unknown (a provider may bill the whole answer, it was asked for), so a
+        per-token price records the cost as unknown; a GPU tier priced by the hour records the
+        time it was held.
+        """
+        attempt = Attempt(
+            tier=tier.name,
+            tier_index=index,
+            model=_model_of(tier),
+            started_at=started_at,
+            latency_s=held_s,
+            error="cancelled by the caller before the tier answered",
+            error_type="Cancelled",
+            cost_usd=tier.price.cost(None, held_s) if tier.price is not None else None,
+            decision=Decision.STOP,
+            reason="stop: cancelled by the caller",
+        )
+        route.add(attempt)
+        decided = Decided(Decision.STOP, attempt.reason, Ending.CANCELLED)
+        self._emit(route, attempt, tier, decided)
 
     def _screen(self, tier: Tier, request: ChatRequest, skill: Skill | None) -> Screened | None:
         """Ask the gate about calling ``tier``; audit its decision. None without a gate."""
@@ -415,6 +443,7 @@ class Router:
         request = route.request
         usage = attempt.usage
         completion = attempt.completion
+        task_id, step = request.task
         final = decided is not None and decided.final
         degraded = final and any(a.status is AttemptStatus.UNAVAILABLE for a in route.attempts)
         return CallRecord(
@@ -449,6 +478,9 @@ class Router:
             reasoning_tokens=usage.reasoning_tokens if usage else None,
             tools=tuple(c.name for c in completion.tool_calls) if completion else (),
             destination=tier.destination,
+            task_id=task_id,
+            step=step,
+            tags=request.tags,
         )
 
     def _counterfactual(self, attempt: Attempt) -> Decimal | None:

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 Role = Literal["system", "user", "assistant", "tool", "developer"]
 
+# Metadata keys the router reads to route and account; every other metadata entry is a tag,
+# recorded with each attempt for grouping and filtering (``paxis report --by tag:project``).
+ROUTING_KEYS = frozenset({"team", "data_class", "skill", "task_id", "step", "replay_id"})
+
 # The largest max_tokens a request may ask for: OpenAI's and vLLM's servers read it as a 32-bit int.
 MAX_TOKENS_LIMIT = 2**31 - 1
 
@@ -41,7 +45,8 @@ class _Wire(BaseModel):
     """A value in OpenAI's chat-completions wire shape: ``model_dump(exclude_none=True)`` is the
     JSON an OpenAI-compatible server accepts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # defer_build: the validators are built on first use, not at import (import stays fast).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     def wire(self) -> dict[str, Any]:  # Any: a JSON document
         """This value as OpenAI's JSON shape (``None`` fields left out)."""
@@ -233,7 +238,7 @@ class ChatRequest(BaseModel):
         ('claims', 'What is 2+2?')
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     messages: tuple[Message, ...] = Field(min_length=1)
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -300,6 +305,23 @@ class ChatRequest(BaseModel):
             if message.role == "user":
                 return message.text
         return self.messages[-1].text
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The metadata entries that are not routing keys (``ROUTING_KEYS``): who asked, for
+        which project or cost centre... recorded with every attempt.
+
+        Example:
+            >>> ChatRequest.from_text("hi", team="claims", project="renewals").tags
+            {'project': 'renewals'}
+        """
+        return {k: v for k, v in self.metadata.items() if k not in ROUTING_KEYS}
+
+    @property
+    def task(self) -> tuple[str | None, int | None]:
+        """The orchestrator task this request is a step of, and the step number, if any."""
+        step = self.metadata.get("step")
+        return self.metadata.get("task_id"), int(step) if step and step.isdigit() else None
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -23,6 +23,8 @@ from paxis_router import (
 )
 from paxis_router.policy.predicates import spent_over, tiers_exhausted, verdict_failed
 from paxis_router.testing import FakeVerifier, FakeWorker, FunctionWorker
+from paxis_router.types import CallRecord
+from paxis_router.workers.base import Tier
 
 CHEAP = TokenPrice.per_million("0.10", "0.10")
 MID = TokenPrice.per_million("1", "2")
@@ -284,3 +286,74 @@ def test_router_rejects_an_empty_ladder_and_duplicate_names() -> None:
         Router(tiers=[])
     with pytest.raises(ConfigError, match="unique"):
         Router(tiers=[FakeWorker(["x"], name="a"), FakeWorker(["y"], name="a")])
+
+
+class _ListSink:
+    """Keeps the records the router hands its observers (the SQLite ledger is tested apart)."""
+
+    def __init__(self) -> None:
+        self.rows: list[CallRecord] = []
+
+    def record(self, entry: CallRecord) -> None:
+        self.rows.append(entry)
+
+
+async def test_a_cancelled_route_records_the_attempt_in_flight_then_cancels() -> None:
+    started = asyncio.Event()
+
+    async def hang(request: ChatRequest, skill: object) -> str:
+        started.set()
+        await asyncio.Event().wait()  # never answers
+        return "never"
+
+    sink = _ListSink()
+    gpu = GpuHourPrice(Decimal("3.60"), gpus=1)
+    tiers = [
+        Tier(FunctionWorker(hang, name="local:w"), price=gpu),
+        FakeWorker(["x"], name="frontier:f", price=TOP),
+    ]
+    clock = iter([0.0, 2.0, 2.0, 2.0])
+    router = Router(tiers=tiers, ledger=sink, clock=lambda: next(clock))
+    task = asyncio.create_task(router.route(ChatRequest.from_text("q", team="t")))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (row,) = sink.rows
+    assert (row.tier, row.error_type, row.final, row.decision) == (
+        "local:w",
+        "Cancelled",
+        True,
+        Decision.STOP,
+    )
+    assert row.cost_usd == Decimal("0.002")  # 2 s of one GPU at $3.60/h: the time it held
+
+
+async def test_a_cancelled_call_on_a_per_token_tier_costs_unknown_not_zero() -> None:
+    started = asyncio.Event()
+
+    async def hang(request: ChatRequest, skill: object) -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    sink = _ListSink()
+    router = Router(tiers=[FunctionWorker(hang, name="frontier:f", price=TOP)], ledger=sink)
+    task = asyncio.create_task(router.route(ChatRequest.from_text("q")))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [(r.error_type, r.cost_usd) for r in sink.rows] == [("Cancelled", None)]
+
+
+async def test_records_carry_tags_task_and_step_from_metadata() -> None:
+    sink = _ListSink()
+    router = Router(tiers=[FakeWorker(["ok"], name="local:w")], ledger=sink)
+    request = ChatRequest.from_text(
+        "q", team="claims", project="renewals", cost_centre="cc-7", task_id="t1", step="3"
+    )
+    await router.route(request)
+    (row,) = sink.rows
+    assert (row.team, row.task_id, row.step) == ("claims", "t1", 3)
+    assert dict(row.tags) == {"project": "renewals", "cost_centre": "cc-7"}

@@ -39,6 +39,7 @@ class Ending(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # TiersUnavailable: nothing answered and a tier was down
     DEGRADED_REFUSED = "degraded_refused"  # DegradedRefused: the outage policy refuses
     BUDGET_REFUSED = "budget_refused"  # BudgetExceeded: the budget refuses escalation
+    CANCELLED = "cancelled"  # the caller cancelled the route (its last attempt is recorded)
 
     @property
     def answers(self) -> bool:

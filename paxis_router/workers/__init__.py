@@ -1,15 +1,9 @@
-"""Workers: the model backends a tier calls.
+"""Workers: the model backends a tier calls, and what keeps a tier serving.
 
-``OpenAICompatWorker`` (vLLM and any OpenAI-compatible server), ``LiteLLMWorker`` (frontier
-providers through litellm) and ``ReplayWorker`` (recorded outcomes). Each imports its vendor SDK
-lazily, on the first call, so importing this package stays light.
+``base`` (the ``Worker`` protocol and ``Tier``), ``openai_compat`` (vLLM and any
+OpenAI-compatible server), ``litellm`` (frontier providers through litellm), ``replay``
+(recorded outcomes), ``resilience`` and ``breaker`` (timeouts, retries, circuit breakers).
+Import the module you need: this package imports none of them, so ``workers.base`` stays light.
 """
 
 from __future__ import annotations
-
-from paxis_router.workers.base import Tier, Worker
-from paxis_router.workers.litellm import LiteLLMWorker
-from paxis_router.workers.openai_compat import OpenAICompatWorker
-from paxis_router.workers.replay import Outcome, ReplayWorker
-
-__all__ = ["LiteLLMWorker", "OpenAICompatWorker", "Outcome", "ReplayWorker", "Tier", "Worker"]
