@@ -24,7 +24,7 @@ from paxis_router import (
 from paxis_router.policy.predicates import spent_over, tiers_exhausted, verdict_failed
 from paxis_router.testing import FakeVerifier, FakeWorker, FunctionWorker
 from paxis_router.types import CallRecord
-from paxis_router.workers.base import Tier
+from paxis_router.workers.base import Tier, Worker
 
 CHEAP = TokenPrice.per_million("0.10", "0.10")
 MID = TokenPrice.per_million("1", "2")
@@ -308,7 +308,7 @@ async def test_a_cancelled_route_records_the_attempt_in_flight_then_cancels() ->
 
     sink = _ListSink()
     gpu = GpuHourPrice(Decimal("3.60"), gpus=1)
-    tiers = [
+    tiers: list[Worker | Tier] = [
         Tier(FunctionWorker(hang, name="local:w"), price=gpu),
         FakeWorker(["x"], name="frontier:f", price=TOP),
     ]
