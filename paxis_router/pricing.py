@@ -9,7 +9,7 @@ An unknown price is ``None`` plus a logged warning, never 0.
 Example:
     >>> from paxis_router.types import Usage
     >>> TokenPrice.per_million("2.50", "10.00").cost(Usage(1000, 100), held_s=0.0)
-    Decimal('0.003500')
+    Decimal('0.0035000')
 """
 
 from __future__ import annotations
