@@ -30,13 +30,16 @@ def _block(title: str, language: str) -> str:
     return found.group(1)
 
 
-def test_quickstart_example_routes_and_records(tmp_path: Path) -> None:
-    namespace: dict[str, object] = {"ledger_path": tmp_path / "quick.db", "print": lambda *a: None}
+def test_quickstart_example_routes_and_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the example writes paxis-ledger.db where it runs
+    namespace: dict[str, object] = {"print": lambda *a: None}
     exec(compile(_block("Quickstart (offline)", "python"), "README#quickstart", "exec"), namespace)
     result = namespace["result"]
     assert getattr(result, "content", None) == "42"
     assert getattr(result, "tier", None) == "frontier:gpt-4o"
-    with SQLiteLedger(tmp_path / "quick.db") as ledger:
+    with SQLiteLedger(tmp_path / "paxis-ledger.db") as ledger:
         assert [r.tier for r in ledger.rows()] == ["local:qwen", "frontier:gpt-4o"]
 
 

@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import yaml
 
 from paxis_router.governance.budgets import Budget, Budgets
@@ -24,8 +25,11 @@ def block(language: str) -> str:
     return found.group(1)
 
 
-def test_python_example_routes_labels_and_reports(tmp_path: Path) -> None:
-    namespace: dict[str, object] = {"ledger_path": tmp_path / "l.db", "print": lambda *a: None}
+def test_python_example_routes_labels_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the example writes paxis-ledger.db where it runs
+    namespace: dict[str, object] = {"print": lambda *a: None}
     exec(compile(block("python"), "README#cost-reports", "exec"), namespace)
     report = namespace["report"]
     assert isinstance(report, CostReport)
