@@ -44,6 +44,7 @@ from paxis_router.policy.outage import OutagePolicy
 from paxis_router.policy.predicates import EscalationPolicy, Predicate, RouteState
 from paxis_router.shadow import ShadowBacklog, ShadowSampling
 from paxis_router.skills.model import SkillMatch
+from paxis_router.skills.prompt import render_instructions
 from paxis_router.types import (
     Attempt,
     AttemptStatus,
@@ -288,7 +289,7 @@ class Router:
         matches = self._select_skills(request)
         route = _Route(
             request=request,
-            prepared=request.with_system(_render_skills(matches)),
+            prepared=request.with_system(render_instructions(m.skill for m in matches)),
             skill_ids=tuple(m.skill.id for m in matches),
             skill=matches[0].skill if matches else None,
             outage_mode=self.outage.mode_for(
@@ -315,9 +316,10 @@ class Router:
         named = request.metadata.get("skill")
         get = getattr(self.skills, "get", None)
         if named and callable(get):
-            # The request names its skill (metadata["skill"]): use it, skip selection.
+            # The request names its skills (metadata["skill"], ids separated by commas, as an
+            # orchestrator pins a task's skills on each step): use them, skip selection.
             # An unknown id raises SkillError from the library's get().
-            return (SkillMatch(get(named), 0.0, ()),)
+            return tuple(SkillMatch(get(s.strip()), 0.0, ()) for s in named.split(",") if s)
         return self.skills.select(request.query, k=self.skills_k)
 
     def _state(self, route: _Route, attempt: Attempt, index: int) -> RouteState:
@@ -701,13 +703,3 @@ def _denied_attempt(tier: Tier, index: int, screened: Screened, started_at: date
 
 def _model_of(tier: Tier) -> str:
     return str(getattr(tier.worker, "model", tier.name))
-
-
-def _render_skills(matches: Sequence[SkillMatch]) -> str:
-    if not matches:
-        return ""
-    parts = ["Use these skills where they apply."]
-    for match in matches:
-        skill = match.skill
-        parts.append(f"## Skill: {skill.name}\n{skill.description}\n\n{skill.body()}".rstrip())
-    return "\n\n".join(parts)

@@ -81,7 +81,7 @@ def payload_sha256(payload: str | bytes) -> str:
 def request_payload(request: ChatRequest) -> str:
     """The canonical text of what a request sends: its messages as JSON."""
     return json.dumps(
-        [{"role": m.role, "content": m.content} for m in request.messages],
+        [m.wire() for m in request.messages],
         ensure_ascii=False,
         separators=(",", ":"),
     )

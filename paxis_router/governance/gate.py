@@ -12,8 +12,9 @@ names itself in ``rule_id``:
    ``providers`` list bounds the external providers it may reach and ``models`` the models (glob
    patterns) it may call (rules ``teams.unknown``, ``teams.<team>.providers``,
    ``teams.<team>.models``).
-3. ``skills`` — a ``run_script`` / ``use_tool`` action needs its skill listed with the script or
-   tool in its allow-list (rules ``skills.unlisted``, ``skills.<skill>.scripts`` / ``.tools``).
+3. ``skills`` — a ``run_script`` / ``use_tool`` action of a skill needs the skill listed with the
+   script or tool in its allow-list (rules ``skills.unlisted``, ``skills.<skill>.scripts`` /
+   ``.tools``); a tool the caller registered (no skill) is decided by the rules below.
 4. ``budgets`` — the principal's spend so far plus the action's estimated cost must stay within
    its ``limit_usd`` (rule ``budgets.<team>``).
 5. ``rules`` — ordered; the first rule whose every given field matches decides. ``effect: deny``
@@ -100,6 +101,7 @@ class GateRule(BaseModel):
     principals: tuple[str, ...] | None = None
     models: tuple[str, ...] | None = None
     skills: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None  # the tier, script or tool acted on (globs)
     pii: Literal["pass", "redact", "block"] = "pass"
     restore: bool = True
     reason: str = ""
@@ -399,7 +401,7 @@ class Gate:
             denied = self._check_team(action, policy.teams)
             if denied is not None:
                 return denied
-        if action.kind != "call_tier":
+        if action.kind == "run_script" or (action.kind == "use_tool" and action.skill is not None):
             denied = self._check_skill(action)
             if denied is not None:
                 return denied
@@ -533,6 +535,7 @@ def _rule_matches(rule: GateRule, action: Action) -> bool:
         (rule.principals, action.principal),
         (rule.models, action.model or action.target),
         (rule.skills, action.skill),
+        (rule.targets, action.target),
     )
     for patterns, value in checks:
         if patterns is None:

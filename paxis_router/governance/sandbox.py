@@ -484,7 +484,9 @@ def _skill_location(skill: Skill | str | Path) -> tuple[Path, str]:
         return path, path.name
     if skill.path is None:
         raise SandboxError(f"skill {skill.id!r} has no folder on disk")
-    return skill.path, skill.id
+    # A parsed Skill's path is its SKILL.md; the folder around it is what the sandbox copies.
+    folder = skill.path.parent if skill.path.name == "SKILL.md" else skill.path
+    return folder, skill.id
 
 
 def _inside(work: Path, name: str) -> Path:
