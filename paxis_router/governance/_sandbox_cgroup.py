@@ -165,6 +165,12 @@ def find_site() -> tuple[CgroupSite | None, str]:
         membership = Path("/proc/self/cgroup").read_text()
     except OSError as exc:
         return None, f"cannot read /proc/self: {exc}"
+    return site_from(mountinfo, membership)
+
+
+def site_from(mountinfo: str, membership: str) -> tuple[CgroupSite | None, str]:
+    """Where sandbox cgroups can be made, given our ``/proc/self/mountinfo`` and
+    ``/proc/self/cgroup``; or None and why not. v2 first, then v1."""
     mounts = parse_mountinfo(mountinfo)
     groups = parse_proc_cgroup(membership)
     reasons: list[str] = []

@@ -78,6 +78,7 @@ _INTERPRETERS = {".py": "python3", ".sh": "sh", ".bash": "bash"}
 # The whole environment bubblewrap (and prlimit, and the cgroup shim) start with.
 _LAUNCH_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _SHELL = "/bin/sh"
+_MIN_BWRAP = (0, 8, 0)
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
@@ -273,6 +274,15 @@ class Sandbox:
         self.available()
         return "" if self._site is not None else self._cgroup_reason
 
+    @property
+    def run_as(self) -> str:
+        """Who the scripts run as, in words: a fresh uid per run (paxis is root), ``nobody``
+        (root, but no spare ids are mapped here), or the uid paxis runs as."""
+        if os.geteuid() != 0:
+            return f"uid {os.geteuid()} (yours)"
+        self.available()
+        return "a fresh uid per run" if self._id_block is not None else f"nobody ({_NOBODY})"
+
     def _probe(self) -> bool:
         if not sys.platform.startswith("linux"):
             self._reason = f"bubblewrap needs Linux, this is {sys.platform}"
@@ -282,6 +292,13 @@ class Sandbox:
             return False
         if shutil.which("prlimit") is None:
             self._reason = "prlimit (util-linux) not found on PATH"
+            return False
+        version = _bwrap_version(self._bwrap)
+        if version is not None and version < _MIN_BWRAP:
+            self._reason = (
+                f"bubblewrap {'.'.join(map(str, version))} is too old: 0.8 or later is needed "
+                "(--size, --disable-userns)"
+            )
             return False
         self._id_block = _mapped_id_block() if os.geteuid() == 0 else None
         site: CgroupSite | None = None
@@ -598,7 +615,12 @@ class Sandbox:
         if cgroup is not None:
             _enter(proc, cgroup)
         deadline = started + (wall_s if wall_s is not None else limits.wall_s)
-        out, err, killed_by = self._collect(proc, deadline)
+        try:
+            out, err, killed_by = self._collect(proc, deadline)
+        except BaseException:
+            _kill_group(proc)
+            _reap(proc)
+            raise
         if killed_by is not None:
             _kill_group(proc)
             if cgroup is not None:
@@ -697,6 +719,18 @@ def _memfd(name: str, data: bytes) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _bwrap_version(bwrap: str) -> tuple[int, ...] | None:
+    """bubblewrap's version (``bwrap --version``: "bubblewrap 0.8.0"), None if unreadable."""
+    try:
+        done = subprocess.run(
+            [bwrap, "--version"], capture_output=True, timeout=10, check=False, env=_LAUNCH_ENV
+        )
+        words = done.stdout.decode(errors="replace").split()
+        return tuple(int(part) for part in words[-1].split("."))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 def _mapped_id_block() -> tuple[int, int] | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -107,6 +108,29 @@ def test_cli_sandbox_run_prints_json(skill: Path, capsys: pytest.CaptureFixture[
     assert out["exit_code"] == 0
     assert json.loads(out["stdout"])["reason"] == "valid invoice"
     assert out["killed_by"] is None
+
+
+def test_cli_sandbox_info_says_what_bounds_the_sandbox(
+    skill: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["sandbox", "info", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["available"] is True
+    assert out["unavailable_reason"] == ""
+    assert out["memory_guard"] in ("cgroup v2", "cgroup v1", "rlimit")
+    assert (out["memory_guard"] == "rlimit") == bool(out["cgroup_unavailable_reason"])
+    assert out["run_as"] in ("a fresh uid per run", "nobody (65534)", f"uid {os.geteuid()} (yours)")
+
+
+def test_cli_sandbox_run_takes_a_memory_limit(
+    skill: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (skill / "scripts" / "hog.py").write_text("block = bytearray(200 << 20)\nprint('held')\n")
+    code = main(["sandbox", "run", "--skill", str(skill), "--memory-mb", "96", "scripts/hog.py"])
+    out = capsys.readouterr().out
+    assert "held" not in out
+    assert code != 0
 
 
 def test_cli_refuses_traversal(skill: Path, capsys: pytest.CaptureFixture[str]) -> None:
