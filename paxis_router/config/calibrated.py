@@ -222,6 +222,8 @@ def replay(
     from paxis_router.calibration.thresholds import example_costs
     from paxis_router.config.schema import LiteLLMTierSpec
     from paxis_router.config.verifiers import build_verifier
+    from paxis_router.governance.audit import AuditLog
+    from paxis_router.governance.gate import Gate
     from paxis_router.ledger.sqlite import SQLiteLedger
     from paxis_router.router import Router
     from paxis_router.types import ChatRequest
@@ -248,7 +250,14 @@ def replay(
         outcomes = {e.id: e.outcomes[model] for e in examples}
         worker = ReplayWorker(spec.tier_name, outcomes, model=model, price=price)
         tiers.append(Tier(worker, price, spec.destination or "local"))
-    verifiers = [build_verifier(v, cfg.base_dir) for v in cfg.verifiers]
+    # Script verifiers still run under the policy's gate and audit log, replay or not.
+    gate = Gate(cfg.gate) if cfg.gate is not None else None
+    audit = None
+    if cfg.audit is not None:
+        audit = AuditLog(
+            cfg.audit.path, include_payload=cfg.audit.include_payload, fsync=cfg.audit.fsync
+        )
+    verifiers = [build_verifier(v, cfg.base_dir, gate=gate, audit=audit) for v in cfg.verifiers]
     with tempfile.TemporaryDirectory() as tmp:
         path = ledger_path or Path(tmp) / "replay-ledger.db"
         ledger = SQLiteLedger(path)

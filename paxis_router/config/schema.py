@@ -501,10 +501,21 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
 
                 tier = replace(tier, resilience=Resilience(tier_spec.resilience))
             tiers.append(tier)
-    verifiers = []
+    gate = None
+    if cfg.gate is not None:
+        from paxis_router.governance.gate import Gate
+
+        gate = Gate(cfg.gate)
+    audit = None
+    if cfg.audit is not None:
+        from paxis_router.governance.audit import AuditLog
+
+        spec = cfg.audit
+        audit = AuditLog(spec.path, include_payload=spec.include_payload, fsync=spec.fsync)
+    verifiers = []  # built under the gate and audit log: script verifiers run under both
     for i, verifier_spec in enumerate(cfg.verifiers):
         with _located(cfg, f"verifiers[{i}]"):
-            verifiers.append(build_verifier(verifier_spec, root))
+            verifiers.append(build_verifier(verifier_spec, root, gate=gate, audit=audit))
     ledger = None
     if cfg.ledger is not None:
         ledger = cfg.ledger.open()
@@ -522,17 +533,6 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
             root / cfg.skills.dir, fallback=cfg.skills.fallback, min_score=cfg.skills.min_score
         )
         skills_k = cfg.skills.k
-    gate = None
-    if cfg.gate is not None:
-        from paxis_router.governance.gate import Gate
-
-        gate = Gate(cfg.gate)
-    audit = None
-    if cfg.audit is not None:
-        from paxis_router.governance.audit import AuditLog
-
-        spec = cfg.audit
-        audit = AuditLog(spec.path, include_payload=spec.include_payload, fsync=spec.fsync)
     calibration = cfg.calibration or CalibrationSpec()
     return Router(
         tiers=tiers,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from paxis_router.governance.audit import AuditLog
+    from paxis_router.governance.sandbox import ScriptGate
     from paxis_router.verifiers.base import Verifier
 from paxis_router.verifiers.callable import CallableVerifier
 from paxis_router.verifiers.combine import AllOf, AnyOf
@@ -193,16 +196,37 @@ VERIFIER_KINDS = (
 )
 
 
-def build_verifier(spec: VerifierSpec, base_dir: Path) -> Verifier:
+@dataclass(frozen=True)
+class _Governance:
+    """The policy's gate and audit log, for the verifiers that act (``script`` runs one)."""
+
+    gate: ScriptGate | None = None
+    audit: AuditLog | None = None
+
+
+def build_verifier(
+    spec: VerifierSpec,
+    base_dir: Path,
+    *,
+    gate: ScriptGate | None = None,
+    audit: AuditLog | None = None,
+) -> Verifier:
     """Build the verifier a spec describes; ``base_dir`` is the policy file's folder (where
     ``schema_file`` paths start). Raises ConfigError for a missing or invalid schema file or
     a python path that does not import.
+
+    ``gate`` and ``audit`` are the policy's gate and audit log: a ``script`` verifier's sandbox
+    asks the gate before every run (a denial fails the answer; nothing runs) and records each
+    run or denial in the log. Pass them whenever the policy has them.
 
     Example:
         >>> from pathlib import Path
         >>> build_verifier(ArithmeticSpec(kind="arithmetic"), Path(".")).name
         'arithmetic'
     """
+    governed = _GOVERNED.get(spec.kind)
+    if governed is not None:
+        return governed(spec, base_dir, _Governance(gate, audit))
     return _FACTORIES[spec.kind](spec, base_dir)
 
 
@@ -289,7 +313,9 @@ def _arithmetic(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the 
     )
 
 
-def _script(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
+def _script(
+    spec: Any, base_dir: Path, governance: _Governance
+) -> Verifier:  # Any: narrowed by kind
     assert isinstance(spec, ScriptSpec)
     from paxis_router.governance.sandbox import Sandbox, SandboxLimits
     from paxis_router.verifiers.script import ScriptVerifier
@@ -300,20 +326,34 @@ def _script(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind
         spec.script,
         args=spec.args,
         answer_via=spec.answer_via,
-        sandbox=Sandbox(SandboxLimits(wall_s=spec.wall_s, cpu_s=spec.cpu_s)),
+        sandbox=Sandbox(
+            SandboxLimits(wall_s=spec.wall_s, cpu_s=spec.cpu_s),
+            gate=governance.gate,
+            audit=governance.audit,
+        ),
         name=spec.name,
     )
 
 
-def _all_of(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
+def _all_of(
+    spec: Any, base_dir: Path, governance: _Governance
+) -> Verifier:  # Any: narrowed by kind
     assert isinstance(spec, AllOfSpec)
-    inner = [build_verifier(s, base_dir) for s in spec.verifiers]
+    inner = [
+        build_verifier(s, base_dir, gate=governance.gate, audit=governance.audit)
+        for s in spec.verifiers
+    ]
     return AllOf(*inner, name=_named(spec, "all_of"))
 
 
-def _any_of(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
+def _any_of(
+    spec: Any, base_dir: Path, governance: _Governance
+) -> Verifier:  # Any: narrowed by kind
     assert isinstance(spec, AnyOfSpec)
-    inner = [build_verifier(s, base_dir) for s in spec.verifiers]
+    inner = [
+        build_verifier(s, base_dir, gate=governance.gate, audit=governance.audit)
+        for s in spec.verifiers
+    ]
     return AnyOf(*inner, name=_named(spec, "any_of"))
 
 
@@ -324,6 +364,9 @@ _FACTORIES: dict[str, Callable[[Any, Path], Verifier]] = {
     "logprob_confidence": _logprob,
     "python": _python,
     "arithmetic": _arithmetic,
+}
+# The kinds that run something (or hold verifiers that may): they get the policy's gate and log.
+_GOVERNED: dict[str, Callable[[Any, Path, _Governance], Verifier]] = {
     "script": _script,
     "all_of": _all_of,
     "any_of": _any_of,

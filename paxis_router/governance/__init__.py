@@ -1,4 +1,5 @@
 """Governance: the action gate, PII detection and redaction, team budgets, the hash-chained
-audit log and the bubblewrap sandbox that runs skill scripts."""
+audit log, the bubblewrap sandbox that runs skill scripts, and secret scrubbing for untrusted
+text (``secrets.scrub_secrets``)."""
 
 from __future__ import annotations

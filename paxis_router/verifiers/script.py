@@ -4,7 +4,9 @@ The answer goes to the script on stdin (or as a file in its work dir). Exit stat
 anything else fails. When the script prints a JSON object on stdout with ``passed``, ``score`` or
 ``reason``, those fill the verdict (``passed`` from JSON must agree with a zero exit to pass).
 A script that cannot run (no sandbox, denied, killed) is a failed verdict saying why — never a
-pass, and never an exception.
+pass, and never an exception. The verdict's reason is untrusted text: it is cut to
+``max_reason_chars`` and secret-looking strings in it are redacted
+(:func:`paxis_router.governance.secrets.scrub_secrets`) before it reaches the ledger or a caller.
 
 Example:
     >>> ScriptVerifier("skills/extraction", "scripts/check.py").name  # doctest: +SKIP
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from paxis_router.errors import PaxisError
 from paxis_router.governance.sandbox import RunResult, Sandbox
+from paxis_router.governance.secrets import scrub_secrets
 from paxis_router.types import ChatRequest, Completion, Verdict
 
 if TYPE_CHECKING:
@@ -39,6 +42,7 @@ class ScriptVerifier:
             whose name is passed as the last argument).
         sandbox: the Sandbox to use (default: one with default limits).
         name: the verifier's stable name (default ``script:<skill>/<script>``).
+        max_reason_chars: the longest verdict reason kept (secrets redacted first).
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ScriptVerifier:
         answer_file: str = "answer.txt",
         sandbox: Sandbox | None = None,
         name: str | None = None,
+        max_reason_chars: int = 500,
     ):
         self.skill = skill
         self.script = script
@@ -60,13 +65,19 @@ class ScriptVerifier:
         self.sandbox = sandbox or Sandbox()
         label = skill.id if not isinstance(skill, str | Path) else Path(skill).name
         self.name = name or f"script:{label}/{script}"
+        self.max_reason_chars = max_reason_chars
 
     async def verify(self, request: ChatRequest, completion: Completion) -> Verdict:
         try:
             result = await asyncio.to_thread(self._run, completion.content)
         except PaxisError as exc:
-            return Verdict(self.name, False, None, f"check script could not run: {exc}")
+            return Verdict(
+                self.name, False, None, self._bounded(f"check script could not run: {exc}")
+            )
         return self._verdict(result)
+
+    def _bounded(self, reason: str) -> str:
+        return scrub_secrets(reason, max_chars=self.max_reason_chars)
 
     def _run(self, answer: str) -> RunResult:
         if self.answer_via == "file":
@@ -80,19 +91,19 @@ class ScriptVerifier:
 
     def _verdict(self, result: RunResult) -> Verdict:
         if result.killed_by is not None:
-            return Verdict(self.name, False, None, f"check script {result.reason}")
+            return Verdict(self.name, False, None, self._bounded(f"check script {result.reason}"))
         report = _json_report(result.stdout)
         passed = result.exit_code == 0 and bool(report.get("passed", True))
         score = report.get("score")
         reason = report.get("reason")
         if not isinstance(reason, str):
             tail = (result.stderr or result.stdout).strip().splitlines()
-            reason = tail[-1][:300] if tail else result.reason
+            reason = tail[-1] if tail else result.reason
         return Verdict(
             self.name,
             passed,
             float(score) if isinstance(score, int | float) else None,
-            reason,
+            self._bounded(reason),
         )
 
 

@@ -32,11 +32,7 @@ CHECK = textwrap.dedent(
 
 
 @pytest.fixture
-def skill(tmp_path: Path) -> Path:
-    if not Sandbox().available():
-        if os.environ.get("CI"):
-            pytest.fail("bubblewrap must work in CI (.ci/run installs it)")
-        pytest.skip("no working bubblewrap here: apt-get install bubblewrap")
+def skill(tmp_path: Path, bwrap: None) -> Path:
     folder = tmp_path / "invoice-extraction"
     (folder / "scripts").mkdir(parents=True)
     (folder / "scripts" / "check.py").write_text(CHECK)
@@ -114,6 +110,29 @@ def test_cli_sandbox_run_prints_json(skill: Path, capsys: pytest.CaptureFixture[
     assert out["killed_by"] is None
 
 
+def test_cli_sandbox_info_says_what_bounds_the_sandbox(
+    skill: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["sandbox", "info", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["available"] is True
+    assert out["unavailable_reason"] == ""
+    assert out["memory_guard"] in ("cgroup v2", "cgroup v1", "rlimit")
+    assert (out["memory_guard"] == "rlimit") == bool(out["cgroup_unavailable_reason"])
+    assert out["run_as"] in ("a fresh uid per run", "nobody (65534)", f"uid {os.geteuid()} (yours)")
+
+
+def test_cli_sandbox_run_takes_a_memory_limit(
+    skill: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (skill / "scripts" / "hog.py").write_text("block = bytearray(200 << 20)\nprint('held')\n")
+    code = main(["sandbox", "run", "--skill", str(skill), "--memory-mb", "96", "scripts/hog.py"])
+    out = capsys.readouterr().out
+    assert "held" not in out
+    assert code != 0
+
+
 def test_cli_refuses_traversal(skill: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["sandbox", "run", "--skill", str(skill), "../../etc/passwd"])
     assert code == 2
@@ -149,3 +168,98 @@ async def test_the_bundled_extraction_skill_checks_answers_in_the_sandbox(skill:
     )
     assert prose.passed is False
     assert prose.reason.startswith("not a JSON document")
+
+
+ECHO_ENVIRON = textwrap.dedent(
+    """
+    import json, sys
+    answer = sys.stdin.read()
+    leaked = open("/proc/1/environ", "rb").read().decode(errors="replace")
+    print(json.dumps({"passed": False, "reason": leaked + " | " + answer}))
+    sys.exit(1)
+    """
+)
+
+
+async def test_a_script_verdict_never_carries_the_parents_secrets(
+    skill: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import TypeAdapter
+
+    from paxis_router.config.verifiers import VerifierSpec, build_verifier
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-parent-0a1b2c3d4e5f6a7b8c9d")
+    monkeypatch.setenv("PAXIS_UPSTREAM_TOKEN", "plain words upstream value")
+    (skill / "scripts" / "leak.py").write_text(ECHO_ENVIRON)
+    spec = TypeAdapter(VerifierSpec).validate_python(
+        {"kind": "script", "skill": skill.name, "script": "scripts/leak.py"}
+    )
+    verifier = build_verifier(spec, skill.parent)
+    # The worker's answer itself carries secrets (a prompt-injected model can be made to).
+    leaky_answer = (
+        "my key is sk-proj-AbCdEf0123456789xyzXYZ and the token is plain words upstream value "
+        + "x" * 5000
+    )
+    verdict = await verifier.verify(ChatRequest.from_text("q"), answer(leaky_answer))
+    assert verdict.passed is False
+    assert "sk-live-parent" not in verdict.reason  # not in the sandbox at all (/proc/1/environ)
+    assert "PATH=/usr/local/bin" in verdict.reason  # what the script could see: its own env
+    assert "sk-proj-AbCdEf" not in verdict.reason  # scrubbed: an API-key shape
+    assert "plain words upstream value" not in verdict.reason  # scrubbed: a *TOKEN* value
+    assert "[REDACTED]" in verdict.reason
+    assert len(verdict.reason) <= 500
+
+
+async def test_the_reason_bound_is_configurable(skill: Path) -> None:
+    (skill / "scripts" / "long.py").write_text("print('r' * 10000)\nraise SystemExit(1)\n")
+    verifier = ScriptVerifier(skill, "scripts/long.py", max_reason_chars=40)
+    verdict = await verifier.verify(ChatRequest.from_text("q"), answer("{}"))
+    assert verdict.reason == "r" * 28 + "…[truncated]"
+
+
+SOVEREIGN = Path(__file__).resolve().parents[2] / "policies" / "sovereign.yaml"
+
+
+async def test_a_policy_files_gate_and_audit_log_reach_its_script_verifiers(
+    skill: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    from paxis_router.config.schema import build_router, config_from_mapping
+    from paxis_router.errors import EscalationExhausted
+    from paxis_router.governance.audit import verify
+
+    (skill / "scripts" / "passes.py").write_text("print('passes')\n")
+    audit_path = tmp_path / "audit.jsonl"
+    cfg = config_from_mapping(
+        {
+            "tiers": [
+                {
+                    "kind": "litellm",
+                    "model": "gpt-4o",
+                    "name": "local:w",
+                    "destination": "local",
+                    "completion_kwargs": {"mock_response": '{"name": "x", "amount": 1}'},
+                }
+            ],
+            "verifiers": [{"kind": "script", "skill": skill.name, "script": "scripts/passes.py"}],
+            "gate": yaml.safe_load(SOVEREIGN.read_text())["gate"],
+            "audit": {"path": str(audit_path), "fsync": False},
+        }
+    )
+    router = build_router(cfg, base_dir=skill.parent)
+    with pytest.raises(EscalationExhausted) as raised:
+        await router.route(ChatRequest.from_text("extract the invoice"))
+    reason = raised.value.attempts[0].reason
+    # Had the script run, it would have passed the answer.
+    assert (
+        "check script could not run: running invoice-extraction/scripts/passes.py denied by "
+        "the policy gate: skill 'invoice-extraction' has no allow-list for run_script" in reason
+    )
+    records = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    scripts = [r for r in records if r["action"] == "run_script"]
+    assert [(r["kind"], r["decision"], r["rule_id"]) for r in scripts] == [
+        ("sandbox", "deny", "skills.unlisted")
+    ]
+    assert scripts[0]["policy_version"] == "sovereign-2026-11-28"
+    assert verify(audit_path).ok
