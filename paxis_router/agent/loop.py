@@ -366,8 +366,7 @@ class Agent:
         if self._sandbox is None:
             from paxis_router.governance.sandbox import Sandbox
 
-            gate = self.router.gate
-            self._sandbox = Sandbox(gate=gate, audit=self.router.audit)  # type: ignore[arg-type]
+            self._sandbox = Sandbox(gate=self.router.gate, audit=self.router.audit)
         return self._sandbox
 
     def _result(
