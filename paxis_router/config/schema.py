@@ -80,6 +80,11 @@ class _TierSpec(_Model):
     ``throughput_tokens_per_s``: a local GPU tier), ``usd_per_mtok_in`` + ``usd_per_mtok_out``
     (a per-token price), or ``litellm_model`` (litellm's bundled map under that name; a litellm
     tier uses its own model by default). None of them: the price is unknown (logged, never 0).
+
+    ``destination`` (for the action gate) may be omitted: an ``openai_compat`` tier's is derived
+    from its ``base_url`` (``local`` for loopback or a ``gate.on_premises_hosts`` host, else
+    ``remote:<host>``), a litellm tier's is its provider. A label on the premises on a tier that
+    connects elsewhere is refused at load (:func:`check_tier_destinations`).
     """
 
     name: str | None = None
