@@ -362,8 +362,8 @@ class Router:
             self._record_cancelled(route, tier, index, started_at, self._clock() - t0)
             raise
         latency_s = self._clock() - t0
-        if completion is not None and screened is not None and screened.placeholders:
-            completion = replace(completion, content=screened.restore(completion.content))
+        if completion is not None and screened is not None:
+            completion = screened.restore(completion)  # placeholders out, originals back in
         verdicts = await self._verify(route.request, completion) if completion else ()
         status, called = (AttemptStatus.ANSWERED, True) if error is None else classify_error(error)
         attempt = Attempt(
@@ -436,8 +436,6 @@ class Router:
         entry = self._call_record(route, attempt, tier, decided)
         for observer in self._observers:
             observer.record(entry)
-        if self.gate is not None:
-            self.gate.charge(route.request.team, attempt.cost_usd)
 
     def _call_record(
         self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided | None

@@ -420,15 +420,25 @@ _SCHEMA_KEYWORDS = frozenset(
 
 
 def _map_json_strings(value: Any, fn: Callable[[str], str], schema: bool = False) -> Any:
-    """``fn`` over the string values of decoded JSON (never the keys). With ``schema``, the
-    values of structural keywords (``type``, ``name``, ``pattern``...) are left alone."""
+    """``fn`` over the strings of decoded JSON: string values, object keys, and (outside a
+    schema) numbers as their text: a card number sent as a JSON number is text that leaves too;
+    a number ``fn`` changes becomes the string it returns. With ``schema``, the values of
+    structural keywords (``type``, ``name``, ``pattern``...) and numbers are left alone."""
     if isinstance(value, str):
         return fn(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        if schema:
+            return value
+        text = json.dumps(value)
+        mapped = fn(text)
+        return value if mapped == text else mapped
     if isinstance(value, list):
         return [_map_json_strings(v, fn, schema) for v in value]
     if isinstance(value, dict):
         return {
-            k: v if schema and k in _SCHEMA_KEYWORDS else _map_json_strings(v, fn, schema)
+            fn(k): v if schema and k in _SCHEMA_KEYWORDS else _map_json_strings(v, fn, schema)
             for k, v in value.items()
         }
     return value

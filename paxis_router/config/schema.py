@@ -53,6 +53,7 @@ from paxis_router.policy.predicates import EscalationPolicy, Predicate
 from paxis_router.pricing import GpuHourPrice, Price, TokenPrice, litellm_price
 from paxis_router.router import Router
 from paxis_router.shadow import ShadowSampling
+from paxis_router.workers.destination import LOCAL, destination_for_url, host_on_premises, url_host
 from paxis_router.workers.resilience import ResilienceConfig
 
 if TYPE_CHECKING:
@@ -82,6 +83,11 @@ class _TierSpec(_Model):
     ``throughput_tokens_per_s``: a local GPU tier), ``usd_per_mtok_in`` + ``usd_per_mtok_out``
     (a per-token price), or ``litellm_model`` (litellm's bundled map under that name; a litellm
     tier uses its own model by default). None of them: the price is unknown (logged, never 0).
+
+    ``destination`` (for the action gate) may be omitted: an ``openai_compat`` tier's is derived
+    from its ``base_url`` (``local`` for loopback or a ``gate.on_premises_hosts`` host, else
+    ``remote:<host>``), a litellm tier's is its provider. A label on the premises on a tier that
+    connects elsewhere is refused at load (:func:`check_tier_destinations`).
     """
 
     name: str | None = None
@@ -368,7 +374,44 @@ def config_from_mapping(raw: object, *, source: str = "<dict>") -> RouterConfig:
             message + more, source=source, field=_dotted(first["loc"]) or None
         ) from exc
     cfg._source = source
+    check_tier_destinations(cfg, source=source)
     return cfg
+
+
+def check_tier_destinations(cfg: RouterConfig, *, source: str | None = None) -> None:
+    """Refuse a tier labelled on-premises (``destination: local``, or a ``gate.premises``
+    pattern) whose URL's host is neither loopback nor in ``gate.on_premises_hosts``: a label
+    cannot send data elsewhere (see ``paxis_router.workers.destination``)."""
+    gate = cfg.gate
+    hosts = gate.hosts if gate is not None else None
+    for i, spec in enumerate(cfg.tiers):
+        label = spec.destination
+        if label is None or not (gate.on_premises(label) if gate else label == LOCAL):
+            continue
+        if isinstance(spec, OpenAICompatTierSpec):
+            url, where = spec.base_url, "base_url"
+        elif isinstance(spec, LiteLLMTierSpec):
+            kwargs = spec.completion_kwargs
+            url = str(kwargs.get("api_base") or kwargs.get("base_url") or "")
+            where = "completion_kwargs.api_base"
+        else:
+            continue  # a replay tier connects nowhere
+        host = url_host(url) if url else None
+        if host is not None and host_on_premises(host, hosts):
+            continue
+        connects = (
+            f"its {where} {url!r} connects to {host!r}"
+            if host is not None
+            else f"it names no {where} of an on-premises server (it calls the provider's API)"
+        )
+        raise ConfigError(
+            f"destination {label!r} says this tier stays on the premises, but {connects}, which "
+            "is neither loopback nor declared in gate.on_premises_hosts. Remove `destination` "
+            "(it is derived from base_url) or declare the host (a name, a CIDR network or a "
+            ".domain suffix) under gate.on_premises_hosts",
+            source=source,
+            field=f"tiers[{i}].destination",
+        )
 
 
 def load_config(path: str | Path) -> RouterConfig:
@@ -414,6 +457,8 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
                     "it with the server's API key"
                 )
         price = spec.price(overrides, None)
+        hosts = cfg.gate.hosts if cfg.gate is not None else None
+        destination = spec.destination or destination_for_url(spec.base_url, hosts)
         if spec.adapters is not None:
             from paxis_router.workers.lora import LoRAWorker
 
@@ -423,7 +468,7 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
                 spec.base_url,
                 adapters=spec.adapters,
                 price=price,
-                destination=spec.destination or "local",
+                destination=destination,
                 timeout_s=spec.timeout_s,
                 logprobs=spec.logprobs,
                 api_key=api_key,
@@ -439,7 +484,7 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
             spec.base_url,
             api_key=api_key,
             price=price,
-            destination=spec.destination or "local",
+            destination=destination,
             timeout_s=spec.timeout_s,
             logprobs=spec.logprobs,
             extra_body=spec.extra_body,

@@ -1,5 +1,8 @@
 """Budgets per team per day or month: once spent, the router stops escalating or refuses.
 
+This is the one budget system: the gate keeps none (a ``gate: {budgets: ...}`` section is
+refused at load with the way to write it here).
+
 ``Budgets`` is a ledger sink: the router records every attempt into it, so spend is tracked in
 memory. At the first check of each period it reads the period's spend so far from the ledger
 (``SUM(cost_ticks)`` by team since the period's start, UTC), then adds what it sees recorded.
@@ -55,7 +58,9 @@ PERIODS: tuple[Period, ...] = ("day", "month")
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """One team's limit for one period (a UTC calendar day or month)."""
+    """One team's limit for one period (a UTC calendar day or month). A period ends at UTC
+    midnight (``day``) or the first of the next month, 00:00 UTC (``month``): spend counts
+    from zero again then (plus what the ledger holds since)."""
 
     team: str
     period: Period
@@ -192,6 +197,10 @@ class Budgets:
         key = (budget.team, budget.period, start)
         with self._lock:
             if key not in self._spent:
+                # A new period: its spend starts from the ledger (or 0); past periods' counts
+                # are dropped, so a long-running process keeps one count per team and period.
+                for old in [k for k in self._spent if k[:2] == key[:2] and k[2] < start]:
+                    del self._spent[old]
                 self._spent[key] = self._load(budget.team, start)
             return self._spent[key]
 

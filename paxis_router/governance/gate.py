@@ -1,13 +1,21 @@
 """The action gate: every outward action needs a written rule that allows it (deny by default).
 
 An :class:`Action` is a tier call, a skill script run or a tool use, with its principal (team or
-API-key id), the request's data classification, its destination (``"local"`` or
-``"provider:region"``, as on :class:`~paxis_router.workers.base.Tier`) and an estimated cost. The
-:class:`Gate` checks it against a :class:`GatePolicy` in this order; the first check that decides
-names itself in ``rule_id``:
+API-key id), the request's data classification, its destination (``"local"``,
+``"provider:region"`` or ``"remote:<host>"``, as on :class:`~paxis_router.workers.base.Tier`), the
+network host it connects to (when known) and an estimated cost.
+
+Where an action goes is decided by its host, not by its label: a host is on the premises when
+it is loopback or declared in ``on_premises_hosts`` (names, IP networks in CIDR form, ``.domain``
+suffixes; never resolved through DNS, see :mod:`paxis_router.workers.destination`). An action
+labelled on-premises whose host is neither is treated as ``remote:<host>``; one labelled
+``remote:<host>`` whose host is declared is treated as ``local``.
+
+The :class:`Gate` checks an action against a :class:`GatePolicy` in this order; the first check
+that decides names itself in ``rule_id``:
 
 1. ``air_gapped: true`` — any destination off the premises (not matching ``premises``) is denied
-   (rule ``air_gapped``), whatever the rules below say.
+   (rule ``air_gapped``), whatever the rules below say. An unknown destination is off them.
 2. ``teams`` — when the section exists, the principal must be listed (or ``"*"``); its
    ``providers`` list bounds the external providers it may reach and ``models`` the models (glob
    patterns) it may call (rules ``teams.unknown``, ``teams.<team>.providers``,
@@ -15,13 +23,15 @@ names itself in ``rule_id``:
 3. ``skills`` — a ``run_script`` / ``use_tool`` action of a skill needs the skill listed with the
    script or tool in its allow-list (rules ``skills.unlisted``, ``skills.<skill>.scripts`` /
    ``.tools``); a tool the caller registered (no skill) is decided by the rules below.
-4. ``budgets`` — the principal's spend so far plus the action's estimated cost must stay within
-   its ``limit_usd`` (rule ``budgets.<team>``).
-5. ``rules`` — ordered; the first rule whose every given field matches decides. ``effect: deny``
+4. ``rules`` — ordered; the first rule whose every given field matches decides. ``effect: deny``
    denies; ``effect: allow`` allows, and its ``pii`` field says what to do when the request carries
    PII: ``pass`` (send as is), ``redact`` (placeholders out, originals restored in the answer) or
-   ``block`` (deny). A redaction that fails blocks: fail closed.
-6. nothing matched — deny (rule ``default``).
+   ``block`` (deny). Every text the request carries is screened (``ChatRequest.texts()``), read
+   one by one and together. A redaction that fails blocks: fail closed.
+5. nothing matched — deny (rule ``default``).
+
+Spending limits are not the gate's: they are the policy file's top-level ``budgets:`` section
+(:class:`~paxis_router.governance.budgets.Budgets`, per day or month, read from the ledger).
 
 Example:
     >>> policy = GatePolicy.model_validate({
@@ -44,28 +54,31 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import json
 import logging
-import threading
-from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from paxis_router.errors import ConfigError, RedactionError
 from paxis_router.governance.pii import (
     BuiltinPiiDetector,
     PiiDetector,
     Redactor,
+    StreamRestorer,
+    detect_texts,
     restore_placeholders,
 )
-from paxis_router.types import Usage
+from paxis_router.types import Completion, Usage
+from paxis_router.workers.destination import LOCAL, REMOTE_PREFIX, OnPremises, host_on_premises
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+    from decimal import Decimal
 
     from paxis_router.types import ChatRequest
     from paxis_router.workers.base import Tier
@@ -125,33 +138,55 @@ class SkillGrant(BaseModel):
     tools: tuple[str, ...] = ()
 
 
-class Budget(BaseModel):
-    """A principal's spending limit in USD for the gate's accounting window."""
-
-    model_config = _FROZEN
-
-    limit_usd: Decimal = Field(ge=0)
-
-    @field_validator("limit_usd", mode="before")
-    @classmethod
-    def _no_float(cls, value: object) -> object:
-        if isinstance(value, float):
-            return str(value)
-        return value
+BUDGETS_MOVED = (
+    "the gate no longer keeps budgets: spending limits are the policy file's top-level "
+    "`budgets:` section, per team per day or month, counted from the ledger (see "
+    'paxis_router.governance.budgets). Replace `gate: {budgets: {claims: {limit_usd: "500"}}}` '
+    'with `budgets: {teams: {claims: {month: "500"}}}`'
+)
 
 
 class GatePolicy(BaseModel):
-    """A gate policy: the ``gate:`` section of a policy YAML (see the module docstring)."""
+    """A gate policy: the ``gate:`` section of a policy YAML (see the module docstring).
+
+    ``premises`` are destination patterns that count as on the premises (``"local"``, or
+    ``"onprem:*"`` for named data centres); ``on_premises_hosts`` are the hosts, IP networks
+    (CIDR) and ``.domain`` suffixes a tier may connect to and still be on them (loopback always
+    is). A ``budgets`` key is refused with a hint: budgets moved to the top-level section.
+    """
 
     model_config = _FROZEN
 
     version: str = Field(min_length=1)
     air_gapped: bool = False
     premises: tuple[str, ...] = ("local",)
+    on_premises_hosts: tuple[str, ...] = ()
     teams: dict[str, TeamGrant] | None = None
     skills: dict[str, SkillGrant] | None = None
-    budgets: dict[str, Budget] = Field(default_factory=dict)
+    budgets: None = None
     rules: tuple[GateRule, ...] = ()
+
+    _hosts: OnPremises = PrivateAttr(default_factory=OnPremises)
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _budgets_moved(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(BUDGETS_MOVED)
+
+    @field_validator("on_premises_hosts")
+    @classmethod
+    def _valid_hosts(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        OnPremises.parse(hosts)  # raises ValueError naming a bad entry
+        return hosts
+
+    def model_post_init(self, context: object, /) -> None:
+        self._hosts = OnPremises.parse(self.on_premises_hosts)
+
+    @property
+    def hosts(self) -> OnPremises:
+        """``on_premises_hosts``, parsed."""
+        return self._hosts
 
     @field_validator("rules")
     @classmethod
@@ -166,6 +201,11 @@ class GatePolicy(BaseModel):
     def on_premises(self, destination: str) -> bool:
         """True when ``destination`` matches one of the ``premises`` patterns."""
         return _matches_any(destination, self.premises)
+
+    def host_on_premises(self, host: str) -> bool:
+        """True when calls to ``host`` stay on the premises: loopback, or declared in
+        ``on_premises_hosts`` (by name, network or suffix; names are not resolved)."""
+        return host_on_premises(host, self._hosts)
 
 
 def load_gate_policy(path: str | Path) -> GatePolicy:
@@ -204,8 +244,9 @@ def parse_gate_policy(raw: object, *, source: str = "<dict>", prefix: str = "") 
     except ValidationError as exc:
         first = exc.errors()[0]
         where = prefix + ".".join(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            f"{first['msg']} ({len(exc.errors())} error(s) in the gate policy)",
+            f"{message} ({len(exc.errors())} error(s) in the gate policy)",
             source=source,
             field=where or None,
         ) from exc
@@ -219,7 +260,9 @@ class Action:
     """An outward action the gate must allow.
 
     ``target`` names what is acted on: the tier name for ``call_tier``, the script path for
-    ``run_script``, the tool name for ``use_tool``. ``estimated_cost_usd`` is None when unknown.
+    ``run_script``, the tool name for ``use_tool``. ``host`` is the network host the action
+    connects to (None: in-process, or a provider SDK whose host the label names).
+    ``estimated_cost_usd`` is None when unknown.
     """
 
     kind: ActionKind
@@ -230,6 +273,7 @@ class Action:
     model: str | None = None
     skill: str | None = None
     estimated_cost_usd: Decimal | None = None
+    host: str | None = None
 
     @property
     def provider(self) -> str:
@@ -249,6 +293,7 @@ class Action:
             model=model,
             skill=skill,
             estimated_cost_usd=_estimate_cost(tier, request),
+            host=tier.host,
         )
 
 
@@ -278,14 +323,63 @@ class Screened:
     request: ChatRequest | None
     placeholders: dict[str, str] = field(default_factory=dict)
 
-    def restore(self, text: str) -> str:
+    @overload
+    def restore(self, answer: str) -> str: ...
+
+    @overload
+    def restore(self, answer: Completion) -> Completion: ...
+
+    def restore(self, answer: str | Completion) -> str | Completion:
         """The answer with this request's placeholders replaced by the originals, where safe: only
         placeholders the gate issued, JSON-escaped when the request asked for a JSON answer, and
-        not at all when the deciding rule says ``restore: false``."""
-        if not self.placeholders or not self.decision.restore or self.request is None:
-            return text
+        not at all when the deciding rule says ``restore: false``.
+
+        A Completion comes back with its content and every tool call's arguments restored (the
+        arguments as JSON: values restored inside its strings, so a quote cannot break it).
+        """
+        if not self._restoring:
+            return answer
+        if isinstance(answer, str):
+            return self._restore_text(answer)
+        calls = tuple(
+            call.model_copy(
+                update={
+                    "function": call.function.model_copy(
+                        update={"arguments": self._restore_arguments(call.function.arguments)}
+                    )
+                }
+            )
+            for call in answer.tool_calls
+        )
+        return dataclasses.replace(
+            answer, content=self._restore_text(answer.content), tool_calls=calls
+        )
+
+    def stream_restorer(self) -> StreamRestorer:
+        """A restorer for this answer streamed in pieces (``feed`` each text delta, ``flush``
+        at the end); it passes text through unchanged when there is nothing to restore."""
+        if not self._restoring or self.request is None:
+            return StreamRestorer({})
         as_json = self.request.response_format is not None
+        return StreamRestorer(self.placeholders, json_strings=as_json)
+
+    @property
+    def _restoring(self) -> bool:
+        return bool(self.placeholders) and self.decision.restore and self.request is not None
+
+    def _restore_text(self, text: str) -> str:
+        as_json = self.request is not None and self.request.response_format is not None
         return restore_placeholders(text, self.placeholders, json_strings=as_json)
+
+    def _restore_arguments(self, arguments: str) -> str:
+        if "<" not in arguments:
+            return arguments
+        try:
+            value = json.loads(arguments)
+        except ValueError:  # malformed arguments: restore JSON-escaped all the same
+            return restore_placeholders(arguments, self.placeholders, json_strings=True)
+        restored = _map_strings(value, lambda s: restore_placeholders(s, self.placeholders))
+        return arguments if restored == value else json.dumps(restored, ensure_ascii=False)
 
 
 # --- the gate -----------------------------------------------------------------------------------
@@ -298,9 +392,6 @@ class Gate:
         policy: a GatePolicy, or the path of a YAML file holding one (see ``load_gate_policy``).
         detector: finds PII for ``pii: redact|block`` rules (default: the built-in detector);
             any object with ``name`` and ``detect(text)`` works, e.g. a Presidio adapter.
-        spent_usd: the principal's spend so far in the budget window (e.g. a ledger query). When
-            omitted, the gate sums the costs reported to :meth:`charge` (the Router reports each
-            attempt's cost), which counts this process only.
 
     Example:
         >>> gate = Gate(GatePolicy(version="v1", rules=(
@@ -312,66 +403,50 @@ class Gate:
         'default'
     """
 
-    def __init__(
-        self,
-        policy: GatePolicy | str | Path,
-        *,
-        detector: PiiDetector | None = None,
-        spent_usd: Callable[[str], Decimal] | None = None,
-    ):
+    def __init__(self, policy: GatePolicy | str | Path, *, detector: PiiDetector | None = None):
         self.policy = policy if isinstance(policy, GatePolicy) else load_gate_policy(policy)
         self.detector: PiiDetector = detector or BuiltinPiiDetector()
-        self._spent_usd = spent_usd
-        self._tally: defaultdict[str, Decimal] = defaultdict(Decimal)
-        self._lock = threading.Lock()
 
     @property
     def version(self) -> str:
         return self.policy.version
-
-    def charge(self, principal: str | None, cost_usd: Decimal | None) -> None:
-        """Count ``cost_usd`` against ``principal``'s budget (used when no spent_usd is given)."""
-        if principal is None or cost_usd is None:
-            return
-        with self._lock:
-            self._tally[principal] += cost_usd
-
-    def spent(self, principal: str) -> Decimal:
-        """What ``principal`` has spent so far, as the gate counts it."""
-        if self._spent_usd is not None:
-            return self._spent_usd(principal)
-        with self._lock:
-            return self._tally[principal]
 
     def check(self, action: Action, text: str | None = None) -> GateDecision:
         """Decide one action. ``text`` is the payload that would leave (for PII rules)."""
         matched = self._match(action)
         if isinstance(matched, GateDecision):
             return matched
-        return self._apply_pii(matched, text)
+        return self._apply_pii(matched, [text] if text else [])
 
     def screen(self, action: Action, request: ChatRequest) -> Screened:
         """Decide ``action`` for ``request`` and prepare what may be sent.
 
-        Allowed: the request as is. Redacted: a copy whose every message has PII replaced by
-        placeholders. Denied (including a redaction that failed): ``request`` is None.
+        Every text the request carries to a tier (``request.texts()``: message content and
+        parts, names, tool-call arguments, tool results, tools, ``response_format``, ``stop``,
+        ``user``) is screened, one by one and read together. Allowed: the request as is.
+        Redacted: a copy with every finding replaced by a placeholder. Denied (including a
+        redaction that failed): ``request`` is None.
         """
         matched = self._match(action)
         if isinstance(matched, GateDecision):
             return Screened(matched, None)
-        if matched.pii != "redact":
-            decision = self._apply_pii(matched, "\n".join(request.texts()))
+        if matched.pii == "pass":
+            return Screened(self._allowed(matched), request)
+        texts = request.texts()
+        if matched.pii == "block":
+            decision = self._apply_pii(matched, texts)
             return Screened(decision, request if decision.allowed else None)
         # Redact straight away: the redactor's own detection decides, and its re-scan of the
-        # redacted text is the fail-closed check.
+        # redacted texts is the fail-closed check.
         redactor = Redactor(detector=self.detector)
         try:
-            redacted = request.map_texts(redactor.redact)
+            redacted_texts = redactor.redact_texts(texts)
+            redacted = _with_texts(request, texts, redacted_texts) if redactor.findings else None
         except RedactionError as exc:
             logger.warning("redaction failed for %s: %s", action.target, exc)
             failed = self._decide("deny", matched.id, f"redaction failed, blocked: {exc}")
             return Screened(failed, None)
-        if not redactor.findings:
+        if redacted is None:
             return Screened(self._allowed(matched), request)
         decision = self._redacted(matched, {f.kind for f in redactor.findings})
         return Screened(decision, redacted, dict(redactor.placeholders))
@@ -389,23 +464,50 @@ class Gate:
     ) -> GateDecision:
         return GateDecision(effect, rule_id, self.policy.version, reason, restore, pii_kinds)
 
-    def _check_fixed(self, action: Action) -> GateDecision | None:
+    def _placed(self, action: Action) -> tuple[Action, str]:
+        """The action with the destination its host says, and a note when that differs from
+        its label (an on-premises label on a host that is not, or a derived ``remote:<host>``
+        whose host the policy declares on the premises)."""
+        host = action.host
+        if host is None:
+            return action, ""
+        policy = self.policy
+        if policy.host_on_premises(host):
+            if action.destination.startswith(REMOTE_PREFIX):
+                return dataclasses.replace(action, destination=LOCAL), ""
+            return action, ""
+        if not policy.on_premises(action.destination):
+            return action, ""
+        where = f"{REMOTE_PREFIX}{host}"
+        logger.warning(
+            "%s is labelled %r but connects to %r, which is neither loopback nor in "
+            "on_premises_hosts: treated as %r",
+            action.target,
+            action.destination,
+            host,
+            where,
+        )
+        note = (
+            f" (labelled {action.destination!r}, but it connects to {host!r}, which is neither "
+            "loopback nor in on_premises_hosts)"
+        )
+        return dataclasses.replace(action, destination=where), note
+
+    def _check_fixed(self, action: Action, note: str) -> GateDecision | None:
         policy = self.policy
         if policy.air_gapped and not policy.on_premises(action.destination):
             return self._decide(
                 "deny",
                 "air_gapped",
-                f"air-gapped policy: destination {action.destination!r} is off the premises",
+                f"air-gapped policy: destination {action.destination!r} is off the premises" + note,
             )
         if policy.teams is not None:
             denied = self._check_team(action, policy.teams)
             if denied is not None:
                 return denied
         if action.kind == "run_script" or (action.kind == "use_tool" and action.skill is not None):
-            denied = self._check_skill(action)
-            if denied is not None:
-                return denied
-        return self._check_budget(action)
+            return self._check_skill(action)
+        return None
 
     def _check_team(self, action: Action, teams: dict[str, TeamGrant]) -> GateDecision | None:
         principal = action.principal
@@ -449,23 +551,10 @@ class Gate:
             )
         return None
 
-    def _check_budget(self, action: Action) -> GateDecision | None:
-        principal = action.principal
-        if principal is None or principal not in self.policy.budgets:
-            return None
-        limit = self.policy.budgets[principal].limit_usd
-        projected = self.spent(principal) + (action.estimated_cost_usd or Decimal(0))
-        if projected > limit:
-            return self._decide(
-                "deny",
-                f"budgets.{principal}",
-                f"team {principal!r} would spend ${projected} of its ${limit} budget",
-            )
-        return None
-
     def _match(self, action: Action) -> GateDecision | GateRule:
         """A deny decision, or the allow rule that matched (its PII handling still to apply)."""
-        decided = self._check_fixed(action)
+        action, note = self._placed(action)
+        decided = self._check_fixed(action, note)
         if decided is not None:
             return decided
         for rule in self.policy.rules:
@@ -478,18 +567,16 @@ class Gate:
             "deny",
             "default",
             f"no rule allows {action.kind} {action.target!r} to {action.destination!r} "
-            f"for data class {action.data_class!r}: deny by default",
+            f"for data class {action.data_class!r}: deny by default{note}",
         )
 
-    def _apply_pii(self, rule: GateRule, text: str | None) -> GateDecision:
-        if rule.pii == "pass" or not text:
+    def _apply_pii(self, rule: GateRule, texts: Sequence[str]) -> GateDecision:
+        if rule.pii == "pass" or not any(texts):
             return self._allowed(rule)
         try:
-            found = self.detector.detect(text)
-        except Exception as exc:  # any third-party detector: a crash must block, not leak
-            return self._decide(
-                "deny", rule.id, f"PII detector failed ({type(exc).__name__}: {exc}), blocked"
-            )
+            found = detect_texts(texts, self.detector)
+        except RedactionError as exc:  # the detector crashed: block, never leak
+            return self._decide("deny", rule.id, f"{exc}; blocked")
         if not found:
             return self._allowed(rule)
         kinds = {f.kind for f in found}
@@ -515,6 +602,34 @@ class Gate:
             restore=rule.restore,
             pii_kinds=ordered,
         )
+
+
+def _with_texts(
+    request: ChatRequest, originals: Sequence[str], replacements: Sequence[str]
+) -> ChatRequest:
+    """``request`` with its texts (in ``request.texts()`` order) replaced one for one."""
+    pairs = iter(zip(originals, replacements, strict=True))
+
+    def swap(text: str) -> str:
+        pair = next(pairs, None)
+        if pair is None or pair[0] != text:
+            raise RedactionError("the request's texts changed while it was redacted")
+        return pair[1]
+
+    out = request.map_texts(swap)
+    if next(pairs, None) is not None:
+        raise RedactionError("the request's texts changed while it was redacted")
+    return out
+
+
+def _map_strings(value: object, fn: Callable[[str], str]) -> object:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {fn(k): _map_strings(v, fn) for k, v in value.items()}
+    return value
 
 
 def _matches_any(value: str, patterns: tuple[str, ...]) -> bool:

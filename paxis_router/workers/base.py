@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from paxis_router.workers.destination import destination_for_url, url_host
+
 if TYPE_CHECKING:
     from paxis_router.pricing import Price
     from paxis_router.skills.model import Skill
@@ -30,9 +32,13 @@ class Tier:
     """One rung of the escalation ladder: a worker, its price, and where its data goes.
 
     ``destination`` is ``"local"`` for on-premises workers, or ``"provider:region"`` (e.g.
-    ``"openai:us"``) for external ones; the action gate decides on it. ``max_context_tokens``
-    lets the router skip a tier whose window is too small. ``resilience`` (timeouts, retries,
-    a circuit breaker) guards the calls; None calls the worker directly.
+    ``"openai:us"``) / ``"remote:<host>"`` for external ones; the action gate decides on it.
+    ``host`` is the network host the worker connects to (taken from the worker's ``base_url``
+    when not given; None for in-process workers and provider SDKs): the gate checks an
+    on-premises ``destination`` against it, so a label cannot send data elsewhere.
+    ``max_context_tokens`` lets the router skip a tier whose window is too small.
+    ``resilience`` (timeouts, retries, a circuit breaker) guards the calls; None calls the
+    worker directly.
     """
 
     worker: Worker
@@ -40,6 +46,13 @@ class Tier:
     destination: str = "local"
     max_context_tokens: int | None = None
     resilience: Resilience | None = None
+    host: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.host is None:
+            base_url = getattr(self.worker, "base_url", None)
+            if isinstance(base_url, str):
+                object.__setattr__(self, "host", url_host(base_url) or "?")
 
     @property
     def name(self) -> str:
@@ -51,10 +64,14 @@ class Tier:
 
 
 def as_tier(value: Worker | Tier) -> Tier:
-    """Wrap a bare worker as a tier, taking ``price`` and ``destination`` from it when present."""
+    """Wrap a bare worker as a tier, taking ``price`` and ``destination`` from it when present
+    (a worker with a ``base_url`` and no ``destination``: derived from the URL's host)."""
     if isinstance(value, Tier):
         return value
     price = getattr(value, "price", None)
-    destination = getattr(value, "destination", "local")
+    destination = getattr(value, "destination", None)
+    if destination is None:
+        base_url = getattr(value, "base_url", None)
+        destination = destination_for_url(base_url) if isinstance(base_url, str) else "local"
     window = getattr(value, "max_context_tokens", None)
     return Tier(worker=value, price=price, destination=destination, max_context_tokens=window)

@@ -68,7 +68,7 @@ class LoRAWorker(OpenAICompatWorker):
         adapters: Iterable[str] | None = None,
         adapter_key: str = ADAPTER_KEY,
         price: Price | None = None,
-        destination: str = "local",
+        destination: str | None = None,
         timeout_s: float = 60.0,
         logprobs: bool = False,
         api_key: str | None = None,

@@ -55,6 +55,7 @@ from paxis_router.workers._http1 import (
     StatusError,
     acquire,
 )
+from paxis_router.workers.destination import destination_for_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Mapping
@@ -92,7 +93,9 @@ class OpenAICompatWorker:
         api_key: sent as a bearer token; ``None`` sends the placeholder ``"EMPTY"`` (vLLM's
             convention) — the environment's OPENAI_API_KEY is never sent to a local server.
         price: how a call is priced (a ``GpuHourPrice`` for a local GPU); None = unknown.
-        destination: ``"local"`` or ``"provider:region"``, for the action gate.
+        destination: ``"local"`` or ``"provider:region"``, for the action gate; default derived
+            from ``base_url``'s host: ``"local"`` for loopback, else ``"remote:<host>"`` (see
+            ``paxis_router.workers.destination``).
         timeout_s: seconds a call may take, waiting for a free connection included (a
             stream: until its response headers, then between two pieces); through httpx
             (``https://``, a proxy, a caller's client) each connect/read/write phase.
@@ -129,7 +132,7 @@ class OpenAICompatWorker:
         base_url: str,
         api_key: str | None = None,
         price: Price | None = None,
-        destination: str = "local",
+        destination: str | None = None,
         timeout_s: float = 60.0,
         logprobs: bool = False,
         http_client: httpx.AsyncClient | None = None,
@@ -150,7 +153,7 @@ class OpenAICompatWorker:
         self.model = model
         self.base_url = base_url
         self.price = price
-        self.destination = destination
+        self.destination = destination or destination_for_url(base_url)
         self.timeout_s = timeout_s
         self.logprobs = logprobs
         self.extra_body = dict(extra_body) if extra_body else None

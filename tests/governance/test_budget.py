@@ -178,3 +178,124 @@ def test_parsed_budgets_and_description() -> None:
         "team 'a' has used up its monthly budget of $100 (spent $101.5000)"
     )
     assert monthly.period_start(NOV_15) == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+# --- periods reset (issue 16: one budget system, windows that end) -------------------------------
+
+
+class Clock:
+    """An injected UTC clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_a_day_budget_resets_at_utc_midnight_and_a_month_budget_on_the_first() -> None:
+    clock = Clock(datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC))
+    budgets = Budgets(
+        [Budget("claims", "day", Decimal("1")), Budget("claims", "month", Decimal("3"))],
+        clock=clock,
+    )
+    budgets.record(spend("claims", "0.9", clock.now - timedelta(days=1), "a"))  # Nov 29
+    budgets.record(spend("claims", "0.95", clock.now, "b"))  # Nov 30, 23:59:59
+    assert budgets.spent_usd("claims", "day") == Decimal("0.95")
+    assert budgets.spent_usd("claims", "month") == Decimal("1.85")
+    assert budgets.exhausted("claims", extra_usd=Decimal("0.05")) == budgets.budgets[0]
+
+    clock.now = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # a new day and a new month
+    assert budgets.spent_usd("claims", "day") == Decimal(0)
+    assert budgets.spent_usd("claims", "month") == Decimal(0)
+    assert budgets.exhausted("claims", extra_usd=Decimal("0.99")) is None
+    budgets.record(spend("claims", "0.5", clock.now, "c"))
+
+    clock.now = datetime(2026, 12, 2, 8, tzinfo=UTC)  # a new day, the same month
+    budgets.record(spend("claims", "0.25", clock.now, "d"))
+    assert budgets.spent_usd("claims", "day") == Decimal("0.25")
+    assert budgets.spent_usd("claims", "month") == Decimal("0.75")
+
+
+def test_a_new_period_reads_its_spend_from_the_ledger_again(tmp_path: Path) -> None:
+    ledger = SQLiteLedger(tmp_path / "l.db")
+    clock = Clock(datetime(2026, 11, 15, 22, tzinfo=UTC))
+    budgets = Budgets([Budget("claims", "day", Decimal("1"))], ledger=ledger, clock=clock)
+    ledger.record(spend("claims", "0.6", clock.now, "a"))
+    assert budgets.spent_usd("claims", "day") == Decimal("0.6")  # read from the ledger
+    ledger.record(spend("claims", "0.3", clock.now, "b"))
+    budgets.record(spend("claims", "0.3", clock.now, "b"))  # the router records into both
+    assert budgets.spent_usd("claims", "day") == Decimal("0.9")
+
+    # Another process spent 0.7 just after midnight; this one reads it when its day begins.
+    after_midnight = datetime(2026, 11, 16, 0, 5, tzinfo=UTC)
+    ledger.record(spend("claims", "0.7", after_midnight, "c"))
+    clock.now = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    assert budgets.spent_usd("claims", "day") == Decimal("0.7")
+    assert budgets.exhausted("claims", extra_usd=Decimal("0.3")) == budgets.budgets[0]
+    assert budgets.exhausted("claims", extra_usd=Decimal("0.2")) is None
+
+
+def test_yesterdays_spend_does_not_cap_todays_routes(tmp_path: Path) -> None:
+    ledger = SQLiteLedger(tmp_path / "l.db")
+    yesterday = datetime.now(UTC) - timedelta(days=1, hours=1)
+    ledger.record(spend("claims", "50", yesterday))  # far over the daily limit, yesterday
+    budgets = Budgets.from_config({"teams": {"claims": {"day": "0.01"}}}, ledger=ledger)
+    local, top, verifier = ladder([False, True])
+    router = Router(tiers=[local, top], verifiers=[verifier], ledger=ledger, budgets=budgets)
+    result = router.route_sync(ChatRequest.from_text("q", team="claims"))
+    assert (result.content, result.budget_capped) == ("frontier answer", False)
+
+
+# --- one budget system in policy files ----------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_old_gate_budgets_section_is_refused_with_the_way_to_write_it(tmp_path: Path) -> None:
+    from paxis_router.config.schema import load_config
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "tiers: [{kind: litellm, model: gpt-4o}]\n"
+        "gate: {version: v1, budgets: {claims: {limit_usd: '500'}}, rules: []}\n"
+    )
+    with pytest.raises(ConfigError, match=r"top-level `budgets:` section") as info:
+        load_config(path)
+    assert info.value.field == "gate.budgets"
+    assert str(path) in str(info.value)
+    assert 'budgets: {teams: {claims: {month: "500"}}}' in str(info.value)
+
+
+def test_a_policy_files_budgets_section_gives_the_router_its_budgets(tmp_path: Path) -> None:
+    from paxis_router.config.schema import load_config
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "tiers: [{kind: litellm, model: gpt-4o}]\n"
+        f"ledger: {{path: {tmp_path / 'l.db'}}}\n"
+        "budgets: {on_exhausted: refuse, teams: {claims: {day: '5', month: '100'}}}\n"
+        "gate: {version: v1, rules: [{id: all, effect: allow}]}\n"
+    )
+    router = Router.from_config(load_config(path))
+    assert router.budgets is not None
+    assert router.budgets.budgets == (
+        Budget("claims", "day", Decimal("5"), "refuse"),
+        Budget("claims", "month", Decimal("100"), "refuse"),
+    )
+    assert router.budgets.ledger is not None
+
+
+@pytest.mark.parametrize("policy", sorted((REPO / "policies").glob("*.yaml")), ids=str)
+def test_bundled_policies_load_without_a_gate_budget(policy: Path) -> None:
+    import yaml
+
+    from paxis_router.config.schema import config_from_mapping
+    from paxis_router.governance.gate import load_gate_policy
+
+    raw = yaml.safe_load(policy.read_text())
+    if "tiers" in raw:
+        config_from_mapping(raw, source=str(policy))
+    if "gate" in raw:
+        assert "budgets" not in raw["gate"]
+        assert load_gate_policy(policy).version

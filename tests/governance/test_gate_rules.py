@@ -35,7 +35,6 @@ POLICY = parse_gate_policy(
         "skills": {
             "pdf": {"scripts": ["scripts/extract.py"], "tools": ["read_file"]},
         },
-        "budgets": {"claims": {"limit_usd": "1.00"}},
         "rules": [
             {"id": "restricted-home", "effect": "deny", "data_classes": ["restricted"],
              "destinations": ["!local"], "reason": "restricted data stays on the premises"},
@@ -103,12 +102,6 @@ PII = "contact bob@example.com"
         (act("anthropic:eu", principal="research"), None, "allow", "internal-out"),
         (act("local", principal="intern"), None, "deny", "teams.unknown"),
         (act("local", principal=None), None, "deny", "teams.unknown"),
-        # budgets: headroom against the estimated cost
-        (act("local", principal="claims", model="local-a", cost="0.99"), None, "allow",
-         "local-all"),
-        (act("local", principal="claims", model="local-a", cost="1.01"), None, "deny",
-         "budgets.claims"),
-        (act("local", principal="research", cost="500"), None, "allow", "local-all"),
         # per-skill allow-lists
         (act(kind="run_script", target="scripts/extract.py", skill="pdf"), None, "allow",
          "local-all"),
@@ -173,19 +166,11 @@ def test_first_matching_rule_wins() -> None:
     assert gate.check(act("openai:us", model="gpt-4o")).rule_id == "all"
 
 
-def test_budget_counts_charged_spend_and_injected_spend() -> None:
+def test_the_gate_keeps_no_budget_whatever_is_spent() -> None:
     gate = Gate(POLICY)
-    request = ChatRequest.from_text("x", team="claims")
-    cheap = act("local", principal="claims", model="local-a", cost="0.40")
-    assert gate.check(cheap).effect == "allow"
-    gate.charge(request.team, Decimal("0.70"))
-    gate.charge(request.team, None)  # unknown cost counts nothing
-    gate.charge(None, Decimal(5))  # no principal: nobody to charge
-    assert gate.spent("claims") == Decimal("0.70")
-    assert gate.check(cheap).rule_id == "budgets.claims"
-    ledger_says = Gate(POLICY, spent_usd=lambda team: Decimal("0.95"))
-    assert ledger_says.check(cheap).rule_id == "budgets.claims"
-    assert ledger_says.spent("claims") == Decimal("0.95")
+    costly = act("local", principal="claims", model="local-a", cost="1000000")
+    assert gate.check(costly).rule_id == "local-all"
+    assert not hasattr(gate, "charge")  # spend is counted by Budgets, from the ledger
 
 
 def test_pii_detector_crash_blocks() -> None:
@@ -198,7 +183,7 @@ def test_pii_detector_crash_blocks() -> None:
     decision = Gate(POLICY, detector=Broken()).check(act("openai:eu"), "hello")
     assert decision.effect == "deny"
     assert decision.rule_id == "internal-out"
-    assert "PII detector failed (OSError: model file missing), blocked" in decision.reason
+    assert "PII detector 'broken' failed: OSError: model file missing; blocked" in decision.reason
 
 
 def test_action_for_tier_estimates_cost_from_the_price() -> None:
@@ -252,9 +237,16 @@ def test_gate_accepts_a_path(tmp_path: Path) -> None:
         ("version: v\nrules: [{id: a, effect: allow, pii: scrub}]", r": rules\.0\.pii: "),
         (
             "version: v\nrules: [{id: a, effect: allow}, {id: a, effect: deny}]",
-            r"rules: Value error, duplicate rule id 'a'",
+            r"rules: duplicate rule id 'a'",
         ),
-        ("version: v\nbudgets: {t: {limit_usd: -1}}", r"budgets\.t\.limit_usd: "),
+        (
+            "gate: {version: v, budgets: {t: {limit_usd: 1}}}",
+            r"gate\.budgets: the gate no longer keeps budgets: .* Replace `gate: \{budgets: "
+            r"\{claims: \{limit_usd: \"500\"\}\}\}` with `budgets: \{teams: \{claims: \{month: "
+            r"\"500\"\}\}\}`",
+        ),
+        ('version: v\non_premises_hosts: ["http://gpu01"]', r"on_premises_hosts: .*'http://gpu01'"),
+        ("version: v\non_premises_hosts: [10.0.0.0/33]", r"not a host name, an IP address, a CIDR"),
         ("version: [unclosed", "not valid YAML"),
     ],
 )
@@ -269,11 +261,6 @@ def test_bad_policy_files_name_file_and_field(tmp_path: Path, yaml_text: str, me
 def test_missing_policy_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read gate policy"):
         load_gate_policy(tmp_path / "nope.yaml")
-
-
-def test_budget_limit_from_a_float_keeps_its_decimal_text() -> None:
-    policy = parse_gate_policy({"version": "v", "budgets": {"t": {"limit_usd": 0.1}}})
-    assert policy.budgets["t"].limit_usd == Decimal("0.1")
 
 
 @pytest.mark.parametrize(

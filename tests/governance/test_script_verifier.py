@@ -239,7 +239,10 @@ async def test_a_policy_files_gate_and_audit_log_reach_its_script_verifiers(
                     "model": "gpt-4o",
                     "name": "local:w",
                     "destination": "local",
-                    "completion_kwargs": {"mock_response": '{"name": "x", "amount": 1}'},
+                    "completion_kwargs": {
+                        "mock_response": '{"name": "x", "amount": 1}',
+                        "api_base": "http://127.0.0.1:9/v1",  # on the premises: the gate allows
+                    },
                 }
             ],
             "verifiers": [{"kind": "script", "skill": skill.name, "script": "scripts/passes.py"}],

@@ -150,6 +150,59 @@ def test_control_without_the_gate_is_caught_by_the_guard(tmp_path: Path) -> None
     assert {r.error_type for r in rows if r.tier == "frontier:gpt-4o"} == {"WorkerUnavailable"}
 
 
+CONFIG_SCRIPT = (
+    EGRESS_GUARD
+    + r"""
+import asyncio
+import json
+from pathlib import Path
+
+import yaml
+
+from paxis_router import ChatRequest, Router
+from paxis_router.config.schema import load_config
+from paxis_router.testing.upstream import FakeUpstream
+
+out = Path(sys.argv[1])
+gate = yaml.safe_load(Path("policies/sovereign.yaml").read_text())["gate"]
+with FakeUpstream(answer="42", model="local-model") as upstream:
+    # A vLLM tier on a remote host with no `destination`: before issue 14 it defaulted to
+    # "local" and sovereign.yaml let restricted data go to 203.0.113.10.
+    policy = {
+        "tiers": [
+            {"kind": "local", "name": "gpu:remote", "model": "m",
+             "base_url": "http://203.0.113.10:8000/v1", "timeout_s": 5},
+            {"kind": "local", "name": "local:w", "model": "local-model",
+             "base_url": upstream.base_url, "timeout_s": 10},
+        ],
+        "ledger": {"path": str(out / "ledger.db")},
+        "gate": gate,
+    }
+    (out / "policy.yaml").write_text(json.dumps(policy))
+    router = Router.from_config(load_config(out / "policy.yaml"))
+    request = ChatRequest.from_text("6*7", team="defence", data_class="restricted")
+    try:
+        outcome = [asyncio.run(router.route(request)).content]
+    except Exception as exc:
+        outcome = [f"{type(exc).__name__}: {exc}"]
+print(json.dumps({"egress": EGRESS, "outcome": outcome}))
+"""
+)
+
+
+@pytest.mark.slow
+def test_a_remote_vllm_tier_without_a_destination_never_connects(tmp_path: Path) -> None:
+    report = run_guarded(CONFIG_SCRIPT, str(tmp_path))
+    assert report == {"egress": [], "outcome": ["42"]}
+    rows = SQLiteLedger(tmp_path / "ledger.db").rows()
+    assert [(r.tier, r.error_type) for r in rows] == [
+        ("gpu:remote", "GateDenied"),
+        ("local:w", None),
+    ]
+    assert rows[0].error is not None
+    assert "rule air_gapped" in rows[0].error and "'remote:203.0.113.10'" in rows[0].error
+
+
 DEMO_SCRIPT = (
     EGRESS_GUARD
     + r"""
