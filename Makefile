@@ -1,13 +1,14 @@
 # The two commands: `make demo` and `make test`. Both create .venv when missing.
+# `make wheel` builds dist/paxis_router-*.whl; `make prices` refreshes the shipped price map.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORE_STAMP := $(VENV)/.core-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # Extras the test suite exercises (torch is pinned to 2.13.0 by the [train] extra: a CPU build here).
-TEST_EXTRAS := dev,proxy,otel,postgres,embed,calibrate,langchain,train,bench
+TEST_EXTRAS := dev,litellm,proxy,otel,postgres,embed,calibrate,langchain,train,bench
 
-.PHONY: demo test check lint typecheck format bench clean
+.PHONY: demo test check lint typecheck format bench clean wheel prices
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,16 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(CORE_STAMP)
 	$(BIN)/paxis demo
+
+# The wheel (and sdist) users install with pip; tests/test_wheel.py installs it in a fresh venv.
+wheel: | $(BIN)/python
+	rm -rf dist
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	@ls dist/*.whl
+
+# Refresh paxis_router/data/prices/model_prices.json from the installed litellm's map.
+prices: $(DEV_STAMP)
+	$(BIN)/python scripts/refresh_prices.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
@@ -45,4 +56,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/ledger_bench.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage paxis-demo.db paxis-demo.audit.jsonl
+	rm -rf $(VENV) dist .mypy_cache .ruff_cache .pytest_cache .coverage

@@ -1,9 +1,10 @@
-"""``paxis demo`` and ``paxis route`` in-process: ledger rows, printed figures, exit codes."""
+"""``paxis demo`` in-process: the ledger it leaves, its figures, and the loop it leads into."""
 
 from __future__ import annotations
 
 import csv
 import json
+import shlex
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -11,28 +12,35 @@ from pathlib import Path
 import pytest
 
 from paxis_router.cli import main
+from paxis_router.cli.demo import DEFAULT_LEDGER, default_policy
+from paxis_router.cli.report import DEFAULT_LEDGER as REPORT_LEDGER
+from paxis_router.governance.audit import DEFAULT_AUDIT_PATH, AuditLog, verify
 from paxis_router.ledger.sqlite import SQLiteLedger
+from paxis_router.reports.cost_report import build
 from paxis_router.types import CallRecord, Decision, utc_now
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data" / "routellm"
+DATA = default_policy().parents[1] / "routellm"
 WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
+WORKER, FRONTIER = "local:mixtral-8x7b", "frontier:gpt-4-1106-preview"
 LIMIT = 40
 
 
-def _labels() -> dict[str, dict[str, bool]]:
-    """The dataset's correctness labels of the first LIMIT uncontaminated rows, read directly."""
+def _dataset() -> tuple[dict[str, dict[str, bool]], dict[str, dict[str, int]]]:
+    """The labels of the first LIMIT uncontaminated rows, and the recorded token counts."""
     dropped = {
         str(json.loads(line)["eval_idx"])
         for line in (DATA / "contaminated_prompts.jsonl").read_text(encoding="utf-8").splitlines()
     }
     with (DATA / "gsm8k_responses.csv").open(encoding="utf-8", newline="") as handle:
         rows = [(str(i), r) for i, r in enumerate(csv.DictReader(handle)) if str(i) not in dropped]
-    return {
-        "local:mixtral-8x7b": {i: r[WEAK] == "True" for i, r in rows[:LIMIT]},
-        "frontier:gpt-4-1106-preview": {i: r[STRONG] == "True" for i, r in rows[:LIMIT]},
+    labels = {
+        WORKER: {i: r[WEAK] == "True" for i, r in rows[:LIMIT]},
+        FRONTIER: {i: r[STRONG] == "True" for i, r in rows[:LIMIT]},
     }
+    with (DATA / "gsm8k_tokens.csv").open(encoding="utf-8", newline="") as handle:
+        tokens = {r["row"]: {k: int(v) for k, v in r.items()} for r in csv.DictReader(handle)}
+    return labels, tokens
 
 
 def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
@@ -41,71 +49,156 @@ def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, objec
     return out
 
 
-def test_demo_figures_match_the_ledger_and_the_dataset(
+def test_the_demo_writes_the_ledger_the_other_commands_read() -> None:
+    assert DEFAULT_LEDGER == Path(REPORT_LEDGER) == Path("paxis-ledger.db")
+    assert default_policy().is_file()
+    assert default_policy().parent.parent.name == "data"  # shipped inside the package
+
+
+def test_demo_figures_are_the_ledgers_and_the_datasets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ledger_path = tmp_path / "demo.db"
     summary = _run_json(capsys, "--ledger", str(ledger_path))
     with SQLiteLedger(ledger_path) as ledger:
         rows = ledger.rows()
+        report = build(ledger, by=())
+        route_labels = ledger.query("SELECT route_id, correct, source FROM labels")
+        attempt_labels = ledger.query(
+            "SELECT route_id, attempt_index, correct, source FROM attempt_labels"
+        )
+        stored = ledger.query("SELECT COUNT(*) FROM contents")
     finals = [r for r in rows if r.final]
-    labels = _labels()
+    labels, tokens = _dataset()
     assert summary["n"] == LIMIT == len(finals)
     assert summary["dropped_contaminated"] == 12
     assert summary["ledger"] == str(ledger_path.resolve())
     assert {r.team for r in rows} == {"demo"}
-    assert {r.tier for r in rows} <= set(labels)
-    assert all(r.tier == "local:mixtral-8x7b" for r in rows if r.attempt_index == 0)
+    assert all(r.tier == WORKER for r in rows if r.attempt_index == 0)
 
-    # Accuracy of the tier that answered, from the ledger's final rows and the dataset labels.
-    answered = {r.request_id.removeprefix("gsm8k-"): r.tier for r in finals}
-    assert set(answered) == set(labels["local:mixtral-8x7b"])
+    # The money is the report's: the same figures `paxis report` prints for this ledger.
+    assert Decimal(str(summary["spend_usd"])) == report.total_cost_usd
+    assert Decimal(str(summary["frontier_only_usd"])) == report.counterfactual_cost_usd
+    assert Decimal(str(summary["savings_usd"])) == report.savings_usd
+    assert summary["savings_ratio"] == round(report.savings_ratio or 0, 2)
+    assert summary["savings_percent"] == round(
+        float(report.savings_usd / report.counterfactual_cost_usd) * 100, 2
+    )
+    assert "top tier's prices (frontier:gpt-4-1106-preview)" in str(
+        summary["counterfactual_method"]
+    )
+    # ... and it is the counterfactual the router recorded on each route's final row.
+    assert report.counterfactual_cost_usd == sum(
+        (r.counterfactual_usd or Decimal(0) for r in finals), Decimal(0)
+    )
+
+    # The dataset's labels are in the ledger (source gsm8k): of the answer, and of each attempt.
+    answered = {r.route_id: (r.request_id.removeprefix("gsm8k-"), r.tier) for r in finals}
+    assert sorted((rid, bool(c), s) for rid, c, s in route_labels) == sorted(
+        (rid, labels[tier][q], "gsm8k") for rid, (q, tier) in answered.items()
+    )
+    by_route = {r.route_id: r.request_id.removeprefix("gsm8k-") for r in finals}
+    assert sorted((rid, i, bool(c)) for rid, i, c, _ in attempt_labels) == sorted(
+        (r.route_id, r.attempt_index, labels[r.tier][by_route[r.route_id]]) for r in rows
+    )
     accuracy = summary["accuracy"]
     assert isinstance(accuracy, dict)
-    weak = labels["local:mixtral-8x7b"]
-    strong = labels["frontier:gpt-4-1106-preview"]
-    assert accuracy["worker_only"] == round(sum(weak.values()) / LIMIT, 4)
-    assert accuracy["frontier_only"] == round(sum(strong.values()) / LIMIT, 4)
-    escalated = {r.route_id for r in rows if r.attempt_index > 0}
-    assert summary["escalation_rate"] == round(len(escalated) / LIMIT, 4)
-    assert 0 < len(escalated) < LIMIT
-    routed_right = sum(labels[tier][qid] for qid, tier in answered.items())
-    assert accuracy["routed"] == round(routed_right / LIMIT, 4)
+    assert accuracy["routed"] == round(report.accuracy or 0, 4)
+    assert accuracy["worker_only"] == round(sum(labels[WORKER].values()) / LIMIT, 4)
+    assert accuracy["frontier_only"] == round(sum(labels[FRONTIER].values()) / LIMIT, 4)
+    assert summary["labelled_routes"] == LIMIT == report.labelled_routes
 
-    spend = Decimal(str(summary["spend_usd"]))
-    ledger_spend = sum((r.cost_usd or Decimal(0) for r in rows), Decimal(0))
-    assert abs(spend - ledger_spend) < Decimal("1e-8")
-    frontier_only = Decimal(str(summary["frontier_only_usd"]))
-    assert Decimal(str(summary["savings_usd"])) == frontier_only - spend
-    assert summary["savings_ratio"] == round(float(frontier_only / spend), 2)
-    assert summary["token_counter"] == "tiktoken:cl100k_base"
+    # Prompts and answers are stored (the training export reads them), one per attempt.
+    assert stored == [(len(rows),)]
+    # Tokens are the counts recorded with the data, whatever tokenizer is installed here.
+    assert summary["token_counter"] == "tiktoken:cl100k_base (recorded in gsm8k_tokens.csv)"
+    for r in rows:
+        q = by_route[r.route_id]
+        column = f"{WEAK if r.tier == WORKER else STRONG}_response"
+        assert (r.prompt_tokens, r.completion_tokens) == (tokens[q]["prompt"], tokens[q][column])
+
+    # The dataset-only figure: GPT-4's own recorded answers, priced at GPT-4's rates.
+    recorded = sum(
+        Decimal("0.00001") * tokens[q]["prompt"] + Decimal("0.00003") * tokens[q][f"{STRONG}_response"]
+        for q in labels[FRONTIER]
+    )
+    assert Decimal(str(summary["frontier_recorded_answers_usd"])) == recorded
 
 
-def test_demo_text_output_and_default_ledger_in_cwd(
+def test_the_demo_leads_into_report_audit_and_distill(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["demo", "--limit", "5"]) == 0
+    assert main(["demo", "--limit", "30"]) == 0
     out = capsys.readouterr().out
-    assert f"ledger: {tmp_path / 'paxis-demo.db'}" in out
-    assert "questions routed: 5 (12 contaminated prompts dropped)" in out
-    for label in ("worker only (local:mixtral-8x7b)", "frontier only (frontier:gpt-4", "routed"):
-        assert label in out
-    assert "escalation rate:" in out
-    assert "savings vs frontier-only: $" in out
-    with SQLiteLedger(tmp_path / "paxis-demo.db") as ledger:
-        finals = [r.request_id for r in ledger.rows() if r.final]
-    assert sorted(finals) == ["gsm8k-3", "gsm8k-4", "gsm8k-5", "gsm8k-6", "gsm8k-7"]
+    assert f"ledger:    {tmp_path / 'paxis-ledger.db'}" in out
+    assert f"audit log: {tmp_path / DEFAULT_AUDIT_PATH}" in out
+    assert "questions routed: 30 (12 contaminated prompts dropped)" in out
+    flat = " ".join(out.split())  # the notes are wrapped at 100 columns
+    assert "How frontier-only is priced: what each route's answering tokens would have cost" in flat
+    assert "own recorded answers to all 30 questions cost $" in flat
+    next_lines = out.split("Next:\n", 1)[1].splitlines()
+    commands = [line.split("#")[0].split() for line in next_lines]
+    assert [c[:3] for c in commands] == [
+        ["paxis", "report"],
+        ["paxis", "report", "--format"],
+        ["paxis", "audit", "verify"],
+        ["paxis", "distill", "export"],
+    ]
+    with SQLiteLedger(tmp_path / "paxis-ledger.db") as ledger:
+        report = build(ledger, by=())
+    # Each printed command runs as printed, from the same folder, on what the demo wrote.
+    for command in commands:
+        assert main(command[1:]) == 0, command
+        printed = capsys.readouterr().out
+        if command[1:] == ["report"]:
+            assert f"Frontier-only counterfactual: ${report.counterfactual_cost_usd:.4f}" in printed
+            assert f"Spend: ${report.total_cost_usd:.4f}" in printed
+        if command[1] == "audit":
+            assert "OK: " in printed
+        if command[1] == "distill":
+            assert "wrote 0 train" not in printed
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    train = (tmp_path / "paxis-distill" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert train  # the flywheel: verified answers, GSM8K-correct, as chat fine-tuning rows
+    assert json.loads(train[0])["messages"][-1]["role"] == "assistant"
 
 
-def test_demo_replaces_its_own_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rerun_starts_a_fresh_ledger_and_a_fresh_audit_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ledger_path = tmp_path / "demo.db"
-    _run_json(capsys, "--ledger", str(ledger_path))
+    first = _run_json(capsys, "--ledger", str(ledger_path))
+    audit = Path(str(first["audit_log"]))
+    assert audit == (tmp_path / DEFAULT_AUDIT_PATH).resolve()
     with SQLiteLedger(ledger_path) as ledger:
-        first = ledger.count()
-    _run_json(capsys, "--ledger", str(ledger_path))
+        count = ledger.count()
+    assert verify(audit).records == count
+    second = _run_json(capsys, "--ledger", str(ledger_path))
+    assert second["audit_log"] == str(audit)
     with SQLiteLedger(ledger_path) as ledger:
-        assert ledger.count() == first
+        assert ledger.count() == count
+        assert ledger.query("SELECT COUNT(*) FROM labels") == [(LIMIT,)]
+    assert verify(audit).ok
+    assert verify(audit).records == count  # not appended to: started afresh
+
+
+def test_next_commands_name_the_files_when_not_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    summary = _run_json(capsys, "--ledger", "elsewhere/my demo.db")
+    ledger = shlex.quote(str(tmp_path / "elsewhere" / "my demo.db"))
+    assert summary["next_commands"] == [
+        f"paxis report --ledger {ledger}",
+        f"paxis report --ledger {ledger} --format html -o report.html",
+        f"paxis audit verify {tmp_path / 'elsewhere' / DEFAULT_AUDIT_PATH}",
+        f"paxis distill export --ledger {ledger} --kind sft -o paxis-distill",
+    ]
+    for command in summary["next_commands"]:
+        assert isinstance(command, str)
+        assert main(shlex.split(command)[1:]) == 0, command
 
 
 def test_demo_refuses_a_file_that_is_not_a_ledger(
@@ -129,10 +222,7 @@ def test_demo_refuses_another_sqlite_database(
     assert "no attempts table" in capsys.readouterr().err
 
 
-def test_demo_refuses_a_production_ledger(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "prod.db"
+def _one_row(path: Path, *, tier: str, team: str | None) -> None:
     with SQLiteLedger(path) as ledger:
         ledger.record(
             CallRecord(
@@ -140,18 +230,59 @@ def test_demo_refuses_a_production_ledger(
                 request_id="q",
                 attempt_index=0,
                 ts=utc_now(),
-                tier="local:prod",
+                tier=tier,
                 tier_index=0,
                 model="m",
                 decision=Decision.ACCEPT,
                 reason="",
                 final=True,
+                team=team,
             )
         )
+
+
+@pytest.mark.parametrize(
+    ("tier", "team", "message"),
+    [
+        ("local:prod", "demo", "tiers the demo does not use (['local:prod'])"),
+        (WORKER, "claims", "teams other than the demo's (['claims'])"),
+        (WORKER, None, "teams other than the demo's (['None'])"),
+    ],
+)
+def test_demo_refuses_a_production_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tier: str, team: str | None, message: str
+) -> None:
+    path = tmp_path / "paxis-ledger.db"
+    _one_row(path, tier=tier, team=team)
+    audit = tmp_path / DEFAULT_AUDIT_PATH
+    audit.write_text("{}\n", encoding="utf-8")
     assert main(["demo", "--limit", "2", "--ledger", str(path)]) == 2
-    assert "tiers the demo does not use (['local:prod'])" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     with SQLiteLedger(path) as ledger:
         assert ledger.count() == 1
+    assert audit.read_text(encoding="utf-8") == "{}\n"
+
+
+def test_demo_refuses_an_audit_log_that_is_not_its_own_and_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger_path = tmp_path / "demo.db"
+    _run_json(capsys, "--ledger", str(ledger_path))
+    with SQLiteLedger(ledger_path) as ledger:
+        before = ledger.count()
+    audit = tmp_path / DEFAULT_AUDIT_PATH
+    log = AuditLog(audit, fsync=False)
+    log.append(kind="gate", action="call_tier", decision="allow", principal="claims")
+    close = getattr(log, "close", None)
+    if close is not None:
+        close()
+    lines = audit.read_text(encoding="utf-8")
+    assert main(["demo", "--limit", "2", "--ledger", str(ledger_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"audit log {audit} line {before + 1} is a record of 'claims', not of the demo" in err
+    assert audit.read_text(encoding="utf-8") == lines
+    with SQLiteLedger(ledger_path) as ledger:
+        assert ledger.count() == before
 
 
 @pytest.mark.parametrize(
@@ -178,75 +309,3 @@ def test_demo_bad_policy_exits_2(
 def test_demo_limit_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--limit", "0"]) == 2
     assert "--limit must be >= 1" in capsys.readouterr().err
-
-
-# --- paxis route ------------------------------------------------------------------------------
-
-
-def _route_policy(tmp_path: Path, frontier_answer: str) -> Path:
-    path = tmp_path / "route.yaml"
-    path.write_text(
-        f"""
-tiers:
-  - {{kind: litellm, model: gpt-4o-mini, name: "local:cheap",
-     completion_kwargs: {{mock_response: "I think 41"}}}}
-  - {{kind: litellm, model: gpt-4o, completion_kwargs: {{mock_response: "{frontier_answer}"}}}}
-verifiers: [{{kind: regex, must_match: "^\\\\d+$"}}]
-policy: {{escalate_when: verdict_failed, stop_when: tiers_exhausted, on_exhausted: return_best}}
-ledger: {{path: "{tmp_path / "route.db"}"}}
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
-def test_route_prints_the_answer_and_records(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    policy = _route_policy(tmp_path, "42")
-    assert main(["route", "--policy", str(policy), "--team", "claims", "--json", "6*7?"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert (result["content"], result["tier"], result["accepted"]) == (
-        "42",
-        "frontier:gpt-4o",
-        True,
-    )
-    assert [a["tier"] for a in result["attempts"]] == ["local:cheap", "frontier:gpt-4o"]
-    with SQLiteLedger(tmp_path / "route.db") as ledger:
-        rows = ledger.rows()
-    assert [(r.tier, r.team) for r in rows] == [
-        ("local:cheap", "claims"),
-        ("frontier:gpt-4o", "claims"),
-    ]
-    assert Decimal(result["cost_usd"]) == sum((r.cost_usd or Decimal(0) for r in rows), Decimal(0))
-
-
-def test_route_text_output_and_exit_1_when_not_accepted(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    policy = _route_policy(tmp_path, "forty-two")
-    assert main(["route", "--policy", str(policy), "6*7?"]) == 1
-    out = capsys.readouterr().out
-    assert out.startswith("forty-two\n")
-    assert "NOT accepted (best answer) from frontier:gpt-4o after 2 attempt(s)" in out
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (
-            "tiers: [{kind: litellm, model: gpt-4o}]\npolicy: {stop_when: maybe}",
-            "unknown predicate",
-        ),
-        ("verifiers: []", "tiers: Field required"),
-    ],
-)
-def test_route_bad_policy_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
-) -> None:
-    policy = tmp_path / "bad.yaml"
-    policy.write_text(text, encoding="utf-8")
-    assert main(["route", "--policy", str(policy), "hi"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"paxis route: error: {policy}: ")
-    assert message in err

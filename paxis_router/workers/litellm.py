@@ -54,7 +54,15 @@ def load_litellm() -> ModuleType:
         'litellm'
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    try:
+        import litellm
+    except ImportError as exc:
+        from paxis_router.errors import ConfigError
+
+        raise ConfigError(
+            "kind: litellm tiers and the LiteLLM integration need litellm, an optional extra: "
+            "pip install 'paxis-router[litellm]'"
+        ) from exc
 
     module: ModuleType = litellm
     return module

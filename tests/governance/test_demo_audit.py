@@ -20,7 +20,7 @@ def test_demo_writes_a_verifiable_audit_log_beside_its_ledger(
     assert main(["demo", "--limit", "8", "--ledger", str(ledger)]) == 0
     audit = tmp_path / "run" / "paxis-demo.audit.jsonl"
     out = capsys.readouterr().out
-    assert f"audit log: {audit} (check it: paxis audit verify {audit})" in out
+    assert f"audit log: {audit} (started afresh with the ledger)" in out
     records = [json.loads(line) for line in audit.read_text().splitlines()]
     rows = SQLiteLedger(ledger).rows()
     assert [(r["kind"], r["target"], r["decision"]) for r in records] == [
@@ -29,7 +29,7 @@ def test_demo_writes_a_verifiable_audit_log_beside_its_ledger(
     assert verify(audit).records == len(rows)
 
 
-def test_demo_audit_path_option_and_appending_runs(
+def test_demo_audit_path_option_and_a_fresh_log_per_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     audit = tmp_path / "elsewhere" / "audit.jsonl"
@@ -37,7 +37,8 @@ def test_demo_audit_path_option_and_appending_runs(
     assert main([*args, "--audit", str(audit)]) == 0
     first = verify(audit)
     assert json.loads(capsys.readouterr().out)["audit_log"] == str(audit.resolve())
-    assert main([*args, "--audit", str(audit)]) == 0  # the chain continues across runs
-    second = verify(audit, expected_head=first.head)
+    assert main([*args, "--audit", str(audit)]) == 0  # a fresh ledger, a fresh log
+    second = verify(audit)
     assert second.ok
-    assert second.records == 2 * first.records
+    with SQLiteLedger(tmp_path / "d.db") as ledger:
+        assert second.records == first.records == ledger.count()
