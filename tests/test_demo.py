@@ -119,7 +119,8 @@ def test_demo_figures_are_the_ledgers_and_the_datasets(
 
     # The dataset-only figure: GPT-4's own recorded answers, priced at GPT-4's rates.
     recorded = sum(
-        Decimal("0.00001") * tokens[q]["prompt"] + Decimal("0.00003") * tokens[q][f"{STRONG}_response"]
+        Decimal("0.00001") * tokens[q]["prompt"]
+        + Decimal("0.00003") * tokens[q][f"{STRONG}_response"]
         for q in labels[FRONTIER]
     )
     assert Decimal(str(summary["frontier_recorded_answers_usd"])) == recorded

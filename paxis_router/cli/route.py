@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paxis_router.cli._output import emit, emit_json
+from paxis_router.cli._output import emit, emit_json, savings_text, usd, usd_json
+from paxis_router.errors import ConfigError
 
 if TYPE_CHECKING:
-    import argparse
-
     from paxis_router.router import Router
     from paxis_router.types import ChatRequest, RouteResult
+
+_EPILOG = """\
+examples:
+  paxis route --policy policy.yaml "What is 17 * 23?"
+  paxis route --policy policy.yaml --team claims --skill invoice-extraction "Total of INV-7?"
+  paxis route --policy policy.yaml --data-class confidential --metadata project=renewals "..."
+  echo "Summarise: ..." | paxis route --policy policy.yaml --json -
+
+exit status: 0 with an accepted answer, 1 with a rejected best answer (on_exhausted:
+return_best), 2 when the policy or the request is wrong or no tier could answer.
+"""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,12 +33,59 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="route one request with a policy file",
         description="Route one request up the policy's ladder; print the answer, who gave it, "
         "why, and what it cost. Every attempt goes to the policy's ledger.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("text", help="the user message")
-    parser.add_argument("--policy", type=Path, required=True, help="policy file (YAML)")
-    parser.add_argument("--team", default=None, help="the team that pays (metadata.team)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("text", metavar="TEXT", help="the user message; - reads it from stdin")
+    parser.add_argument(
+        "--policy", type=Path, required=True, metavar="FILE", help="the policy file (YAML)"
+    )
+    parser.add_argument(
+        "--team", default=None, metavar="TEAM", help="the team that pays (metadata team)"
+    )
+    parser.add_argument(
+        "--skill",
+        default=None,
+        metavar="ID[,ID...]",
+        help="use these skills of the policy's skills folder instead of selecting them "
+        "(`paxis skills list` shows the ids)",
+    )
+    parser.add_argument(
+        "--data-class",
+        default=None,
+        metavar="CLASS",
+        help="the request's data classification, read by the policy's gate (e.g. public, "
+        "internal, confidential, restricted; default internal)",
+    )
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a metadata entry, recorded with each attempt as a tag (repeatable; "
+        "e.g. --metadata project=renewals); --team, --skill and --data-class win over it",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON (money as strings)"
+    )
     parser.set_defaults(handler=run)
+
+
+def request_metadata(args: argparse.Namespace) -> dict[str, str]:
+    """The request's metadata from ``--metadata KEY=VALUE`` and the named options."""
+    metadata: dict[str, str] = {}
+    for item in args.metadata:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--metadata {item!r}: expected KEY=VALUE, e.g. --metadata project=renewals",
+                field="--metadata",
+            )
+        metadata[key.strip()] = value
+    for key, value in (("team", args.team), ("skill", args.skill), ("data_class", args.data_class)):
+        if value:
+            metadata[key] = value
+    return metadata
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,11 +96,14 @@ def run(args: argparse.Namespace) -> int:
     from paxis_router.router import Router
     from paxis_router.types import ChatRequest
 
+    text: str = sys.stdin.read() if args.text == "-" else args.text
+    if not text.strip():
+        raise ConfigError("the message is empty", field="TEXT")
+    metadata = request_metadata(args)
     cfg = load_config(args.policy)
     router = Router.from_config(cfg)
-    metadata = {"team": args.team} if args.team else {}
     try:
-        result = asyncio.run(_route_once(router, ChatRequest.from_text(args.text, **metadata)))
+        result = asyncio.run(_route_once(router, ChatRequest.from_text(text, **metadata)))
     finally:
         for sink in router.sinks:
             close = getattr(sink, "close", None)
@@ -52,10 +114,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         emit(result.content)
         emit()
-        cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
         state = "accepted" if result.accepted else "NOT accepted (best answer)"
-        emit(f"# {state} from {result.tier} after {len(result.attempts)} attempt(s); cost {cost}")
-        emit(f"# {result.reason}")
+        emit(f"# {state} from {result.tier} after {len(result.attempts)} attempt(s)")
+        if result.skills:
+            emit(f"# skills: {', '.join(result.skills)}")
+        emit(f"# reason: {result.reason}")
+        emit(
+            f"# cost {usd(result.cost_usd)}; frontier-only {usd(result.counterfactual_usd)}; "
+            f"savings {savings_text(result.cost_usd, result.counterfactual_usd, places=6)}"
+        )
     return 0 if result.accepted else 1
 
 
@@ -67,7 +134,8 @@ async def _route_once(router: Router, request: ChatRequest) -> RouteResult:
 
 
 def result_json(result: RouteResult) -> dict[str, Any]:  # Any: a JSON object
-    """A RouteResult as a JSON object (Decimal money as strings)."""
+    """A RouteResult as a JSON object; money as fixed-point strings (``cli._output.usd_json``)."""
+    usage = result.usage
     return {
         "route_id": result.route_id,
         "request_id": result.request_id,
@@ -76,13 +144,16 @@ def result_json(result: RouteResult) -> dict[str, Any]:  # Any: a JSON object
         "accepted": result.accepted,
         "decision": str(result.decision),
         "reason": result.reason,
+        "skills": list(result.skills),
         "escalated": result.escalated,
         "degraded": result.degraded,
-        "cost_usd": result.cost_usd,
-        "counterfactual_usd": result.counterfactual_usd,
+        "cost_usd": usd_json(result.cost_usd),
+        "counterfactual_usd": usd_json(result.counterfactual_usd),
         "usage": {
-            "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_prompt_tokens": usage.cached_prompt_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
         },
         "attempts": [
             {
@@ -91,7 +162,7 @@ def result_json(result: RouteResult) -> dict[str, Any]:  # Any: a JSON object
                 "reason": a.reason,
                 "passed": a.passed,
                 "error": a.error,
-                "cost_usd": a.cost_usd,
+                "cost_usd": usd_json(a.cost_usd),
                 "latency_s": round(a.latency_s, 6),
             }
             for a in result.attempts
