@@ -27,11 +27,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import os
+import types
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -364,18 +366,140 @@ def config_from_mapping(raw: object, *, source: str = "<dict>") -> RouterConfig:
     try:
         cfg = RouterConfig.model_validate(raw)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key; check its spelling and the section it is in"
-        raise ConfigError(
-            message + more, source=source, field=_dotted(first["loc"]) or None
-        ) from exc
+        raise config_error(exc, source=source) from exc
     cfg._source = source
+    _check_unique_tier_names(cfg, source=source)
     check_tier_destinations(cfg, source=source)
     return cfg
+
+
+_MORE_SHOWN = 3
+
+
+def config_error(exc: ValidationError, *, source: str | None = None) -> ConfigError:
+    """One ConfigError for a failed validation: the real cause first, the rest after it.
+
+    An unknown key comes first, with the nearest valid key (``difflib``) when one is close; a
+    "Field required" that only repeats it (the key it was probably meant to be) is left out; an
+    unknown ``kind`` names the nearest one and lists the valid ones.
+
+    Example:
+        >>> try:
+        ...     RouterConfig.model_validate({"tiers": [{"kind": "local", "model": "q",
+        ...                                             "baseurl": "http://127.0.0.1:8000/v1"}]})
+        ... except ValidationError as exc:
+        ...     print(config_error(exc, source="policy.yaml"))
+        policy.yaml: tiers[0].baseurl: unknown key; did you mean 'base_url'?
+    """
+    errors = list(exc.errors())
+    suggested: set[tuple[int | str, ...]] = set()
+    described: list[tuple[int, str, str]] = []  # (rank, field, message)
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            message, nearest = _unknown_key(loc)
+            if nearest is not None:
+                suggested.add((*loc[:-1], nearest))
+            described.append((0, _dotted(loc), message))
+        elif error["type"] == "union_tag_invalid":
+            ctx = error.get("ctx") or {}
+            described.append((1, _dotted(loc), _unknown_kind(ctx)))
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            rank = 3 if error["type"] == "missing" else 2
+            described.append((rank, _dotted(loc), message))
+    kept = [
+        (rank, field, message)
+        for (rank, field, message), error in zip(described, errors, strict=True)
+        if not (error["type"] == "missing" and tuple(error["loc"]) in suggested)
+    ]
+    kept.sort(key=lambda item: item[0])  # stable: the file's order within a rank
+    _, field, message = kept[0]
+    rest = [f"{f}: {m}" if f else m for _, f, m in kept[1 : 1 + _MORE_SHOWN]]
+    if len(kept) > 1 + _MORE_SHOWN:
+        rest.append(f"{len(kept) - 1 - _MORE_SHOWN} more")
+    if rest:
+        message += f" (also: {'; '.join(rest)})"
+    return ConfigError(message, source=source, field=field or None)
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> tuple[str, str | None]:
+    """The message for an unknown key at ``loc`` and the nearest valid key, if one is close."""
+    key = str(loc[-1])
+    valid = sorted(_keys_at(loc[:-1]))
+    nearest = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if nearest:
+        return f"unknown key; did you mean {nearest[0]!r}?", nearest[0]
+    if valid:
+        return f"unknown key; the keys here are: {', '.join(valid)}", None
+    return "unknown key; check its spelling and the section it is in", None
+
+
+def _unknown_kind(ctx: dict[str, Any]) -> str:  # Any: pydantic's error context
+    tag = str(ctx.get("tag", ""))
+    expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+    expected = [t for t in expected if t]
+    nearest = difflib.get_close_matches(tag, expected, n=1, cutoff=0.6)
+    hint = f"did you mean {nearest[0]!r}? " if nearest else ""
+    return f"unknown kind {tag!r}; {hint}kind is one of: {', '.join(expected)}"
+
+
+def _alternatives(annotation: Any) -> list[Any]:  # Any: a type annotation
+    """The types an annotation allows (Annotated, Optional and unions unwrapped)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _alternatives(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [alt for arg in get_args(annotation) for alt in _alternatives(arg)]
+    return [annotation]
+
+
+def _models(options: list[Any]) -> list[type[BaseModel]]:  # Any: type annotations
+    return [t for t in options if isinstance(t, type) and issubclass(t, BaseModel)]
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> set[str]:
+    """The keys the config models accept at ``loc`` (a pydantic error location)."""
+    options: list[Any] = [RouterConfig]  # Any: type annotations
+    for part in loc:
+        tagged = [
+            m
+            for m in _models(options)
+            if "kind" in m.model_fields
+            and part not in m.model_fields
+            and part in get_args(m.model_fields["kind"].annotation)
+        ]
+        if tagged:  # pydantic's discriminated-union segment: the kind the input named
+            options = list(tagged)
+            continue
+        following: list[Any] = []  # Any: type annotations
+        for option in options:
+            origin = get_origin(option)
+            if isinstance(part, int) and origin in (list, tuple, set, frozenset):
+                args = [a for a in get_args(option) if a is not Ellipsis]
+                following += [alt for arg in args for alt in _alternatives(arg)]
+            elif origin is dict and len(get_args(option)) == 2:
+                following += _alternatives(get_args(option)[1])
+            elif isinstance(option, type) and issubclass(option, BaseModel):
+                field = option.model_fields.get(str(part))
+                if field is not None:
+                    following += _alternatives(field.annotation)
+        options = following
+    return {name for m in _models(options) for name in m.model_fields}
+
+
+def _check_unique_tier_names(cfg: RouterConfig, *, source: str | None) -> None:
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(cfg.tiers):
+        name = spec.tier_name
+        if name in seen:
+            raise ConfigError(
+                f"tier name {name!r} is already used by tiers[{seen[name]}]; ledger rows and "
+                "reports key on it: give one of them another `name`",
+                source=source,
+                field=f"tiers[{i}].name",
+            )
+        seen[name] = i
 
 
 def check_tier_destinations(cfg: RouterConfig, *, source: str | None = None) -> None:
@@ -414,8 +538,45 @@ def check_tier_destinations(cfg: RouterConfig, *, source: str | None = None) -> 
         )
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (plain YAML keeps the
+    last one silently, so a second ``tiers:`` would replace the first). Keys brought in by a
+    ``<<`` merge may still be overridden, as YAML intends.
+
+    Example:
+        >>> yaml.load("a: 1\\nb: 2\\na: 3\\n", Loader=UniqueKeyLoader)
+        Traceback (most recent call last):
+        ...
+        yaml.constructor.ConstructorError: while constructing a mapping
+        found duplicate key 'a' (first at line 1)
+          in "<unicode string>", line 3, column 1:
+            a: 3
+            ^
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:  # Any: YAML
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[object, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: SafeLoader reports it itself
+                    continue
+                if first != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        None,
+                        f"found duplicate key {key!r} (first at line {first + 1})",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+
+
 def load_config(path: str | Path) -> RouterConfig:
-    """Read a policy file: ``yaml.safe_load`` then ``RouterConfig.model_validate``.
+    """Read a policy file: YAML (a duplicate key is an error) then ``RouterConfig.model_validate``.
 
     Raises:
         ConfigError: naming the file and the dotted field for any problem.
@@ -429,7 +590,7 @@ def load_config(path: str | Path) -> RouterConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read policy file: {exc}", source=source) from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
     cfg = config_from_mapping(raw, source=source)

@@ -194,11 +194,11 @@ def test_api_key_env_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         (
             "tiers: [{kind: grpc, model: m}]",
-            r"policy\.yaml: tiers\[0\]: Input tag 'grpc' .* 'openai_compat', 'local'",
+            r"policy\.yaml: tiers\[0\]: unknown kind 'grpc'; kind is one of: openai_compat, local",
         ),
         (
             "tiers: [{kind: litellm, model: gpt-4o}]\nverifiers: [{kind: magic}]",
-            r"policy\.yaml: verifiers\[0\]: Input tag 'magic'",
+            r"policy\.yaml: verifiers\[0\]: unknown kind 'magic'; kind is one of: non_empty, regex",
         ),
         (
             "tiers: [{kind: litellm, model: gpt-4o}]\n"
@@ -332,3 +332,100 @@ def test_a_bad_budget_section_names_the_file_and_field(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"policy\.yaml: budgets\.teams\.claims: unknown keys"):
         Router.from_config(load_config(policy))
+
+
+# --- errors that say what is wrong first -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "tiers:\n  - {kind: local, model: q, baseurl: 'http://127.0.0.1:8000/v1'}",
+            "tiers[0].baseurl: unknown key; did you mean 'base_url'?",
+        ),
+        ("tier: [{kind: litellm, model: gpt-4o}]", "tier: unknown key; did you mean 'tiers'?"),
+        (
+            "tiers: [{kind: litellm, model: gpt-4o}]\nverifiers: [{kind: regex, must_mach: x}]",
+            "verifiers[0].must_mach: unknown key; did you mean 'must_match'?",
+        ),
+        (
+            "tiers: [{kind: litellm, model: gpt-4o}]\npolicy:\n  price_overrides:\n"
+            "    gpt-4o: {input_usd_per_mtok: 1, output_usd_per_mtk: 2}",
+            "policy.price_overrides.gpt-4o.output_usd_per_mtk: unknown key; did you mean "
+            "'output_usd_per_mtok'?",
+        ),
+        (
+            "tiers: [{kind: litellm, model: gpt-4o}]\nledger: {path: x.db, colour: red}",
+            "ledger.colour: unknown key; the keys here are: kind, path, url",
+        ),
+        (
+            "tiers: [{kind: lokal, model: m}]",
+            "tiers[0]: unknown kind 'lokal'; did you mean 'local'?",
+        ),
+    ],
+)
+def test_the_real_cause_comes_first_with_the_nearest_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert "Field required" not in str(info.value)  # the misspelt key, not its consequence
+
+
+def test_other_errors_follow_the_first(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "tiers:\n  - {kind: local, model: q, baseurl: u, timeout_s: soon}\n  - {kind: litellm}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path}: tiers[0].baseurl: unknown key; did you mean 'base_url'? (also: "
+        "tiers[0].timeout_s: Input should be a valid number, unable to parse string as a number; "
+        "tiers[1].model: Field required)"
+    )
+
+
+def test_a_duplicate_yaml_key_is_an_error_naming_its_lines(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "tiers: [{kind: litellm, model: gpt-4o}]\nverifiers: [non_empty]\n"
+        "tiers: [{kind: litellm, model: gpt-4o-mini}]\n",
+    )
+    with pytest.raises(
+        ConfigError, match=r"found duplicate key 'tiers' \(first at line 1\)"
+    ) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: not valid YAML: ")
+    assert "line 3, column 1" in str(info.value)
+
+
+def test_duplicate_keys_inside_a_tier_and_merge_keys(tmp_path: Path) -> None:
+    nested = _write(
+        tmp_path, "tiers:\n  - kind: litellm\n    model: gpt-4o\n    model: gpt-4o-mini\n"
+    )
+    with pytest.raises(ConfigError, match=r"duplicate key 'model' \(first at line 3\)"):
+        load_config(nested)
+    # A << merge may be overridden: that is what merges are for.
+    merged = _write(
+        tmp_path,
+        "base: &base {kind: litellm, model: gpt-4o}\ntiers:\n  - {<<: *base, model: gpt-4o-mini}\n",
+        name="merged.yaml",
+    )
+    with pytest.raises(ConfigError, match=r"base: unknown key"):
+        load_config(merged)  # parsed (the override is allowed); `base` itself is not a key
+
+
+def test_duplicate_tier_names_name_both_tiers(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "tiers:\n  - {kind: litellm, model: gpt-4o}\n  - {kind: litellm, model: gpt-4o}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(
+        f"{path}: tiers[1].name: tier name 'frontier:gpt-4o' is already used by tiers[0]"
+    )
