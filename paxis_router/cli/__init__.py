@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 COMMANDS: tuple[str, ...] = (
     "demo",
     "route",
+    "policy",
     "skills",
     "serve",
     "report",

@@ -762,10 +762,12 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
 
 @contextlib.contextmanager
 def _located(cfg: RouterConfig, field: str) -> Iterator[None]:
-    """Re-raise a ConfigError from building a section with the policy file and field named."""
+    """Re-raise a ConfigError from building a section with the policy file and field named (an
+    error about another file, such as a schema file, keeps that file's name after them)."""
     try:
         yield
     except ConfigError as exc:
-        if exc.source is not None:
+        if exc.source is not None and (exc.source == cfg._source or cfg._source is None):
             raise
-        raise ConfigError(str(exc), source=cfg._source, field=exc.field or field) from exc
+        inner = field if exc.source is not None else exc.field or field  # str(exc) has its own
+        raise ConfigError(str(exc), source=cfg._source, field=inner) from exc
