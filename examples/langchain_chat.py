@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
+try:
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+except ImportError:  # pragma: no cover - depends on the install
+    sys.exit("langchain_chat.py needs langchain-core: pip install 'paxis-router[langchain]'")
 
 from paxis_router import Router
 from paxis_router.integrations.langchain import PaxisChatModel

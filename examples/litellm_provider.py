@@ -4,6 +4,8 @@ Offline: the tiers are fakes; use ``Router.from_config(load_config("policies/def
 for real ones. Code that already calls litellm changes only its model name.
 
     python examples/litellm_provider.py
+
+Needs litellm (``pip install 'paxis-router[litellm]'``); without it, it says so and exits 1.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import sys
 
 from paxis_router import Router
+from paxis_router.errors import PaxisError
 from paxis_router.integrations.litellm import register
 from paxis_router.testing import FakeWorker
 from paxis_router.verifiers.regex import RegexVerifier
@@ -38,4 +41,7 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PaxisError as exc:  # litellm not installed: the message names the extra
+        sys.exit(f"litellm_provider.py: {exc}")

@@ -238,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpo", action="store_true", help="GRPO with a verifier reward")
     parser.add_argument("--reward-regex", default=r"\d", help="GRPO: RegexVerifier pattern")
     args = parser.parse_args(argv)
+    if not (args.data / "train.jsonl").is_file():
+        parser.error(
+            f"{args.data / 'train.jsonl'} not found: export training data first, e.g. "
+            f"paxis distill export --kind {'gkd' if args.grpo else 'sft'} -o {args.data}"
+        )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     base: str | Path = args.base or make_tiny_base(args.output / "_tiny_base")
     if args.grpo:
@@ -256,4 +261,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except ImportError as exc:
+        sys.exit(
+            f"train_worker.py needs the [train] extra ({exc.name or exc} is missing): "
+            "pip install 'paxis-router[train]'"
+        )

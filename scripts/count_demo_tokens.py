@@ -27,7 +27,9 @@ def main() -> int:
     with (DATA / "gsm8k_responses.csv").open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         texts = ["prompt", *(c for c in reader.fieldnames or [] if c.endswith("_response"))]
-        rows = [[str(i), *(str(count_tokens(row[c])) for c in texts)] for i, row in enumerate(reader)]
+        rows = [
+            [str(i), *(str(count_tokens(row[c])) for c in texts)] for i, row in enumerate(reader)
+        ]
     out = DATA / "gsm8k_tokens.csv"
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -10,6 +10,7 @@ cost, and a negative saving as what it is: routing that cost more.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,19 @@ from paxis_router.pricing import format_usd
 
 JSON_PLACES = 10
 """Decimals of money in JSON output: the ledger's resolution (ticks of 1e-10 USD)."""
+
+
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain(doc: str | None) -> str:
+    """A module docstring as command-line help: Sphinx ``literals`` become plain text.
+
+    Example:
+        >>> plain("writes ``paxis-ledger.db``")
+        'writes paxis-ledger.db'
+    """
+    return _LITERAL.sub(r"\1", doc or "")
 
 
 def emit(text: str = "") -> None:

@@ -29,7 +29,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paxis_router.cli._output import emit, emit_json, percent_text, savings_text, usd, usd_json
+from paxis_router.cli._output import (
+    emit,
+    emit_json,
+    percent_text,
+    plain,
+    savings_text,
+    usd,
+    usd_json,
+)
 from paxis_router.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "demo",
         help="replay RouteLLM's real GSM8K answers through the router (offline, < 1 min)",
-        description=__doc__,
+        description=plain(__doc__),
         epilog="examples:\n  paxis demo\n  paxis demo --limit 100 --json\n"
         "  paxis demo --ledger /tmp/demo.db",
         formatter_class=argparse.RawDescriptionHelpFormatter,

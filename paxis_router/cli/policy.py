@@ -15,7 +15,7 @@ from collections.abc import Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paxis_router.cli._output import emit, emit_json, usd
+from paxis_router.cli._output import emit, emit_json, plain, usd
 
 if TYPE_CHECKING:
     from paxis_router.config.schema import RouterConfig
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = actions.add_parser(
         "check",
         help="validate a policy file and print what it loads (exit 0/1)",
-        description=__doc__,
+        description=plain(__doc__),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
