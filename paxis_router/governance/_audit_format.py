@@ -8,6 +8,7 @@ same values fails verification, so what a reader parses is exactly what was hash
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import json
@@ -49,27 +50,53 @@ def canonical_json(record: dict[str, Any]) -> bytes:  # Any: JSON values
     return _dumps(record).encode()
 
 
+_ENCODER = json.JSONEncoder(  # stateless: one instance serves every thread
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _dumps(value: Any) -> str:  # Any: a JSON value
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _ENCODER.encode(value)
 
 
-def encode_value(value: Any) -> bytes:  # Any: a JSON value
-    """One value's canonical JSON bytes (for :func:`join_fields`)."""
-    return _dumps(value).encode()
+CHAIN_KEYS = ("hash", "key_id", "prev", "seq")
+"""The members the writer adds to a record, in sorted order."""
 
 
-def join_fields(fields: dict[str, bytes]) -> bytes:
-    """The canonical JSON object made of already encoded values: equal to ``canonical_json``
-    of the decoded object, without re-encoding the (possibly large) values."""
-    parts = [b"{"]
-    for k in sorted(fields):
-        parts += (encode_value(k), b":", fields[k], b",")
-    if len(parts) == 1:
-        return b"{}"
-    parts[-1] = b"}"  # the last comma closes the object
-    return b"".join(parts)  # each value is copied once
+class EncodedFields:
+    """A record's own fields encoded once, ready for its chain members to be spliced in.
+
+    The fields are encoded in (at most) five runs of canonical JSON, one per gap between the
+    sorted chain keys, so :meth:`line` builds the canonical JSON of the whole record (equal to
+    ``canonical_json``) without encoding any value again. Raises ValueError or TypeError for a
+    value with no canonical form.
+    """
+
+    __slots__ = ("_runs",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:  # Any: JSON values
+        gaps: list[dict[str, Any]] = [{} for _ in range(len(CHAIN_KEYS) + 1)]
+        for name, value in fields.items():
+            gaps[bisect.bisect(CHAIN_KEYS, name)][name] = value
+        self._runs = [canonical_json(gap)[1:-1] if gap else b"" for gap in gaps]
+
+    def line(self, chain: dict[str, str | int]) -> bytes:
+        """The record's canonical JSON with the ``chain`` members (a subset of CHAIN_KEYS)."""
+        pieces: list[bytes] = []
+        for run, name in zip(self._runs, CHAIN_KEYS, strict=False):
+            if run:
+                pieces.append(run)
+            if name in chain:
+                pieces.append(f'"{name}":{_chain_value(chain[name])}'.encode())
+        if self._runs[-1]:
+            pieces.append(self._runs[-1])
+        return b"{" + b",".join(pieces) + b"}"
+
+
+def _chain_value(value: str | int) -> str:
+    if isinstance(value, int) or (value.isascii() and value.isalnum()):  # seq, hex digests
+        return f'"{value}"' if isinstance(value, str) else str(value)
+    return _dumps(value)
 
 
 def digest(unsigned: bytes, key: AuditKey | None) -> str:
@@ -227,10 +254,29 @@ def parse_checkpoint(
     return Checkpoint(records, head, ts, key_id, number), None
 
 
-def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:  # Any: JSON values
-    """``(object, None)`` when ``raw`` (one line without its newline) is a canonical JSON object;
-    ``(None, problem)`` otherwise. Never raises: depth bombs, bad UTF-8, duplicate keys and
-    non-canonical spellings are problems, not exceptions."""
+def unsigned_bytes(raw: bytes, record: dict[str, Any]) -> bytes:  # Any: JSON values
+    """What a record's ``hash`` covers: its canonical JSON without the ``hash`` member.
+
+    For a canonical ``raw`` line that is ``raw`` with the member ``"hash":"<hex>"`` and one comma
+    cut out, with no re-encoding of (possibly megabytes of) values. The member is searched with
+    its own value, so finding it nested elsewhere would need a hash that covers itself; when it is
+    not found exactly once, the record is encoded again.
+    """
+    member = b'"hash":"' + str(record.get("hash")).encode() + b'"'
+    at = raw.find(member)
+    if at < 0 or raw.find(member, at + 1) >= 0:
+        return canonical_json({k: v for k, v in record.items() if k != "hash"})
+    before, after = raw[:at], raw[at + len(member) :]
+    if after.startswith(b","):
+        after = after[1:]
+    elif before.endswith(b","):
+        before = before[:-1]
+    return before + after
+
+
+def load_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:  # Any: JSON values
+    """``(object, None)`` when ``raw`` (one line without its newline) parses to a JSON object;
+    ``(None, problem)`` otherwise. Never raises (a depth bomb or bad UTF-8 is a problem)."""
     if raw.startswith(_BOM):
         return None, "starts with a byte-order mark: not the canonical bytes that were hashed"
     if raw.endswith(b"\r"):
@@ -243,6 +289,16 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:  # Any: 
         return None, f"not valid JSON ({exc}): edited or damaged"
     if not isinstance(obj, dict):
         return None, "not a JSON object: edited or damaged"
+    return obj, None
+
+
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:  # Any: JSON values
+    """``(object, None)`` when ``raw`` (one line without its newline) is a canonical JSON object;
+    ``(None, problem)`` otherwise. Never raises: depth bombs, bad UTF-8, duplicate keys and
+    non-canonical spellings are problems, not exceptions."""
+    obj, problem = load_line(raw)
+    if obj is None:
+        return None, problem
     try:
         canonical = canonical_json(obj)
     except (ValueError, TypeError, RecursionError):

@@ -19,7 +19,6 @@ from paxis_router.governance._audit_format import (
     REQUIRED,
     AuditKey,
     Checkpoint,
-    canonical_json,
     checkpoints_path,
     digest,
     is_hex64,
@@ -27,6 +26,7 @@ from paxis_router.governance._audit_format import (
     parse_checkpoint,
     parse_line,
     resolve_key,
+    unsigned_bytes,
 )
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class _Scan:
             record, problem = parse_line(raw[:-1])
             if record is None:
                 return self.fail(number, problem or "")
-            problem = self._check(record)
+            problem = self._check(record, raw[:-1])
             if problem is None and record["seq"] != self.count:
                 problem = self._explain_seq(record, number, lines)
             if problem is None and record["prev"] != self.prev:
@@ -199,7 +199,7 @@ class _Scan:
             notes=self._notes(),
         )
 
-    def _check(self, record: dict[str, Any]) -> str | None:  # Any: JSON values
+    def _check(self, record: dict[str, Any], raw: bytes) -> str | None:  # Any: JSON values
         missing = [k for k in REQUIRED if k not in record]
         if missing:
             return f"missing field(s) {', '.join(sorted(missing))}"
@@ -215,7 +215,7 @@ class _Scan:
                 f"written with key id {record_key} where the log's records before it have "
                 f"{self.key_id}: records from another log or key were spliced in"
             )
-        unsigned = canonical_json({k: v for k, v in record.items() if k != "hash"})
+        unsigned = unsigned_bytes(raw, record)
         if self.key is not None:
             if record_key is None:
                 return (

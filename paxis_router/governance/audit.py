@@ -87,17 +87,17 @@ from paxis_router.governance._audit_format import (
     GENESIS,
     KEY_ENV,
     AuditKey,
+    EncodedFields,
     canonical_json,
     checkpoint_line,
     checkpoints_path,
     digest,
-    encode_value,
     is_hex64,
     is_int,
-    join_fields,
-    parse_line,
+    load_line,
     record_hash,
     resolve_key,
+    unsigned_bytes,
 )
 from paxis_router.governance._audit_verify import VerifyResult, head, verify
 from paxis_router.types import utc_now
@@ -250,12 +250,12 @@ class AuditLog:
             if self.include_payload:
                 record["payload"] = payload
         try:
-            encoded = {k: encode_value(v) for k, v in record.items()}
+            encoded = EncodedFields(record)  # once, outside the lock
         except (ValueError, TypeError) as exc:
             raise AuditError(f"{self.path}: a field has no canonical JSON form ({exc})") from exc
+        chain: dict[str, str | int] = {}
         if self.key is not None:
-            record["key_id"] = self.key.key_id
-            encoded["key_id"] = encode_value(self.key.key_id)
+            record["key_id"] = chain["key_id"] = self.key.key_id
         with self._io:
             self._raise_if_fatal()
             fd = self._open()
@@ -263,11 +263,10 @@ class AuditLog:
             try:
                 self._refresh_tail(fd)
                 seq, prev = self._seq + 1, self._hash
-                encoded["seq"] = str(seq).encode()
-                encoded["prev"] = f'"{prev}"'.encode()
-                record_digest = digest(join_fields(encoded), self.key)
-                encoded["hash"] = f'"{record_digest}"'.encode()
-                line = join_fields(encoded) + b"\n"
+                chain["seq"], chain["prev"] = seq, prev
+                record_digest = digest(encoded.line(chain), self.key)
+                chain["hash"] = record_digest
+                line = encoded.line(chain) + b"\n"
                 self._write_line(fd, line)
                 self._size += len(line)
                 self._seq, self._hash = seq, record_digest
@@ -517,7 +516,7 @@ class AuditLog:
                 f"{self.path}: the last line is half-written; refusing to append after a damaged "
                 "record. Run `paxis audit verify` and keep the damaged file as evidence."
             )
-        record, problem = parse_line(line)
+        record, problem = load_line(line)  # `verify` checks the spelling; the hash, here
         if record is not None and not (is_int(record.get("seq")) and is_hex64(record.get("hash"))):
             record, problem = None, "no integer seq or no hash"
         if record is None:
@@ -534,7 +533,7 @@ class AuditLog:
                 f"{self.path}: the log was written {was} and this writer {now}: one log, one "
                 f"key. Pass the log's key ({KEY_ENV}), or start a new file"
             )
-        if record_hash(record, self.key) != record["hash"]:
+        if digest(unsigned_bytes(line, record), self.key) != record["hash"]:
             raise AuditError(
                 f"{self.path}: the last record's hash does not match its content (edited or "
                 "forged); refusing to chain onto it. Run `paxis audit verify`"
@@ -646,14 +645,16 @@ class AuditLog:
             )
             logger.error("%s", self._background_error)
             return line
+        start = -1
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            start = os.fstat(fd).st_size
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                start = os.fstat(fd).st_size
                 if os.write(fd, line) != len(line):
                     raise OSError(errno.ENOSPC, "short write")
             except OSError as exc:
-                _cut_back(fd, start)
+                if start >= 0:
+                    _cut_back(fd, start)
                 self._background_error = AuditError(
                     f"{self.checkpoints}: could not write a checkpoint ({exc.strerror or exc})"
                 )

@@ -14,7 +14,8 @@ import pytest
 
 from paxis_router.cli import main
 from paxis_router.errors import AuditError
-from paxis_router.governance.audit import AuditLog, verify
+from paxis_router.governance._audit_format import EncodedFields, unsigned_bytes
+from paxis_router.governance.audit import AuditLog, canonical_json, verify
 
 NOT_CANONICAL = "not in canonical form"
 
@@ -171,3 +172,43 @@ def test_a_reordered_keyed_log_is_a_reorder_too(tmp_path: Path) -> None:
         2,
         "records out of order: seq 2 where 1 was expected; seq 1 comes later, on line 3",
     )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"decision": "a", "hash": "h" * 64, "kind": "k", "seq": 0},
+        {"hash": "h" * 64, "kind": "k"},
+        {"decision": "a", "hash": "h" * 64},
+        {"hash": "h" * 64},
+        {"a": {"hash": "h" * 64}, "hash": "h" * 64, "z": '"hash":"' + "h" * 64 + '"'},
+    ],
+    ids=["middle", "first", "last", "alone", "nested-copy"],
+)
+def test_the_hashed_bytes_are_the_line_without_its_hash(record: dict[str, object]) -> None:
+    raw = canonical_json(record)
+    assert unsigned_bytes(raw, record) == canonical_json(
+        {k: v for k, v in record.items() if k != "hash"}
+    )
+
+
+def test_the_writer_does_not_chain_onto_a_respelled_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = write_log(path, 2)
+    lines[-1] = lines[-1].replace(b'"decision":"allow"', b'"decision": "allow"')
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(AuditError, match="the last record's hash does not match its content"):
+        AuditLog(path, fsync=False).append(kind="gate", decision="allow")
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [{}, {"seq": 3, "prev": "p" * 64}, {"hash": "h" * 64, "key_id": "k1", "prev": "", "seq": 0}],
+)
+def test_the_writer_splices_chain_members_into_canonical_json(chain: dict[str, str | int]) -> None:
+    fields = {
+        "a": 1, "hash_x": "1", "key": 0, "kind": "k", "pre": [1.5], "prev_": None,
+        "sa": {"b": 1, "a": "\n"}, "z": "é\u2028",
+    }  # fmt: skip
+    assert EncodedFields(fields).line(chain) == canonical_json({**fields, **chain})
+    assert EncodedFields({}).line(chain) == canonical_json(dict(chain))
