@@ -348,7 +348,7 @@ class AuditLog:
         self._raise_if_fatal()
         with self._io:
             fd = self._open()
-            if self._size < 0:
+            if self._size < 0:  # first use: the last record must be sound to chain onto
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 try:
                     self._refresh_tail(fd)
@@ -358,7 +358,7 @@ class AuditLog:
                 self._same_file(fd)
             failed = self._write_error
         try:
-            vfs = os.fstatvfs(fd)
+            vfs = os.statvfs(self.path)  # by path: a concurrent close() may release the fd
         except OSError as exc:
             raise AuditError(f"{self.path}: cannot stat its filesystem ({exc})") from exc
         free = vfs.f_bavail * vfs.f_frsize
