@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -450,6 +451,22 @@ class AuditLog:
 
     # --- internals ------------------------------------------------------------------------------
 
+    def _forget_parent(self) -> None:
+        """After a fork, in the child: drop the parent's open file, locks and fsync thread."""
+        if self._closer is not None:
+            self._closer.detach()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # the child's copy only; the parent's stays open
+        self._fd, self._closer, self._size = None, None, -1
+        self._io, self._sync_lock, self._cond = (
+            threading.Lock(),
+            threading.Lock(),
+            threading.Condition(),
+        )
+        self._syncer, self._stopping = None, False
+        self._written = self._synced = 0
+
     def _raise_if_fatal(self) -> None:
         if self._fatal is not None:
             raise self._fatal
@@ -728,7 +745,15 @@ class _OpenLogs:
             self._logs.add(log)
             if not self._registered:
                 atexit.register(self.close_all)
+                os.register_at_fork(after_in_child=self.after_fork)
                 self._registered = True
+
+    def after_fork(self) -> None:
+        """In a forked child: each log opens its own file again (a ``flock`` held through an
+        inherited open file would exclude nobody) and starts its own fsync thread."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        for log in list(self._logs):
+            log._forget_parent()  # this registry is part of AuditLog
 
     def discard(self, log: AuditLog) -> None:
         with self._lock:

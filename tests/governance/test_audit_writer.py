@@ -187,3 +187,31 @@ def test_several_keyed_processes_share_one_chain_and_checkpoint_it(tmp_path: Pat
     result = verify(path, key=KEY)
     assert (result.ok, result.records) == (True, 160)
     assert result.checkpointed == 160  # the last writer's close checkpointed the whole log
+
+
+def test_a_forked_child_gets_its_own_file_lock_and_fsync_thread(tmp_path: Path) -> None:
+    """A pre-forking server (gunicorn) forks after the log was opened: a child must not share
+    the parent's open file (a shared ``flock`` excludes nobody) nor its dead fsync thread."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, key=KEY, checkpoint_every=50)
+    log.append(kind="route", decision="accept", target="before fork")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        status = 1
+        try:
+            os.read(read_end, 1)  # start together with the parent
+            for i in range(300):
+                log.append(kind="route", decision="accept", target=f"child-{i}")
+            log.close()
+            status = 0
+        finally:
+            os._exit(status)
+    os.write(write_end, b"x")
+    for i in range(300):
+        log.append(kind="route", decision="accept", target=f"parent-{i}")
+    _, status = os.waitpid(pid, 0)
+    log.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    result = verify(path, key=KEY)
+    assert (result.ok, result.records, result.error) == (True, 601, None)
