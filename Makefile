@@ -45,4 +45,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/ledger_bench.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage paxis-demo.db paxis-demo.audit.jsonl
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage paxis-demo.db paxis-audit.jsonl paxis-audit.jsonl.checkpoints

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--audit",
         type=Path,
         default=None,
-        help="the demo's hash-chained audit log, appended to (default: paxis-demo.audit.jsonl "
+        help="the demo's hash-chained audit log, appended to (default: paxis-audit.jsonl "
         "beside the ledger); check it with `paxis audit verify`",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -339,15 +339,22 @@ class LedgerSpec(_Model):
 
 
 class AuditSpec(_Model):
-    """``audit:``: the hash-chained audit log (relative to the working directory).
+    """``audit:``: the tamper-evident audit log (paths relative to the working directory).
 
     ``include_payload`` stores prompts and answers in the log (off: hashes only); ``fsync``
-    flushes every record to disk before the route goes on.
+    makes records durable in the background (one fsync per batch). The HMAC key is read from
+    ``key_file``, else from the environment variable ``key_env``; never from this file. A keyed
+    log writes a signed checkpoint every ``checkpoint_every`` records (and on close) to
+    ``checkpoints`` (default: ``<path>.checkpoints``).
     """
 
     path: Path = Path("paxis-audit.jsonl")
     include_payload: bool = False
     fsync: bool = True
+    key_file: Path | None = None
+    key_env: str = "PAXIS_AUDIT_KEY"
+    checkpoints: Path | None = None
+    checkpoint_every: int = Field(default=256, ge=0)
 
 
 class SkillsSpec(_Model):
@@ -549,7 +556,15 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         from paxis_router.governance.audit import AuditLog
 
         spec = cfg.audit
-        audit = AuditLog(spec.path, include_payload=spec.include_payload, fsync=spec.fsync)
+        audit = AuditLog(
+            spec.path,
+            include_payload=spec.include_payload,
+            fsync=spec.fsync,
+            key_file=spec.key_file,
+            key_env=spec.key_env,
+            checkpoints=spec.checkpoints,
+            checkpoint_every=spec.checkpoint_every,
+        )
     verifiers = []  # built under the gate and audit log: script verifiers run under both
     for i, verifier_spec in enumerate(cfg.verifiers):
         with _located(cfg, f"verifiers[{i}]"):
