@@ -31,7 +31,8 @@ def test_format_usd(value: Decimal | None, places: int, shown: str) -> None:
     assert format_usd(value, places=places) == shown
 
 
-def test_docstring_examples() -> None:
-    result = doctest.testmod(pricing)
-    assert result.attempted > 0
-    assert result.failed == 0
+def test_docstring_example() -> None:
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(format_usd, "format_usd", globs=vars(pricing)):
+        runner.run(test)
+    assert runner.summarize(verbose=False) == doctest.TestResults(failed=0, attempted=2)
