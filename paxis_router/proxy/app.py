@@ -595,7 +595,8 @@ class _App:
         }
         model = str(getattr(tier.worker, "model", tier.name))
         writer = ChunkWriter("chatcmpl-" + request.request_id, model)
-        return StreamingResponse(
+        return _LiveResponse(
+            live,
             _live_stream(writer, live, include_usage(body)),
             media_type="text/event-stream",
             headers=headers,
@@ -629,6 +630,25 @@ class _App:
         return PlainTextResponse(
             self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
+
+
+class _LiveResponse(StreamingResponse):
+    """A passthrough stream's response: however sending ends (the client went away before the
+    first byte, in the middle, or the server is stopping), a route still running is ended."""
+
+    def __init__(
+        self, live: _Live, content: AsyncIterator[bytes], **kwargs: Any
+    ) -> None:  # Any: StreamingResponse's keyword arguments
+        super().__init__(content, **kwargs)
+        self.live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            task = self.live.task
+            if task is not None and (not task.done() or not self.live.counted):
+                self.live.abandon()
 
 
 class _Gone:
