@@ -19,7 +19,7 @@ import importlib.util
 import json
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -155,3 +155,26 @@ def cost_or_none(price: Price | None, usage: Usage | None, held_s: float) -> Dec
     if price is None:
         return None
     return price.cost(usage, held_s)
+
+
+def format_usd(value: Decimal | None, *, places: int = 6) -> str:
+    """A dollar amount for display: rounded to ``places`` decimals (half to even), written out
+    in full (never in exponent notation); ``"unknown"`` for None (an unknown price).
+
+    Display only: amounts are stored and summed at full precision. Use 6 places for one
+    request's cost, 2-4 for totals a person reads.
+
+    Example:
+        >>> format_usd(Decimal("0.000017500000000000000000000000001"))
+        '0.000018'
+        >>> format_usd(Decimal("1234.5"), places=2), format_usd(None)
+        ('1234.50', 'unknown')
+    """
+    if value is None or not value.is_finite():
+        return "unknown"
+    with localcontext() as context:
+        context.prec = max(context.prec, value.adjusted() + places + 2)
+        rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    if rounded.is_zero():
+        rounded = abs(rounded)  # never "-0.000000"
+    return f"{rounded:f}"
