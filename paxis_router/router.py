@@ -58,7 +58,7 @@ from paxis_router.types import (
     new_id,
     utc_now,
 )
-from paxis_router.workers.base import Tier, Worker, as_tier
+from paxis_router.workers.base import RelaysStream, Tier, Worker, as_tier
 from paxis_router.workers.resilience import call_tier, classify_error, next_window_floor
 
 if TYPE_CHECKING:
@@ -360,6 +360,8 @@ class Router:
         for observer in self._checked:
             observer.check()  # a sink that cannot record refuses before anything is spent
         send = screened.request if screened is not None and screened.request else route.prepared
+        if screened is not None and screened.placeholders and isinstance(tier.worker, RelaysStream):
+            tier.worker.filter_relayed_text(screened.stream_restorer())
         t0 = self._clock()
         completion: Completion | None = None
         error: WorkerError | None = None

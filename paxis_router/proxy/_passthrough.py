@@ -150,6 +150,11 @@ class TeeWorker:
         if timeout is not None and not timeout.expired():
             timeout.reschedule(asyncio.get_running_loop().time())
 
+    def filter_relayed_text(self, text_filter: StreamFilter) -> None:
+        """Set the filter the deltas pass through (the router sets the gate's placeholder
+        restorer here when it redacted the prompt)."""
+        self._filter = text_filter
+
     def _relay(self, text: str) -> None:
         """THE seam: every delta reaches the client through here (filter, then queue)."""
         text = replace_lone_surrogates(text)

@@ -27,6 +27,23 @@ class Worker(Protocol):
     async def complete(self, request: ChatRequest, skill: Skill | None) -> Completion: ...
 
 
+class TextFilter(Protocol):
+    """Rewrites a stream's text in order (``feed`` each delta, ``flush`` at the end); it may hold
+    back a tail that is not decided yet, e.g. half of a PII placeholder."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+@runtime_checkable
+class RelaysStream(Protocol):
+    """A worker that relays its answer's text to a client as it streams (the proxy's
+    passthrough): the router gives it the filter that restores what the gate redacted."""
+
+    def filter_relayed_text(self, text_filter: TextFilter) -> None: ...
+
+
 @dataclass(frozen=True)
 class Tier:
     """One rung of the escalation ladder: a worker, its price, and where its data goes.

@@ -491,3 +491,32 @@ async def test_passthrough_stream_of_a_worker_that_cannot_stream_sends_its_answe
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert text == "whole answer"
     assert response.headers["x-paxis-passthrough"] == "true"
+
+
+async def test_a_passthrough_stream_restores_what_the_gate_redacted(tmp_path: Path) -> None:
+    from paxis_router.governance.gate import Gate, parse_gate_policy
+
+    policy = parse_gate_policy(
+        {"version": "t", "rules": [{"id": "out", "effect": "allow", "pii": "redact"}]}
+    )
+    worker = FakeWorker(["I will mail <EMAIL_1> today"], name="local:w")
+    router = Router(tiers=[worker], gate=Gate(policy), ledger=SQLiteLedger(tmp_path / "l.db"))
+    body = {
+        "model": "paxis/auto",
+        "messages": [{"role": "user", "content": "mail bob@example.com"}],
+        "stream": True,
+    }
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=create_app(router, SETTINGS)),
+        base_url="http://paxis.test",
+    ) as http:
+        response = await http.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {KEY_STREAMER}", "x-paxis-passthrough": "1"},
+        )
+    assert response.headers["x-paxis-passthrough"] == "true"
+    assert worker.calls[0].query == "mail <EMAIL_1>"  # the tier never saw the address
+    chunks = [json.loads(e) for e in _sse_events(response.text)[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "I will mail bob@example.com today"
