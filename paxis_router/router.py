@@ -58,8 +58,14 @@ from paxis_router.types import (
     new_id,
     utc_now,
 )
-from paxis_router.workers.base import RelaysStream, Tier, Worker, as_tier
-from paxis_router.workers.resilience import call_tier, classify_error, next_window_floor
+from paxis_router.workers.base import (
+    RelaysStream,
+    Tier,
+    Worker,
+    as_tier,
+    classify_error,
+    overflowed_window,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -366,10 +372,13 @@ class Router:
         completion: Completion | None = None
         error: WorkerError | None = None
         try:
-            completion = await call_tier(tier, send, route.skill, window_floor=route.window_floor)
+            completion = await tier.call(send, route.skill, window_floor=route.window_floor)
         except WorkerError as exc:
             error = exc
             logger.warning("tier %s failed: %s", tier.name, exc)
+            overflowed = overflowed_window(exc, tier)
+            if overflowed is not None:  # a later tier whose window is no larger is skipped
+                route.window_floor = max(route.window_floor or 0, overflowed)
         except asyncio.CancelledError:
             held_s = self._clock() - t0
             self._record_cancelled(route, tier, index, started_at, held_s, shadow=shadow)
@@ -393,7 +402,6 @@ class Router:
             status=status,
             called=called,
         )
-        route.window_floor = next_window_floor(route.window_floor, tier, attempt)
         return attempt
 
     def _record_cancelled(
