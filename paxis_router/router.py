@@ -58,8 +58,14 @@ from paxis_router.types import (
     new_id,
     utc_now,
 )
-from paxis_router.workers.base import Tier, Worker, as_tier
-from paxis_router.workers.resilience import call_tier, classify_error, next_window_floor
+from paxis_router.workers.base import (
+    RelaysStream,
+    Tier,
+    Worker,
+    as_tier,
+    classify_error,
+    overflowed_window,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -194,11 +200,13 @@ class Router:
         return asyncio.run(self._route(request, "inline"))
 
     async def drain(self) -> None:
-        """Wait for every background shadow call to finish and be recorded.
+        """Wait for every background shadow call to finish and be recorded, then make the
+        ledger and audit records durable (sinks with ``aflush``).
 
         Call it before the event loop closes (``route_many`` and ``aclose`` do). A shadow
-        call's ledger or audit error (logged at ERROR when it happens) is re-raised here; a
-        shadow tier's own failure is a recorded attempt, not an error.
+        call's ledger or audit error (logged at ERROR when it happens) is re-raised here, and
+        so is a sink's background write error; a shadow tier's own failure is a recorded
+        attempt, not an error.
 
         Example:
             >>> from paxis_router.testing import FakeWorker
@@ -213,11 +221,15 @@ class Router:
             1
         """
         await self._backlog.drain()
+        for sink in (*self.sinks, self.audit):
+            flush = getattr(sink, "aflush", None)
+            if flush is not None:
+                await flush()  # durable now; a background write error surfaces here
 
     async def aclose(self) -> None:
-        """Drain the shadow calls, then close the workers' HTTP clients (those with
-        ``aclose``). The ledger sinks stay open: their owner closes them. A drain error is
-        raised after the workers are closed."""
+        """Drain the shadow calls and flush the sinks, then close the workers' HTTP clients
+        and the audit log (a later record reopens it). The ledger sinks stay open: their owner
+        closes them. A drain error is raised after everything is closed."""
         try:
             await self.drain()
         finally:
@@ -225,6 +237,8 @@ class Router:
                 close = getattr(tier.worker, "aclose", None)
                 if close is not None:
                     await close()
+            if self.audit is not None:
+                await self.audit.aclose()
 
     @property
     def shadow_pending(self) -> int:
@@ -341,7 +355,9 @@ class Router:
             outage_mode=route.outage_mode,
         )
 
-    async def _attempt(self, route: _Route, tier: Tier, index: int) -> Attempt:
+    async def _attempt(
+        self, route: _Route, tier: Tier, index: int, *, shadow: bool = False
+    ) -> Attempt:
         """One call to ``tier``: gate, check the observers can record, call, verify."""
         started_at = utc_now()
         screened = self._screen(tier, route.prepared, route.skill)
@@ -350,16 +366,22 @@ class Router:
         for observer in self._checked:
             observer.check()  # a sink that cannot record refuses before anything is spent
         send = screened.request if screened is not None and screened.request else route.prepared
+        if screened is not None and screened.placeholders and isinstance(tier.worker, RelaysStream):
+            tier.worker.filter_relayed_text(screened.stream_restorer())
         t0 = self._clock()
         completion: Completion | None = None
         error: WorkerError | None = None
         try:
-            completion = await call_tier(tier, send, route.skill, window_floor=route.window_floor)
+            completion = await tier.call(send, route.skill, window_floor=route.window_floor)
         except WorkerError as exc:
             error = exc
             logger.warning("tier %s failed: %s", tier.name, exc)
+            overflowed = overflowed_window(exc, tier)
+            if overflowed is not None:  # a later tier whose window is no larger is skipped
+                route.window_floor = max(route.window_floor or 0, overflowed)
         except asyncio.CancelledError:
-            self._record_cancelled(route, tier, index, started_at, self._clock() - t0)
+            held_s = self._clock() - t0
+            self._record_cancelled(route, tier, index, started_at, held_s, shadow=shadow)
             raise
         latency_s = self._clock() - t0
         if completion is not None and screened is not None:
@@ -380,17 +402,24 @@ class Router:
             status=status,
             called=called,
         )
-        route.window_floor = next_window_floor(route.window_floor, tier, attempt)
         return attempt
 
     def _record_cancelled(
-        self, route: _Route, tier: Tier, index: int, started_at: datetime, held_s: float
+        self,
+        route: _Route,
+        tier: Tier,
+        index: int,
+        started_at: datetime,
+        held_s: float,
+        *,
+        shadow: bool,
     ) -> None:
-        """The caller cancelled the route while ``tier`` was answering: record what was spent.
+        """The caller cancelled the route (or the loop its shadow call) while ``tier`` was
+        answering: record what was spent.
 
         The tokens are unknown (a provider may bill the whole answer, it was asked for), so a
         per-token price records the cost as unknown; a GPU tier priced by the hour records the
-        time it was held.
+        time it was held. A cancelled shadow call is a ``shadow`` row, never the route's end.
         """
         attempt = Attempt(
             tier=tier.name,
@@ -401,12 +430,14 @@ class Router:
             error="cancelled by the caller before the tier answered",
             error_type="Cancelled",
             cost_usd=tier.price.cost(None, held_s) if tier.price is not None else None,
-            decision=Decision.STOP,
-            reason="stop: cancelled by the caller",
+            decision=Decision.SHADOW if shadow else Decision.STOP,
+            reason="shadow: cancelled" if shadow else "stop: cancelled by the caller",
         )
+        if shadow:
+            self._emit(route, attempt, tier, None)
+            return
         route.add(attempt)
-        decided = Decided(Decision.STOP, attempt.reason, Ending.CANCELLED)
-        self._emit(route, attempt, tier, decided)
+        self._emit(route, attempt, tier, Decided(Decision.STOP, attempt.reason, Ending.CANCELLED))
 
     def _screen(self, tier: Tier, request: ChatRequest, skill: Skill | None) -> Screened | None:
         """Ask the gate about calling ``tier``; audit its decision. None without a gate."""
@@ -431,7 +462,7 @@ class Router:
             await asyncio.gather(*(_safe_verify(v, request, completion) for v in self.verifiers))
         )
 
-    def _emit(self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided) -> None:
+    def _emit(self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided | None) -> None:
         """One record of ``attempt`` to every observer (ledger, budgets, audit log)."""
         entry = self._call_record(route, attempt, tier, decided)
         for observer in self._observers:
@@ -543,7 +574,7 @@ class Router:
         if self.budgets is not None and self.budgets.exhausted(route.request.team) is not None:
             return
         tier = self.tiers[index]
-        attempt = await self._attempt(route, tier, index)
+        attempt = await self._attempt(route, tier, index, shadow=True)
         if not attempt.called:
             logger.debug("shadow call to %s skipped: %s", tier.name, attempt.error)
             return
@@ -555,9 +586,7 @@ class Router:
             reason=f"shadow: calibration sample (rate {self.shadow.rate:g}); the answer of "
             f"{accepted} stands",
         )
-        entry = self._call_record(route, attempt, tier, None)
-        for observer in self._observers:
-            observer.record(entry)
+        self._emit(route, attempt, tier, None)
 
 
 @dataclass(slots=True)

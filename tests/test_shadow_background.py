@@ -191,7 +191,13 @@ def test_a_shadow_call_cut_off_by_a_closing_loop_is_logged(
         asyncio.run(route_without_drain())
     assert router.shadow_pending == 0  # cancelled with the loop, no reference left behind
     assert "was cancelled before it finished" in caplog.text
-    assert [d for _, d in _decisions(ledger)] == [Decision.ACCEPT]
+    # what the cut-off call spent is still recorded, as a shadow row (cost unknown: per token)
+    assert [d for _, d in _decisions(ledger)] == [Decision.ACCEPT, Decision.SHADOW]
+    assert [(r.error_type, r.cost_usd, r.final) for r in ledger.rows()][1] == (
+        "Cancelled",
+        None,
+        False,
+    )
 
 
 async def test_inline_mode_waits_for_the_shadow_call(ledger: SQLiteLedger) -> None:

@@ -7,7 +7,8 @@ What it does, all offline:
 2. starts the server: ``vllm serve BASE --enable-lora --lora-modules skill-a=... skill-b=...``
    (the command ``paxis worker plan`` prints), or with ``--engine transformers`` the
    transformers + peft server in this folder (clearly NOT vLLM);
-3. routes ``--requests`` requests through the real ``Router``: one local tier (a ``LoRAWorker``
+3. routes ``--requests`` requests through the real ``Router``: one local tier (an
+   ``OpenAICompatWorker`` with adapters,
    built from the plan's tier config), three skills — two name an adapter in their metadata
    (``paxis-adapter``), one goes to the base model — into a SQLite ledger;
 4. sends the same prompts (read back from the ledger's stored text) straight through

@@ -4,8 +4,9 @@
 model ``paxis/auto`` (or the ``proxy.model`` it names). API keys and limits come from the
 policy's ``proxy:`` section or from ``--proxy-config FILE``. ``--workers N`` runs N server
 processes on the port (each with its own router; the ledger file is shared).
-``paxis serve --new-key TEAM`` prints a fresh key and the config line holding its hash (only the
-hash is ever stored).
+``paxis serve --new-key TEAM`` prints a fresh key and the config lines holding its hash (only the
+hash is ever stored): one for ``proxy.keys`` (a team's key) and one for ``proxy.admin_keys``
+(a key that may read ``GET /metrics``).
 """
 
 from __future__ import annotations
@@ -139,9 +140,11 @@ def run(args: argparse.Namespace) -> int:
         from paxis_router.proxy.config import hash_key, new_key
 
         key = new_key()
-        emit(f"key (give it to team {args.new_key}; it is not stored anywhere): {key}")
-        emit("config line (under proxy.keys):")
-        emit(f'  - {{team: {args.new_key}, key_sha256: "{hash_key(key)}"}}')
+        emit(f"key (give it to {args.new_key}; it is not stored anywhere): {key}")
+        emit("config line, for a team's key (under proxy.keys):")
+        emit(f'  - {{team: {args.new_key}, key: "sha256:{hash_key(key)}"}}')
+        emit("or, for a key that may read GET /metrics (under proxy.admin_keys):")
+        emit(f'  - {{name: {args.new_key}, key: "sha256:{hash_key(key)}"}}')
         return 0
     if not args.policy:
         from paxis_router.errors import ConfigError
@@ -153,6 +156,12 @@ def run(args: argparse.Namespace) -> int:
 
         logging.getLogger(__name__).warning(
             "no proxy.keys configured: every request will get 401; add keys with --new-key"
+        )
+    if not settings.admin_keys:
+        import logging
+
+        logging.getLogger(__name__).info(
+            "no proxy.admin_keys configured: GET /metrics is closed; add one with --new-key"
         )
     if args.workers > 1:
         _run_workers(args)

@@ -78,6 +78,11 @@ class _Model(BaseModel):
 # --- tiers ----------------------------------------------------------------------------------------
 
 
+def _kinds(spec: type[BaseModel]) -> tuple[str, ...]:
+    """The ``kind`` values a spec class accepts (its ``Literal``)."""
+    return tuple(get_args(spec.model_fields["kind"].annotation))
+
+
 class _TierSpec(_Model):
     """What every tier kind shares: its name, where its data goes, and how it is priced.
 
@@ -155,11 +160,45 @@ class OpenAICompatTierSpec(_TierSpec):
     adapters: tuple[str, ...] | None = Field(
         default=None,
         description="LoRA adapter names the server serves (vLLM --lora-modules); a skill with "
-        "metadata paxis-adapter: NAME goes to its adapter, the rest to model (LoRAWorker)",
+        "metadata paxis-adapter: NAME goes to its adapter, the rest to model",
     )
     skill_adapters: bool = Field(
         default=True, description="request a skill's `paxis-adapter` LoRA adapter as the model"
     )
+
+    def build(self, cfg: RouterConfig, base_dir: Path) -> Tier:
+        """An ``OpenAICompatWorker`` tier (with its LoRA adapters when ``adapters`` is given)."""
+        from paxis_router.workers.base import Tier
+        from paxis_router.workers.openai_compat import OpenAICompatWorker
+
+        api_key = None
+        if self.api_key_env is not None:
+            api_key = os.environ.get(self.api_key_env)
+            if api_key is None:
+                raise ConfigError(
+                    f"api_key_env: environment variable {self.api_key_env} is not set; export "
+                    "it with the server's API key"
+                )
+        price = self.price(cfg.policy.price_overrides, None)
+        hosts = cfg.gate.hosts if cfg.gate is not None else None
+        resilience = self.resilience
+        worker = OpenAICompatWorker(
+            self.tier_name,
+            self.model,
+            self.base_url,
+            api_key=api_key,
+            price=price,
+            destination=self.destination or destination_for_url(self.base_url, hosts),
+            timeout_s=self.timeout_s,
+            logprobs=self.logprobs,
+            extra_body=self.extra_body,
+            max_context_tokens=self.max_context_tokens,
+            skill_adapters=self.skill_adapters or self.adapters is not None,
+            connect_timeout_s=resilience.connect_timeout_s if resilience else None,
+            read_timeout_s=resilience.read_timeout_s if resilience else None,
+            adapters=self.adapters,
+        )
+        return Tier(worker, price, worker.destination, self.max_context_tokens)
 
 
 class LiteLLMTierSpec(_TierSpec):
@@ -170,6 +209,23 @@ class LiteLLMTierSpec(_TierSpec):
     model: str = Field(min_length=1)
     timeout_s: float = Field(default=120.0, gt=0)
     completion_kwargs: dict[str, Any] = Field(default_factory=dict)  # Any: litellm keywords
+
+    def build(self, cfg: RouterConfig, base_dir: Path) -> Tier:
+        """A ``LiteLLMWorker`` tier, priced from the map under its model by default."""
+        from paxis_router.workers.base import Tier
+        from paxis_router.workers.litellm import LiteLLMWorker
+
+        price = self.price(cfg.policy.price_overrides, self.model)
+        worker = LiteLLMWorker(
+            self.model,
+            name=self.tier_name,
+            price=price,
+            destination=self.destination,
+            timeout_s=self.timeout_s,
+            completion_kwargs=self.completion_kwargs,
+        )
+        window = self.max_context_tokens or worker.max_context_tokens
+        return Tier(worker, price, worker.destination, window)
 
 
 class ReplayTierSpec(_TierSpec):
@@ -184,11 +240,37 @@ class ReplayTierSpec(_TierSpec):
         default=None, description="a contaminated_prompts.jsonl whose eval_idx rows are dropped"
     )
 
+    def build(self, cfg: RouterConfig, base_dir: Path) -> Tier:
+        """A ``ReplayWorker`` tier serving the recorded outcomes of ``model``."""
+        from paxis_router.workers.base import Tier
+        from paxis_router.workers.replay import (
+            ReplayWorker,
+            drop_ids,
+            load_routellm_gsm8k,
+            routellm_contaminated_ids,
+        )
 
+        outcomes = load_routellm_gsm8k(base_dir / self.data, self.model)
+        if self.exclude is not None:
+            outcomes = drop_ids(outcomes, routellm_contaminated_ids(base_dir / self.exclude))
+        price = self.price(cfg.policy.price_overrides, None)
+        worker = ReplayWorker(
+            self.tier_name,
+            outcomes,
+            model=self.model,
+            price=price,
+            destination=self.destination or "local",
+        )
+        return Tier(worker, price, worker.destination, self.max_context_tokens)
+
+
+# Every tier kind: adding one is a spec class with ``kind`` and ``build``, listed here.
+TIER_SPECS: tuple[type[_TierSpec], ...] = (OpenAICompatTierSpec, LiteLLMTierSpec, ReplayTierSpec)
 TierSpec = Annotated[
     Union[OpenAICompatTierSpec, LiteLLMTierSpec, ReplayTierSpec],  # noqa: UP007  # discriminated
     Field(discriminator="kind"),
 ]
+TIER_KINDS: tuple[str, ...] = tuple(k for spec in TIER_SPECS for k in _kinds(spec))
 
 
 # --- policy, ledger, skills ---------------------------------------------------------------------
@@ -259,15 +341,22 @@ class LedgerSpec(_Model):
 
 
 class AuditSpec(_Model):
-    """``audit:``: the hash-chained audit log (relative to the working directory).
+    """``audit:``: the tamper-evident audit log (paths relative to the working directory).
 
     ``include_payload`` stores prompts and answers in the log (off: hashes only); ``fsync``
-    flushes every record to disk before the route goes on.
+    makes records durable in the background (one fsync per batch). The HMAC key is read from
+    ``key_file``, else from the environment variable ``key_env``; never from this file. A keyed
+    log writes a signed checkpoint every ``checkpoint_every`` records (and on close) to
+    ``checkpoints`` (default: ``<path>.checkpoints``).
     """
 
     path: Path = Path("paxis-audit.jsonl")
     include_payload: bool = False
     fsync: bool = True
+    key_file: Path | None = None
+    key_env: str = "PAXIS_AUDIT_KEY"
+    checkpoints: Path | None = None
+    checkpoint_every: int = Field(default=256, ge=0)
 
 
 class SkillsSpec(_Model):
@@ -334,7 +423,7 @@ class RouterConfig(_Model):
 # --- loading ------------------------------------------------------------------------------------
 
 
-_TAGS = frozenset({"openai_compat", "local", "litellm", "replay", *VERIFIER_KINDS})
+_TAGS = frozenset({*TIER_KINDS, *VERIFIER_KINDS})
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
@@ -601,95 +690,6 @@ def load_config(path: str | Path) -> RouterConfig:
 # --- building -----------------------------------------------------------------------------------
 
 
-def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
-    """The Tier one spec describes (worker, price, destination)."""
-    from paxis_router.workers.base import Tier
-
-    overrides = cfg.policy.price_overrides
-    if isinstance(spec, OpenAICompatTierSpec):
-        from paxis_router.workers.openai_compat import OpenAICompatWorker
-
-        api_key = None
-        if spec.api_key_env is not None:
-            api_key = os.environ.get(spec.api_key_env)
-            if api_key is None:
-                raise ConfigError(
-                    f"api_key_env: environment variable {spec.api_key_env} is not set; export "
-                    "it with the server's API key"
-                )
-        price = spec.price(overrides, None)
-        hosts = cfg.gate.hosts if cfg.gate is not None else None
-        destination = spec.destination or destination_for_url(spec.base_url, hosts)
-        if spec.adapters is not None:
-            from paxis_router.workers.lora import LoRAWorker
-
-            lora = LoRAWorker(
-                spec.tier_name,
-                spec.model,
-                spec.base_url,
-                adapters=spec.adapters,
-                price=price,
-                destination=destination,
-                timeout_s=spec.timeout_s,
-                logprobs=spec.logprobs,
-                api_key=api_key,
-                extra_body=spec.extra_body,
-                max_context_tokens=spec.max_context_tokens,
-                connect_timeout_s=spec.resilience.connect_timeout_s if spec.resilience else None,
-                read_timeout_s=spec.resilience.read_timeout_s if spec.resilience else None,
-            )
-            return Tier(lora, price, lora.destination, spec.max_context_tokens)
-        worker_oc = OpenAICompatWorker(
-            spec.tier_name,
-            spec.model,
-            spec.base_url,
-            api_key=api_key,
-            price=price,
-            destination=destination,
-            timeout_s=spec.timeout_s,
-            logprobs=spec.logprobs,
-            extra_body=spec.extra_body,
-            max_context_tokens=spec.max_context_tokens,
-            skill_adapters=spec.skill_adapters,
-            connect_timeout_s=spec.resilience.connect_timeout_s if spec.resilience else None,
-            read_timeout_s=spec.resilience.read_timeout_s if spec.resilience else None,
-        )
-        return Tier(worker_oc, price, worker_oc.destination, spec.max_context_tokens)
-    if isinstance(spec, LiteLLMTierSpec):
-        from paxis_router.workers.litellm import LiteLLMWorker
-
-        price = spec.price(overrides, spec.model)
-        worker_ll = LiteLLMWorker(
-            spec.model,
-            name=spec.tier_name,
-            price=price,
-            destination=spec.destination,
-            timeout_s=spec.timeout_s,
-            completion_kwargs=spec.completion_kwargs,
-        )
-        window = spec.max_context_tokens or worker_ll.max_context_tokens
-        return Tier(worker_ll, price, worker_ll.destination, window)
-    from paxis_router.workers.replay import (
-        ReplayWorker,
-        drop_ids,
-        load_routellm_gsm8k,
-        routellm_contaminated_ids,
-    )
-
-    outcomes = load_routellm_gsm8k(base_dir / spec.data, spec.model)
-    if spec.exclude is not None:
-        outcomes = drop_ids(outcomes, routellm_contaminated_ids(base_dir / spec.exclude))
-    price = spec.price(overrides, None)
-    worker_rp = ReplayWorker(
-        spec.tier_name,
-        outcomes,
-        model=spec.model,
-        price=price,
-        destination=spec.destination or "local",
-    )
-    return Tier(worker_rp, price, worker_rp.destination, spec.max_context_tokens)
-
-
 def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Router:
     """The Router a config describes; what ``Router.from_config`` calls.
 
@@ -699,7 +699,7 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
     tiers = []
     for i, tier_spec in enumerate(cfg.tiers):
         with _located(cfg, f"tiers[{i}]"):
-            tier = build_tier(tier_spec, cfg, root)
+            tier = tier_spec.build(cfg, root)
             if tier_spec.resilience is not None:
                 from dataclasses import replace
 
@@ -717,7 +717,15 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         from paxis_router.governance.audit import AuditLog
 
         spec = cfg.audit
-        audit = AuditLog(spec.path, include_payload=spec.include_payload, fsync=spec.fsync)
+        audit = AuditLog(
+            spec.path,
+            include_payload=spec.include_payload,
+            fsync=spec.fsync,
+            key_file=spec.key_file,
+            key_env=spec.key_env,
+            checkpoints=spec.checkpoints,
+            checkpoint_every=spec.checkpoint_every,
+        )
     verifiers = []  # built under the gate and audit log: script verifiers run under both
     for i, verifier_spec in enumerate(cfg.verifiers):
         with _located(cfg, f"verifiers[{i}]"):

@@ -1,75 +1,139 @@
-"""An append-only, hash-chained audit log (JSON Lines) and its verifier.
+"""An append-only, tamper-evident audit log (JSON Lines): keyed hash chain, signed checkpoints.
 
 One record per gate decision and per routing decision: who (``principal``), what (``kind``,
 ``action``, ``target``), when (``ts``, aware UTC), where (``destination``), the ``decision``, the
 ``rule_id`` and ``policy_version`` behind it, the ``reason``, and ``payload_sha256`` (the SHA-256 of
 the payload; the payload itself only when the log is opened with ``include_payload=True``).
-Each record carries ``seq`` (0, 1, 2, ...), ``prev`` (the previous record's hash; 64 zeros for the
-first) and ``hash``: the SHA-256 of the record's canonical JSON (sorted keys, no spaces, UTF-8)
-without the ``hash`` key.
+Each record carries ``seq`` (0, 1, 2, ...), ``prev`` (the previous record's ``hash``; 64 zeros for
+the first) and ``hash``. A line is the record's canonical JSON (sorted keys, no spaces, UTF-8):
+any other spelling of it fails verification, so what a reader parses is what was hashed.
 
-Several processes may append to one file at once: each append takes an exclusive ``fcntl.flock``
-on the file, reads the tail record's hash under the lock, and writes the new line with a single
-``write`` (``O_APPEND``), then ``fsync``s it. Keep the file on a local filesystem: ``flock`` is not
-reliable over every network filesystem (NFS before v4, some FUSE mounts). An append after a
-damaged last line raises AuditError instead of chaining onto it: the damage stays evidence.
+**The key.** With a key (``key=``, ``key_file=``, or the ``PAXIS_AUDIT_KEY`` environment variable,
+in that order), ``hash`` is the HMAC-SHA256 of the record under the key, and each record names
+the key by ``key_id`` (an HMAC of a fixed label: it does not reveal the key). The key is never
+written to the log; keep it where the writers and the verifier run, not with the log or its
+copies. Then an edited record, a recomputed chain and appended forged records all fail
+``paxis audit verify`` (run with the key), because nobody without the key can compute a MAC.
+**Without a key** the chain is plain SHA-256 and detects accidental damage and careless edits
+only: anyone who can write the file can edit records and recompute every hash, delete the newest
+records or append new ones, and ``verify`` still passes. ``verify`` says so when it runs.
 
-What :func:`verify` detects, naming the first bad line:
+**Checkpoints.** A keyed log also writes signed checkpoints ``{records, head, ts, key_id, mac}``
+(the log had ``records`` records ending in ``head`` at ``ts``) to ``<log>.checkpoints``: every
+``checkpoint_every`` records and on :meth:`AuditLog.close`. ``verify`` reports a log shorter than a
+checkpoint as truncated, naming the deleted lines. The records after the newest checkpoint are
+not covered. A local checkpoint file can itself be cut back by whoever can cut the log: copy it
+(or point ``checkpoints=`` at storage) out of the log writer's reach, as Certificate Transparency
+logs gossip their signed tree heads.
 
-* a record edited (its hash no longer matches its content),
-* records reordered or deleted in the middle or at the start (``seq`` / ``prev`` break the chain),
-* a half-written last line (a crash or a truncation inside a record),
-* the newest records deleted (or the file truncated on a line boundary) — **only** when given the
-  head hash exported earlier (``paxis audit head FILE``) and kept somewhere the writer of the log
-  cannot change: a chain that simply ends earlier is otherwise indistinguishable from a shorter log.
+**Writing.** :meth:`AuditLog.append` writes the line with one ``write`` (``O_APPEND``) under an
+exclusive ``flock`` and returns: the record is then in the kernel and survives the process being
+killed (``kill -9``). It does not wait for the disk: a background thread ``fsync``s, one fsync for
+every record written since the last (group commit; a waiting writer never pays for an fsync on
+its own thread). So a power loss or OS crash loses at most the records appended after the
+start of the last completed fsync (about two fsync times: milliseconds on a local SSD);
+:meth:`~AuditLog.flush` (or ``await aflush()``) returns only when every record appended before
+it is on disk, and :meth:`~AuditLog.close` (or ``await aclose()``) flushes, writes a final
+checkpoint and releases the file; logs still open at interpreter exit are closed then. An
+fsync failure cannot be retried safely (the kernel may have dropped the pages) and is fatal:
+``check``, ``flush``, ``close`` and every later ``append`` raise it.
+
+The last record's hash stays in memory; the file is re-read only when another writer has
+appended (its size changed under the lock), and then only its last line, read backwards.
+Several processes may append to one file. Keep it on a local filesystem: ``flock`` is not
+reliable over every network filesystem. An append after a damaged or forged last line raises
+AuditError instead of chaining onto it: the damage stays evidence.
+
+**Before a paid call** a caller runs :meth:`AuditLog.check`: it raises AuditError when the log
+cannot take records now (its disk is full or nearly, the last append failed, the file was
+deleted or replaced, a fatal error), so nothing is paid for that could not be audited.
+
+What :func:`verify` detects, naming the line: an edited record, a forged or recomputed keyed
+chain (with the key), records reordered (as a reorder), duplicated or deleted, a half-written
+last line, a line that is not canonical JSON (a duplicate key, a BOM, a CRLF, a number or escape
+spelled another way), a malformed line (even one nested too deep to parse), and the newest records
+deleted when a checkpoint (or a head exported with ``paxis audit head``) covers them.
 
 Example:
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "audit.jsonl"
-    >>> log = AuditLog(path, fsync=False)
-    >>> first = log.append(kind="gate", action="call_tier", decision="allow", rule_id="local")
-    >>> verify(path).ok, verify(path).records
-    (True, 1)
+    >>> with AuditLog(path, key="k" * 32) as log:
+    ...     first = log.append(kind="gate", action="call_tier", decision="allow", rule_id="local")
+    >>> result = verify(path, key="k" * 32)
+    >>> result.ok, result.records, result.authenticated, result.checkpointed
+    (True, 1, True, 1)
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
-from dataclasses import dataclass
+import time
+import weakref
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from paxis_router.errors import AuditError
+from paxis_router.errors import AuditError, ConfigError
+from paxis_router.governance._audit_format import (
+    GENESIS,
+    KEY_ENV,
+    AuditKey,
+    EncodedFields,
+    canonical_json,
+    checkpoint_line,
+    checkpoints_path,
+    digest,
+    is_hex64,
+    is_int,
+    load_line,
+    record_hash,
+    resolve_key,
+    unsigned_bytes,
+)
+from paxis_router.governance._audit_verify import VerifyResult, head, verify
 from paxis_router.types import utc_now
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from paxis_router.governance.gate import Action, GateDecision
     from paxis_router.types import Attempt, ChatRequest
 
-GENESIS = "0" * 64
-"""The ``prev`` of the first record."""
+__all__ = [
+    "DEFAULT_AUDIT_PATH",
+    "GENESIS",
+    "KEY_ENV",
+    "AuditKey",
+    "AuditLog",
+    "VerifyResult",
+    "canonical_json",
+    "checkpoints_path",
+    "head",
+    "payload_sha256",
+    "record_hash",
+    "request_payload",
+    "verify",
+]
 
-DEFAULT_AUDIT_PATH = "paxis-demo.audit.jsonl"
+logger = logging.getLogger(__name__)
 
-_REQUIRED = ("seq", "ts", "kind", "decision", "prev", "hash")
-_TAIL_CHUNK = 8192
+DEFAULT_AUDIT_PATH = "paxis-audit.jsonl"
+"""The one default file name: the bundled policies, ``paxis demo`` and ``paxis audit verify``."""
 
-
-def canonical_json(record: dict[str, Any]) -> bytes:  # Any: JSON values
-    """The bytes a record's hash covers: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def record_hash(record: dict[str, Any]) -> str:  # Any: JSON values
-    """SHA-256 (hex) of the record's canonical JSON without its ``hash`` key."""
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+_TAIL_FIRST_READ = 64 * 1024
+_TAIL_MAX_READ = 16 * 1024 * 1024
+_SYNCER_IDLE_S = 1.0  # the fsync thread exits after this long without work
+_SPACE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def payload_sha256(payload: str | bytes) -> str:
@@ -88,57 +152,131 @@ def request_payload(request: ChatRequest) -> str:
 
 
 class AuditLog:
-    """An append-only hash-chained JSONL audit log.
+    """An append-only, tamper-evident JSONL audit log; see the module docstring.
 
     Args:
         path: the log file (created with its parent folder when missing).
         include_payload: also store the payload text in each record that has one. Off by default:
             the log then holds hashes only, never prompts or answers.
-        fsync: flush each record to disk before returning (on by default).
+        fsync: make records durable in the background (group commit; on by default). Off, the
+            records reach the kernel only (they survive a killed process, not a power cut).
+        key: the HMAC key (an :class:`AuditKey` or its text, at least 32 bytes).
+        key_file: a file holding the key, read when ``key`` is not given.
+        key_env: the environment variable holding the key, read when neither is given
+            (``PAXIS_AUDIT_KEY``; None to ignore the environment). No key: an unkeyed chain.
+        checkpoints: where signed checkpoints go (default ``<path>.checkpoints``; keyed logs only).
+        checkpoint_every: a checkpoint every this many records (and one on close; 0: on close
+            only).
+        min_free_bytes: :meth:`check` fails when the log's filesystem has less free space.
+        clock: the ``ts`` of records and checkpoints (aware UTC).
 
     Example:
         >>> import tempfile, pathlib
         >>> log = AuditLog(pathlib.Path(tempfile.mkdtemp()) / "a.jsonl", fsync=False)
         >>> log.append(kind="route", action="call_tier", decision="accept")["seq"]
         0
+        >>> log.close()
     """
 
-    def __init__(self, path: str | Path, *, include_payload: bool = False, fsync: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        include_payload: bool = False,
+        fsync: bool = True,
+        key: AuditKey | bytes | str | None = None,
+        key_file: str | Path | None = None,
+        key_env: str | None = KEY_ENV,
+        checkpoints: str | Path | None = None,
+        checkpoint_every: int = 256,
+        min_free_bytes: int = 1 << 20,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if checkpoint_every < 0 or min_free_bytes < 0:
+            raise ConfigError("checkpoint_every and min_free_bytes must be >= 0")
         self.path = Path(path)
         self.include_payload = include_payload
         self.fsync = fsync
-        self._lock = threading.Lock()
+        self.key = resolve_key(key, key_file, key_env)
+        self.checkpoints = (
+            Path(checkpoints) if checkpoints is not None else checkpoints_path(self.path)
+        )
+        self.checkpoint_every = checkpoint_every
+        self.min_free_bytes = min_free_bytes
+        self._clock = clock
+        self._io = threading.Lock()  # the write path: the fd and the tail below
+        self._sync_lock = threading.Lock()  # one fsync/checkpoint at a time
+        self._cond = threading.Condition()  # wakes the fsync thread
+        self._fd: int | None = None
+        self._closer: weakref.finalize[[int], AuditLog] | None = None
+        self._dev_ino = (0, 0)
+        self._size = -1  # bytes of the file as this writer last knew it; -1: unknown
+        self._seq, self._hash = -1, GENESIS
+        self._written = 0  # records this object wrote
+        self._synced = 0  # of those, fsynced
+        self._checkpointed = 0  # the record count of this object's last checkpoint
+        self._write_error: OSError | None = None
+        self._failed_bytes = 0  # the size of the record whose write failed
+        self._background_error: AuditError | None = None  # a checkpoint write failed
+        self._fatal: AuditError | None = None
+        self._syncer: threading.Thread | None = None
+        self._stopping = False
+
+    def __repr__(self) -> str:
+        keyed = f"key_id={self.key.key_id!r}" if self.key is not None else "unkeyed"
+        return f"AuditLog({str(self.path)!r}, {keyed})"
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- appending ------------------------------------------------------------------------------
 
     def append(self, *, payload: str | None = None, **fields: Any) -> dict[str, Any]:  # Any: JSON
         """Append one record built from ``fields`` and return it (with seq, prev and hash).
 
+        Returns once the line is written to the file (not yet fsynced: see :meth:`flush`).
         ``payload`` is hashed into ``payload_sha256`` and stored only with ``include_payload``.
-        Raises AuditError when the file's last line is damaged (run ``paxis audit verify``).
+        Raises AuditError when the record cannot be written (the file is left as it was), when
+        the file's last line is damaged or forged, or after a fatal error.
         """
         record: dict[str, Any] = {k: _jsonable(v) for k, v in fields.items() if v is not None}
-        record.setdefault("ts", utc_now().isoformat())
+        for name in ("seq", "prev", "hash", "key_id"):
+            record.pop(name, None)
+        record.setdefault("ts", self._clock().isoformat())
         if payload is not None:
             record["payload_sha256"] = payload_sha256(payload)
             if self.include_payload:
                 record["payload"] = payload
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            encoded = EncodedFields(record)  # once, outside the lock
+        except (ValueError, TypeError) as exc:
+            raise AuditError(f"{self.path}: a field has no canonical JSON form ({exc})") from exc
+        chain: dict[str, str | int] = {}
+        if self.key is not None:
+            record["key_id"] = chain["key_id"] = self.key.key_id
+        with self._io:
+            self._raise_if_fatal()
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                prev_seq, prev_hash = _tail(fd, self.path)
-                record["seq"] = prev_seq + 1
-                record["prev"] = prev_hash
-                record.pop("hash", None)
-                record["hash"] = record_hash(record)
-                line = canonical_json(record) + b"\n"
-                written = os.write(fd, line)
-                if written != len(line):
-                    raise AuditError(f"{self.path}: short write ({written} of {len(line)} bytes)")
-                if self.fsync:
-                    os.fsync(fd)
+                self._refresh_tail(fd)
+                seq, prev = self._seq + 1, self._hash
+                chain["seq"], chain["prev"] = seq, prev
+                record_digest = digest(encoded.line(chain), self.key)
+                chain["hash"] = record_digest
+                line = encoded.line(chain) + b"\n"
+                self._write_line(fd, line)
+                self._size += len(line)
+                self._seq, self._hash = seq, record_digest
+                self._written += 1
+                self._write_error = None
             finally:
-                os.close(fd)  # closing releases the flock
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        record.update(seq=seq, prev=prev, hash=record_digest)
+        self._after_write()
         return record
 
     def record_gate(
@@ -193,6 +331,396 @@ class AuditLog:
             payload=completion.content if completion is not None else None,
         )
 
+    # --- health, durability, shutdown -----------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise AuditError when the log cannot take records now; cheap, never waits on the disk.
+
+        Call it before each paid call. It opens the file on first use (and checks its last
+        record), then costs a few ``stat`` calls: it fails when the file was deleted or replaced,
+        its filesystem has less than ``min_free_bytes`` free, the last append failed (until space
+        is free again, for a full disk; until an append succeeds, for other errors), a
+        checkpoint could not be written, or after a fatal fsync error.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> AuditLog(pathlib.Path(tempfile.mkdtemp()) / "a.jsonl", fsync=False).check()
+        """
+        self._raise_if_fatal()
+        with self._io:
+            fd = self._open()
+            if self._size < 0:  # first use: the last record must be sound to chain onto
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    self._refresh_tail(fd)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            else:
+                self._same_file(fd)
+            failed = self._write_error
+        try:
+            vfs = os.statvfs(self.path)  # by path: a concurrent close() may release the fd
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot stat its filesystem ({exc})") from exc
+        free = vfs.f_bavail * vfs.f_frsize
+        if free < self.min_free_bytes:
+            raise AuditError(
+                f"{self.path}: its filesystem has {free} bytes free (less than min_free_bytes "
+                f"{self.min_free_bytes}): the disk is full; free space before routing"
+            )
+        if failed is not None:
+            if failed.errno in _SPACE_ERRORS and free >= self._failed_bytes:
+                with self._io:  # room for the record that failed: appends may succeed again
+                    if self._write_error is failed:
+                        self._write_error = None
+            else:
+                raise AuditError(
+                    f"{self.path}: the last append failed ({failed.strerror or failed}); "
+                    "fix the cause, then restart (or append successfully) to clear this"
+                ) from failed
+        if self._background_error is not None:
+            raise self._background_error
+
+    def flush(self) -> None:
+        """Block until every record appended before the call is on disk (fsync), and write a
+        checkpoint when one is due. Raises the background writer's error (fsync or checkpoint).
+        """
+        self._raise_if_fatal()
+        with self._sync_lock:
+            self._sync_once()
+        if self._background_error is not None:
+            raise self._background_error
+
+    async def aflush(self) -> None:
+        """:meth:`flush` on a worker thread: the event loop keeps running meanwhile."""
+        await asyncio.to_thread(self.flush)
+
+    def close(self) -> None:
+        """Flush, write a final checkpoint (keyed logs) and release the file.
+
+        A later append opens the file again. Raises the background writer's error, if any,
+        after releasing the file.
+        """
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            syncer = self._syncer
+        if syncer is not None and syncer is not threading.current_thread():
+            syncer.join()
+        try:
+            with self._sync_lock:
+                if self._fatal is None:
+                    self._sync_once(final=True)
+        finally:
+            with self._io:
+                if self._closer is not None:
+                    self._closer()  # closes the fd
+                self._fd, self._closer, self._size = None, None, -1
+            with self._cond:
+                self._stopping = False
+            _OPEN_LOGS.discard(self)
+        self._raise_if_fatal()
+        if self._background_error is not None:
+            raise self._background_error
+
+    async def aclose(self) -> None:
+        """:meth:`close` on a worker thread."""
+        await asyncio.to_thread(self.close)
+
+    def checkpoint(self) -> dict[str, Any]:  # Any: JSON
+        """Flush and write a signed checkpoint of the log's current tail now; return it.
+
+        Raises AuditError for an unkeyed log (a checkpoint without a key proves nothing).
+        Does not verify the records before the tail: run :func:`verify` first when the log
+        may have been tampered with (``paxis audit checkpoint`` does).
+        """
+        if self.key is None:
+            raise AuditError(f"{self.path}: checkpoints need a key (set {KEY_ENV})")
+        self.check()
+        with self._sync_lock:
+            self._sync_once()
+            with self._io:
+                count, last = self._seq + 1, self._hash
+            if count == 0:
+                raise AuditError(f"{self.path}: an empty log has nothing to checkpoint")
+            line = self._write_checkpoint(count, last)
+        if self._background_error is not None:
+            raise self._background_error
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _forget_parent(self) -> None:
+        """After a fork, in the child: drop the parent's open file, locks and fsync thread."""
+        if self._closer is not None:
+            self._closer.detach()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # the child's copy only; the parent's stays open
+        self._fd, self._closer, self._size = None, None, -1
+        self._io, self._sync_lock, self._cond = (
+            threading.Lock(),
+            threading.Lock(),
+            threading.Condition(),
+        )
+        self._syncer, self._stopping = None, False
+        self._written = self._synced = 0
+
+    def _raise_if_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _open(self) -> int:
+        """The open fd (opened on first use); caller holds ``_io``."""
+        if self._fd is not None:
+            return self._fd
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot open the audit log ({exc})") from exc
+        closer = weakref.finalize(self, os.close, fd)
+        closer.atexit = False  # at exit the OS closes it, after _OPEN_LOGS has flushed
+        st = os.fstat(fd)
+        self._fd, self._closer, self._dev_ino, self._size = fd, closer, (st.st_dev, st.st_ino), -1
+        _OPEN_LOGS.add(self)
+        if self.key is None:
+            logger.info(
+                "audit log %s is unkeyed: a rewritten chain would not be detected (set %s)",
+                self.path,
+                KEY_ENV,
+            )
+        return fd
+
+    def _same_file(self, fd: int) -> os.stat_result:
+        """Raise unless ``path`` still names the open file; return the open file's stat."""
+        try:
+            named = self.path.stat()
+        except FileNotFoundError:
+            raise AuditError(
+                f"{self.path}: the audit log was deleted or moved while open; refusing to write "
+                "to a file nobody will read. close() the log before moving it (with its "
+                "checkpoint file); the next append starts a new file"
+            ) from None
+        if (named.st_dev, named.st_ino) != self._dev_ino:
+            raise AuditError(
+                f"{self.path}: the audit log was replaced by another file while open; "
+                "close() it and append again to continue in the new file"
+            )
+        return os.fstat(fd)
+
+    def _refresh_tail(self, fd: int) -> None:
+        """Bring ``_seq``/``_hash`` up to date; caller holds ``_io`` and the flock."""
+        st = self._same_file(fd)
+        if st.st_size == self._size:
+            return
+        if 0 <= st.st_size < self._size:
+            raise AuditError(
+                f"{self.path}: the file shrank from {self._size} to {st.st_size} bytes while "
+                "open: records were deleted. Refusing to append; run `paxis audit verify`"
+            )
+        self._seq, self._hash = self._read_tail(fd, st.st_size)
+        self._size = st.st_size
+
+    def _read_tail(self, fd: int, size: int) -> tuple[int, str]:
+        """(seq, hash) of the last record, checked; (-1, GENESIS) for an empty file."""
+        if size == 0:
+            return -1, GENESIS
+        line = _last_line(fd, size)
+        if line is None:
+            raise AuditError(
+                f"{self.path}: the last line is half-written; refusing to append after a damaged "
+                "record. Run `paxis audit verify` and keep the damaged file as evidence."
+            )
+        record, problem = load_line(line)  # `verify` checks the spelling; the hash, here
+        if record is not None and not (is_int(record.get("seq")) and is_hex64(record.get("hash"))):
+            record, problem = None, "no integer seq or no hash"
+        if record is None:
+            raise AuditError(
+                f"{self.path}: the last record is not valid audit JSON ({problem}); "
+                "run `paxis audit verify`"
+            )
+        found = record.get("key_id")
+        mine = self.key.key_id if self.key is not None else None
+        if found != mine:
+            was = "without a key" if found is None else f"with key id {found}"
+            now = "has no key" if mine is None else f"has key id {mine}"
+            raise AuditError(
+                f"{self.path}: the log was written {was} and this writer {now}: one log, one "
+                f"key. Pass the log's key ({KEY_ENV}), or start a new file"
+            )
+        if digest(unsigned_bytes(line, record), self.key) != record["hash"]:
+            raise AuditError(
+                f"{self.path}: the last record's hash does not match its content (edited or "
+                "forged); refusing to chain onto it. Run `paxis audit verify`"
+            )
+        return int(record["seq"]), str(record["hash"])
+
+    def _write_line(self, fd: int, line: bytes) -> None:
+        """Write all of ``line`` or nothing: a failed write is cut back off the file."""
+        view, done = memoryview(line), 0
+        try:
+            while done < len(line):
+                n = os.write(fd, view[done:])
+                if n == 0:
+                    raise OSError(errno.EIO, "write() wrote nothing")
+                done += n
+        except OSError as exc:
+            self._write_error, self._failed_bytes = exc, len(line)
+            if done:
+                try:
+                    os.ftruncate(fd, self._size)
+                except OSError as cut:
+                    self._fatal = AuditError(
+                        f"{self.path}: a record was half-written ({exc.strerror}) and could not "
+                        f"be cut back ({cut.strerror}): the last line is damaged"
+                    )
+                    raise self._fatal from exc
+            raise AuditError(
+                f"{self.path}: could not append a record ({exc.strerror or exc}); nothing was "
+                "written, and check() fails until the log can take records again"
+            ) from exc
+
+    def _after_write(self) -> None:
+        if self.fsync:
+            with self._cond:
+                if self._syncer is None and not self._stopping:
+                    self._syncer = threading.Thread(
+                        target=self._sync_loop, name=f"paxis-audit-fsync:{self.path.name}"
+                    )
+                    self._syncer.daemon = True
+                    self._syncer.start()
+                self._cond.notify()
+        elif self.key is not None and self._checkpoint_due_for(self._seq + 1):
+            with self._sync_lock:  # no fsync to wait for: a checkpoint is one small write
+                self._sync_once()
+
+    def _sync_loop(self) -> None:
+        """The fsync thread: one fsync per batch of records written since the last."""
+        while True:
+            with self._cond:
+                idle_until = time.monotonic() + _SYNCER_IDLE_S
+                while self._written <= self._synced and not self._stopping:
+                    left = idle_until - time.monotonic()
+                    if left <= 0:
+                        self._syncer = None
+                        return
+                    self._cond.wait(left)
+                if self._stopping:
+                    self._syncer = None
+                    return
+            try:
+                with self._sync_lock:
+                    self._sync_once()
+            except AuditError:  # fatal: kept in self._fatal, raised to the callers
+                with self._cond:
+                    self._syncer = None
+                return
+
+    def _sync_once(self, *, final: bool = False) -> None:
+        """fsync what was written; write a checkpoint when due (or ``final``). Holds _sync_lock."""
+        with self._io:
+            fd, target, count, last = self._fd, self._written, self._seq + 1, self._hash
+        if fd is None:
+            return
+        if self.fsync and target > self._synced:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                self._fatal = AuditError(
+                    f"{self.path}: fsync failed ({exc.strerror or exc}): records written since "
+                    "the last fsync may not be on disk, and a retry cannot tell (the kernel may "
+                    "have dropped them). The log takes no more records: restart, then run "
+                    "`paxis audit verify`"
+                )
+                raise self._fatal from exc
+        with self._cond:
+            self._synced = max(self._synced, target)
+            self._cond.notify_all()
+        if self.key is None or count == 0 or count == self._checkpointed:
+            return
+        if final or self._checkpoint_due_for(count):
+            self._write_checkpoint(count, last)
+
+    def _checkpoint_due_for(self, count: int) -> bool:
+        every = self.checkpoint_every
+        return bool(every) and count // every > self._checkpointed // every
+
+    def _write_checkpoint(self, count: int, last: str) -> bytes:
+        """Append a signed checkpoint; a failure is kept and raised by check/flush/close."""
+        assert self.key is not None
+        line = checkpoint_line(self.key, count, last, self._clock().isoformat())
+        try:
+            self.checkpoints.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(
+                self.checkpoints, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640
+            )
+        except OSError as exc:
+            self._background_error = AuditError(
+                f"{self.checkpoints}: cannot open the checkpoint file ({exc})"
+            )
+            logger.error("%s", self._background_error)
+            return line
+        start = -1
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                start = os.fstat(fd).st_size
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, "short write")
+            except OSError as exc:
+                if start >= 0:
+                    _cut_back(fd, start)
+                self._background_error = AuditError(
+                    f"{self.checkpoints}: could not write a checkpoint ({exc.strerror or exc})"
+                )
+                logger.error("%s", self._background_error)
+                return line
+            if self.fsync:
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    self._fatal = AuditError(f"{self.checkpoints}: fsync failed ({exc})")
+                    raise self._fatal from exc
+            self._checkpointed = max(self._checkpointed, count)
+            self._background_error = None
+        finally:
+            os.close(fd)  # releases the flock
+        return line
+
+
+def _cut_back(fd: int, size: int) -> None:
+    """Cut a failed partial write off a checkpoint file; a failure here leaves a half-written
+    line, which ``verify`` reports."""
+    try:
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        logger.error("could not cut a half-written checkpoint back: %s", exc)
+
+
+def _last_line(fd: int, size: int) -> bytes | None:
+    """The file's last line without its newline (None when the file does not end in one).
+
+    Reads backwards from the end in doubling blocks: the cost follows the last record's size,
+    never the file's, and a multi-megabyte record is read in a handful of ``pread`` calls.
+    """
+    if os.pread(fd, 1, size - 1) != b"\n":
+        return None
+    pieces: list[bytes] = []
+    pos, step = size - 1, _TAIL_FIRST_READ
+    while pos > 0:
+        start = max(0, pos - step)
+        block = os.pread(fd, pos - start, start)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            pieces.append(block[cut + 1 :])
+            break
+        pieces.append(block)
+        pos, step = start, min(step * 2, _TAIL_MAX_READ)
+    pieces.reverse()
+    return b"".join(pieces)
+
 
 def _jsonable(value: Any) -> Any:  # Any: JSON values in, JSON values out
     if isinstance(value, (Decimal, PurePath)):
@@ -204,135 +732,41 @@ def _jsonable(value: Any) -> Any:  # Any: JSON values in, JSON values out
     return value
 
 
-def _tail(fd: int, path: Path) -> tuple[int, str]:
-    """(seq, hash) of the file's last record; (-1, GENESIS) for an empty file."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return -1, GENESIS
-    end = size
-    buffer = b""
-    while True:
-        start = max(0, end - _TAIL_CHUNK)
-        buffer = os.pread(fd, end - start, start) + buffer
-        end = start
-        if not buffer.endswith(b"\n"):
-            raise AuditError(
-                f"{path}: the last line is half-written; refusing to append after a damaged "
-                "record. Run `paxis audit verify` and keep the damaged file as evidence."
-            )
-        cut = buffer.rfind(b"\n", 0, len(buffer) - 1)
-        if cut >= 0 or start == 0:
-            last = buffer[cut + 1 :]
-            break
-    try:
-        record = json.loads(last)
-        return int(record["seq"]), str(record["hash"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AuditError(
-            f"{path}: the last record is not valid audit JSON ({exc}); run `paxis audit verify`"
-        ) from exc
+class _OpenLogs:
+    """The logs with an open file, closed (flushed, checkpointed) at interpreter exit."""
+
+    def __init__(self) -> None:
+        self._logs: weakref.WeakSet[AuditLog] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._registered = False
+
+    def add(self, log: AuditLog) -> None:
+        with self._lock:
+            self._logs.add(log)
+            if not self._registered:
+                atexit.register(self.close_all)
+                os.register_at_fork(after_in_child=self.after_fork)
+                self._registered = True
+
+    def after_fork(self) -> None:
+        """In a forked child: each log opens its own file again (a ``flock`` held through an
+        inherited open file would exclude nobody) and starts its own fsync thread."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        for log in list(self._logs):
+            log._forget_parent()  # this registry is part of AuditLog
+
+    def discard(self, log: AuditLog) -> None:
+        with self._lock:
+            self._logs.discard(log)
+
+    def close_all(self) -> None:
+        with self._lock:
+            logs = list(self._logs)
+        for log in logs:
+            try:
+                log.close()
+            except AuditError as exc:  # nobody is left to raise it to
+                logger.error("closing audit log at exit: %s", exc)
 
 
-# --- verification -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    """The outcome of :func:`verify`.
-
-    ``records`` counts the records that verified before the first problem; ``head`` is the hash
-    of the last good record (GENESIS for an empty log); ``bad_line`` is the 1-based line number of
-    the first bad record and ``error`` what is wrong with it (both None when ``ok``).
-    """
-
-    ok: bool
-    records: int
-    head: str
-    bad_line: int | None = None
-    error: str | None = None
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"OK: {self.records} record(s), head {self.head}"
-        return f"line {self.bad_line}: {self.error}"
-
-
-def verify(path: str | Path, *, expected_head: str | None = None) -> VerifyResult:
-    """Check the whole chain of an audit log; see the module docstring for what it detects.
-
-    Args:
-        path: the JSONL file.
-        expected_head: a head hash exported earlier; it must be some record's hash in the file.
-            Without it, deleting the newest records cannot be detected.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "audit.jsonl"
-        >>> _ = path.write_text('{"seq": 0}\\n')
-        >>> str(verify(path))
-        'line 1: missing field(s) decision, hash, kind, prev, ts'
-    """
-    prev_hash, count, number, seen_head = GENESIS, 0, 0, expected_head is None
-    with Path(path).open("rb") as handle:  # streamed: a long log is never held in memory
-        for number, raw in enumerate(handle, start=1):
-            if not raw.endswith(b"\n"):
-                return VerifyResult(
-                    False,
-                    count,
-                    prev_hash,
-                    number,
-                    "half-written last line (no newline): the file was truncated or a write "
-                    "was cut off",
-                )
-            problem = _check_line(raw, count, prev_hash)
-            if problem is not None:
-                return VerifyResult(False, count, prev_hash, number, problem)
-            prev_hash = json.loads(raw)["hash"]
-            count += 1
-            if prev_hash == expected_head:
-                seen_head = True
-    if not seen_head:
-        return VerifyResult(
-            False,
-            count,
-            prev_hash,
-            number + 1,
-            f"the exported head {expected_head} is not in the log: the newest records were "
-            "deleted (or the file was truncated on a line boundary, or replaced)",
-        )
-    return VerifyResult(True, count, prev_hash)
-
-
-def _check_line(raw: bytes, index: int, prev_hash: str) -> str | None:
-    try:
-        record = json.loads(raw)
-    except ValueError as exc:
-        return f"not valid JSON ({exc}): edited or damaged"
-    if not isinstance(record, dict):
-        return "not a JSON object: edited or damaged"
-    missing = [k for k in _REQUIRED if k not in record]
-    if missing:
-        return f"missing field(s) {', '.join(sorted(missing))}"
-    if record_hash(record) != record["hash"]:
-        return "hash mismatch: the record was edited"
-    if record["seq"] != index:
-        if isinstance(record["seq"], int) and record["seq"] > index:
-            return (
-                f"seq {record['seq']} where {index} was expected: "
-                f"{record['seq'] - index} record(s) deleted before this line (or reordered)"
-            )
-        return f"seq {record['seq']} where {index} was expected: records reordered or duplicated"
-    if record["prev"] != prev_hash:
-        return "prev does not match the previous record's hash: records replaced or reordered"
-    return None
-
-
-def head(path: str | Path) -> str:
-    """The hash of the last record (GENESIS for an empty log), after verifying the chain.
-
-    Raises AuditError naming the first bad line when the chain does not verify.
-    """
-    result = verify(path)
-    if not result.ok:
-        raise AuditError(f"{path}: {result}")
-    return result.head
+_OPEN_LOGS = _OpenLogs()

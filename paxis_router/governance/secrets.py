@@ -5,8 +5,8 @@ error body) may carry a credential: a key pasted into a prompt, an ``Authorizati
 echoed back, a private key read from a file. Before such text is stored or shown it goes
 through :func:`scrub_secrets`, which replaces with ``[REDACTED]``:
 
-- API keys by shape: OpenAI/Anthropic ``sk-…``, GitHub ``ghp_…``/``github_pat_…``, Slack
-  ``xox?-…``, AWS access key ids (``AKIA…``), JSON Web Tokens;
+- API keys by shape: OpenAI/Anthropic ``sk-…``, paxis ``pxs-…``, Google ``AIza…``, GitHub
+  ``ghp_…``/``github_pat_…``, Slack ``xox?-…``, AWS access key ids (``AKIA…``), JSON Web Tokens;
 - the credential of ``Bearer …`` / ``Basic …`` and the value of ``password=…``,
   ``"api_key": "…"``, ``client_secret: …`` and the like;
 - PEM private keys (a block cut short is redacted to the end of the text);
@@ -55,6 +55,8 @@ _SHAPES = re.compile(
     "|".join(
         (
             r"\bsk-[A-Za-z0-9_-]{16,}+",  # OpenAI, Anthropic (sk-ant-...), sk-proj-...
+            r"\bpxs-[A-Za-z0-9_-]{12,}+",  # paxis proxy keys
+            r"\bAIza[0-9A-Za-z_-]{30,}+",  # Google API keys
             r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}+",  # GitHub tokens
             r"\bgithub_pat_[A-Za-z0-9_]{20,}+",
             r"\bxox[abposr]-[A-Za-z0-9-]{10,}+",  # Slack

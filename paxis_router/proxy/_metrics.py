@@ -3,6 +3,13 @@
 Counters: requests by route, team and status; escalations by route and team; spend in USD by
 tier and team (attempts whose price is unknown are counted in ``paxis_spend_unknown_total``).
 Histograms: request latency and the proxy's own overhead (request time minus worker time).
+
+``status`` is the HTTP status sent; 499 (nginx's code) counts a client that went away before
+its answer was complete; a stream that failed after it began counts with the status its error
+would have had. Spend counts every attempt, those of failed routes too. Money is summed at full
+precision and shown rounded to 6 decimal places (``pricing.format_usd``): a Prometheus sample
+is a float64 anyway, and 6 places keep the micro-dollar costs of a local tier visible to
+``rate()``.
 """
 
 from __future__ import annotations
@@ -12,8 +19,12 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from paxis_router.pricing import format_usd
+
 if TYPE_CHECKING:
-    from paxis_router.types import RouteResult
+    from collections.abc import Iterable
+
+    from paxis_router.types import Attempt, RouteResult
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 OVERHEAD_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -80,7 +91,11 @@ class Metrics:
         """Count a route's escalation and each attempt's spend."""
         if result.escalated:
             self.escalations[(("route", route), ("team", team))] += 1
-        for attempt in result.attempts:
+        self.observe_attempts(team, result.attempts)
+
+    def observe_attempts(self, team: str, attempts: Iterable[Attempt]) -> None:
+        """Count each attempt's spend (for a route that failed, from its error's attempts)."""
+        for attempt in attempts:
             key: Labels = (("tier", attempt.tier), ("team", team))
             if attempt.cost_usd is None:
                 self.spend_unknown[key] += 1
@@ -102,7 +117,7 @@ class Metrics:
         lines.append("# HELP paxis_spend_usd_total Spend in USD by tier and team (known prices).")
         lines.append("# TYPE paxis_spend_usd_total counter")
         for labels, usd in sorted(self.spend_usd.items()):
-            lines.append(f"paxis_spend_usd_total{_fmt_labels(labels)} {usd:f}")
+            lines.append(f"paxis_spend_usd_total{_fmt_labels(labels)} {format_usd(usd)}")
         _counter(
             lines,
             "paxis_spend_unknown_total",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from paxis_router.governance.secrets import scrub_secrets
 from paxis_router.types import ChatRequest, Message
 
 if TYPE_CHECKING:
@@ -17,6 +20,16 @@ if TYPE_CHECKING:
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 STREAM_PIECE_CHARS = 48
+# The deepest JSON nesting a request body may have (OpenAI's own structured-output schemas stop
+# at 10 levels; tool schemas seldom pass 20).
+MAX_JSON_DEPTH = 64
+# The longest error message (and param) an error body carries.
+MAX_ERROR_CHARS = 1000
+MAX_PARAM_CHARS = 200
+# The longest piece of outside text (a client's value, an upstream's message) an error quotes.
+UNTRUSTED_CHARS = 200
+# A number whose exponent has 3+ digits may overflow a float to infinity (1e999).
+_HUGE_EXPONENT = re.compile(rb"[0-9.][eE]\+?[0-9]{3}")
 
 
 class BadRequest(Exception):
@@ -32,9 +45,28 @@ class BadRequest(Exception):
 def error_body(
     message: str, *, type_: str, code: str | None = None, param: str | None = None
 ) -> bytes:
-    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``.
+
+    The message is cut to ``MAX_ERROR_CHARS`` (and the param to ``MAX_PARAM_CHARS``) here, the
+    one place every error body is made. Free text from outside (a client's input echoed back, a
+    verifier's reason, an upstream's message) goes into a message only through ``untrusted``.
+    """
+    message = _cut(message, MAX_ERROR_CHARS)
+    if param is not None:
+        param = _cut(param, MAX_PARAM_CHARS)
     payload = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return json.dumps(payload).encode()
+
+
+def untrusted(text: object, max_chars: int = UNTRUSTED_CHARS) -> str:
+    """Text from outside, fit for an error message: credentials redacted, length bounded."""
+    return scrub_secrets(str(text), max_chars=max_chars)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}… [{len(text) - max_chars} more characters]"
 
 
 def _content_text(content: object, index: int) -> str:
@@ -50,7 +82,8 @@ def _content_text(content: object, index: int) -> str:
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
                 raise BadRequest(
-                    f"messages[{index}].content: only text parts are supported, got {kind!r}",
+                    f"messages[{index}].content: only text parts are supported, got "
+                    f"{untrusted(repr(kind))}",
                     param=f"messages[{index}].content",
                 )
         return "".join(parts)
@@ -71,7 +104,7 @@ def parse_messages(raw: object) -> tuple[Message, ...]:
         role = item.get("role")
         if role not in _ROLES:
             raise BadRequest(
-                f"messages[{i}].role must be one of {sorted(_ROLES)}, got {role!r}",
+                f"messages[{i}].role must be one of {sorted(_ROLES)}, got {untrusted(repr(role))}",
                 param=f"messages[{i}].role",
             )
         name = item.get("name")
@@ -86,14 +119,101 @@ def parse_messages(raw: object) -> tuple[Message, ...]:
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:  # Any: decoded JSON from the client
-    """Decode a JSON object body; BadRequest on anything else."""
+    """Decode a JSON object body; BadRequest on anything else.
+
+    Refused with a 400 naming the place: nesting deeper than ``MAX_JSON_DEPTH``, a lone UTF-16
+    surrogate escape (``"\\ud800"``: not Unicode, it cannot be sent on as UTF-8), and the
+    non-standard ``NaN``/``Infinity`` literals. The checks walk the body only when a cheap scan
+    of the bytes says one of them can apply, so an ordinary request pays a few byte searches.
+    """
     try:
         body = json.loads(raw)
+    except RecursionError as exc:
+        raise BadRequest(
+            f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels",
+            code="json_too_deep",
+        ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    deep = raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH
+    surrogates = b"\\ud" in raw or b"\\uD" in raw
+    non_finite = b"NaN" in raw or b"Infinity" in raw or _HUGE_EXPONENT.search(raw) is not None
+    if deep or surrogates or non_finite:
+        _check_values(body)
     return body
+
+
+def _check_values(body: dict[str, Any]) -> None:  # Any: decoded JSON from the client
+    """Walk the decoded body (iteratively): depth, lone surrogates, non-finite numbers."""
+    stack: list[tuple[str, object, int]] = [("", body, 1)]
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, str):
+            if not is_unicode(value):
+                raise _not_unicode(path or "body")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise BadRequest(
+                    f"{untrusted(path)}: {json.dumps(value)} is not a finite number (JSON has no "
+                    "NaN or Infinity, and a number must fit a 64-bit float)",
+                    param=untrusted(path),
+                )
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(
+                    f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels (at "
+                    f"{untrusted(path)})",
+                    param=untrusted(path.split(".", 1)[0].split("[", 1)[0]) or None,
+                    code="json_too_deep",
+                )
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    child = f"{path}.{key}" if path else str(key)
+                    if not is_unicode(key):
+                        raise _not_unicode(child)
+                    stack.append((child, item, depth + 1))
+            else:
+                stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))
+
+
+def is_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (it cannot be encoded as UTF-8)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_unicode(path: str) -> BadRequest:
+    path = untrusted(replace_lone_surrogates(path))
+    return BadRequest(
+        f"{path}: the text holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), "
+        "which is not Unicode; send the text as valid UTF-8",
+        param=path,
+        code="invalid_unicode",
+    )
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, as a UTF-8 decoder does with bytes
+    it cannot read (for text from an upstream that is sent on as it comes)."""
+    if is_unicode(text):
+        return text
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
+def encode_json(payload: dict[str, Any]) -> bytes | None:  # Any: a JSON document
+    """Compact UTF-8 JSON, or None when the payload holds text that is not Unicode (a lone
+    surrogate, which only an upstream's answer can bring in here)."""
+    try:
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
 
 
 def to_chat_request(
@@ -125,8 +245,10 @@ def to_chat_request(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise BadRequest(f"{param}: {first['msg']}", param=param) from exc
+        param = untrusted(".".join(str(p) for p in first["loc"])) or None
+        if param == "max_tokens" and "max_completion_tokens" in body:
+            param = "max_completion_tokens"  # the name the client sent
+        raise BadRequest(f"{param}: {untrusted(first['msg'])}", param=param) from exc
 
 
 def usage_json(usage: Usage) -> dict[str, int]:

@@ -1,29 +1,38 @@
 """The OpenAI-compatible ASGI app over one or more Routers.
 
 Endpoints: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models`` (one model per
-route), ``GET /healthz`` and ``GET /metrics`` (Prometheus text).
+route), ``GET /healthz`` and ``GET /metrics`` (Prometheus text; it shows spend per team, so it
+needs one of the ``admin_keys``, and is closed when none is configured).
 
 Streaming. By default a stream is the **verified final answer**: the router routes the whole
 request first (worker, verifiers, escalation), then the accepted answer is sent as
 ``chat.completion.chunk`` events ending with ``data: [DONE]``; the ``x-paxis-*`` headers are
-final. A stream is a **passthrough** of the first tier — no verifiers, no escalation — only when
-the route opts in (``passthrough_stream: true``, allowed on a route without verifiers) or the
-client sends ``x-paxis-passthrough: 1`` (when ``allow_passthrough_header``): the first tier's
-answer is never verified or escalated, the response carries ``x-paxis-passthrough: true`` and
-the ledger one first-tier attempt. When that tier's worker can stream (it has
-``stream(request, skill)`` yielding text deltas and then the final Completion — see
-``StreamingWorker``), its tokens **pass straight through** as they arrive; the headers then
-cannot hold the cost or route id (not known yet), and a failure after the first token ends the
-stream with an error event. A worker without ``stream`` answers whole, sent as chunks.
+final. A stream is a **passthrough** of the first tier — no verifiers, no escalation — only
+when the operator allows it: for every route (``passthrough_stream: true``, refused on a route
+with verifiers), or for the keys with ``passthrough: true`` (or every key, with
+``allow_passthrough_header: true``) when the client sends ``x-paxis-passthrough: 1``; from any
+other key the header is ignored and the answer is verified. A passthrough response carries
+``x-paxis-passthrough: true`` and the ledger one first-tier attempt. When that tier's worker can
+stream (``stream(request, skill)`` yielding text deltas and then the final Completion — see
+``StreamingWorker``), its tokens **pass straight through** as they arrive: the headers then
+cannot hold the cost or route id (not known yet), a failure after the first token ends the
+stream with an error event, the tier's total deadline bounds the whole stream, and a client
+that goes away ends it at once (its route slot is freed, the upstream stream closed, the partial
+attempt recorded: see ``_passthrough``). A worker without ``stream`` answers whole, sent as
+chunks.
 
 Every other response carries ``x-paxis-route-id``, ``x-paxis-tier``, ``x-paxis-escalated``,
-``x-paxis-cost-usd`` (``unknown`` when a price is unknown) and ``x-paxis-overhead-ms`` (the time
-spent outside worker calls). ``usage`` counts the tokens paid for across all attempts.
+``x-paxis-cost-usd`` (6 decimal places; ``unknown`` when a price is unknown) and
+``x-paxis-overhead-ms`` (the time spent outside worker calls). ``usage`` counts the tokens paid
+for across all attempts.
 
 The team comes from the API key only (``request.metadata["team"]``), never from the body, so it
 is on every ledger row. Errors use OpenAI's shape ``{"error": {"message", "type", "param",
-"code"}}``; routing failures are sent with ``x-should-retry: false`` so that SDKs do not
-re-run an expensive escalation.
+"code"}}`` and name the request id (also in ``x-request-id``) under which the ledger holds each
+attempt's reason; no verifier's or upstream's free text is copied into them (every message is
+bounded and scrubbed of credentials). Routing failures are sent with ``x-should-retry: false``
+so that SDKs do not re-run an expensive escalation. A client that goes away before its answer
+is complete is counted in /metrics with status 499, without a traceback in the log.
 
 Example:
     >>> from paxis_router import Router
@@ -46,30 +55,36 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect, Request as StarletteRequest
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from paxis_router.errors import (
     BudgetExceeded,
     ConfigError,
+    DegradedRefused,
     EscalationExhausted,
     PaxisError,
     PolicyDenied,
     SkillSelectionError,
+    TiersUnavailable,
 )
+from paxis_router.pricing import format_usd
 from paxis_router.proxy._metrics import Metrics
 from paxis_router.proxy._openai import (
     BadRequest,
     ChunkWriter,
     completion_json,
+    encode_json,
     error_body,
     include_usage,
+    is_unicode,
     parse_body,
     split_text,
     to_chat_request,
+    untrusted,
 )
-from paxis_router.proxy._passthrough import first_tier_router, tee_router
+from paxis_router.proxy._passthrough import TeeWorker, first_tier_router, tee_router
 from paxis_router.proxy.config import ProxySettings
 
 if TYPE_CHECKING:
@@ -78,12 +93,16 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import Receive, Scope, Send
 
+    from paxis_router.proxy.config import TeamKey
     from paxis_router.router import Router
-    from paxis_router.types import ChatRequest, RouteResult
+    from paxis_router.types import Attempt, ChatRequest, RouteResult
 
 logger = logging.getLogger(__name__)
 
 _JSON = "application/json"
+#: The status counted for a client that went away before its answer was complete (nginx's).
+CLIENT_GONE = 499
+_YES = ("1", "true", "yes")
 
 
 class _Failure(Exception):
@@ -97,6 +116,7 @@ class _Failure(Exception):
         code: str | None = None,
         param: str | None = None,
         retry: bool = True,
+        request_id: str | None = None,
     ):
         self.status = status
         self.message = message
@@ -104,6 +124,7 @@ class _Failure(Exception):
         self.code = code
         self.param = param
         self.retry = retry
+        self.request_id = request_id
         super().__init__(message)
 
     def response(self) -> Response:
@@ -112,8 +133,14 @@ class _Failure(Exception):
             headers["x-should-retry"] = "false"
         if self.status == 401:
             headers["www-authenticate"] = "Bearer"
+        if self.request_id is not None:
+            headers["x-request-id"] = self.request_id
         body = error_body(self.message, type_=self.type_, code=self.code, param=self.param)
         return Response(body, status_code=self.status, media_type=_JSON, headers=headers)
+
+
+class _ClientGone(Exception):
+    """The client went away before its answer was complete."""
 
 
 class _Route:
@@ -127,67 +154,145 @@ class _Route:
 
 
 class _Live:
-    """A passthrough stream under way: its first delta, the rest to come, the route task."""
+    """A passthrough stream under way: the tee, its queue of deltas, the route task, and how
+    the request is counted in /metrics once (when the stream ends)."""
 
     def __init__(
         self,
-        first: str,
+        app: _App,
+        route: _Route,
+        team: str,
+        request: ChatRequest,
+        t0: float,
+        tee: TeeWorker,
         queue: asyncio.Queue[str | None],
-        task: asyncio.Task[RouteResult],
-        request_id: str,
     ):
-        self.request_id = request_id
-        self.first = first
+        self.app = app
+        self.route = route
+        self.team = team
+        self.request_id = request.request_id
+        self.t0 = t0
+        self.tee = tee
         self.queue = queue
-        self.task = task
+        self.task: asyncio.Task[RouteResult] | None = None
+        self.first = ""
+        self.counted = False
 
+    def count(self, status: int) -> None:
+        """Count the request in /metrics (once)."""
+        if not self.counted:
+            self.counted = True
+            latency_s = self.app.clock() - self.t0
+            self.app.metrics.observe_request(self.route.name, self.team, status, latency_s, None)
 
-async def _start_live(router: Router, request: ChatRequest) -> RouteResult | _Live | None:
-    """Start streaming the first tier; None when its worker cannot stream. A route that ends
-    before any delta (a failure, an empty answer) comes back as its RouteResult or raises."""
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    tee = tee_router(router, queue)
-    if tee is None:
-        return None
-    task = asyncio.create_task(tee.route(request))
-    task.add_done_callback(lambda _: queue.put_nowait(None))
-    first = await queue.get()
-    if first is None:
-        return task.result()
-    return _Live(first, queue, task, request.request_id)
+    def abandon(self) -> None:
+        """The client went away: end the upstream stream and count the request as 499."""
+        if self.task is not None and not self.task.done():
+            self.tee.abandon()
+        self.count(CLIENT_GONE)
 
 
 def _map_route_error(exc: PaxisError, request_id: str) -> _Failure:
+    """A routing error -> an error response that says what failed and where to look (the
+    ledger, by request id), never the free text of a verifier or an upstream."""
     if isinstance(exc, BudgetExceeded):
         return _Failure(
             429,
-            f"budget exceeded for team {exc.team!r}: {exc}; raise the team's budget or wait for "
+            f"budget exceeded for team {exc.team!r}: {untrusted(exc)}; raise the team's budget or "
+            "wait for "
             f"the next budget window (request {request_id})",
             "insufficient_quota",
             "budget_exceeded",
             retry=False,
+            request_id=request_id,
         )
     if isinstance(exc, PolicyDenied):
         return _Failure(
             403,
-            f"{exc} (rule {exc.rule_id or 'default-deny'}, request {request_id})",
+            f"the policy gate denied the request (rule {exc.rule_id or 'default-deny'}, request "
+            f"{request_id}); the audit log has the decision",
             "permission_error",
             "policy_denied",
             retry=False,
+            request_id=request_id,
         )
     if isinstance(exc, EscalationExhausted):
+        if isinstance(exc, TiersUnavailable):
+            what = "no tier could answer"
+        elif isinstance(exc, DegradedRefused):
+            what = (
+                "an upper tier is unavailable and the outage policy for this skill refuses "
+                "degraded answers"
+            )
+        else:
+            what = "no tier gave an acceptable answer"
         return _Failure(
             502,
-            f"no tier gave an acceptable answer (request {request_id}): {exc}",
+            f"{what} (request {request_id}): {_describe_attempts(exc.attempts)}. The ledger "
+            f"has each attempt's reason under request_id {request_id}.",
             "server_error",
             "escalation_exhausted",
             retry=False,
+            request_id=request_id,
         )
     if isinstance(exc, SkillSelectionError):
-        return _Failure(400, str(exc), "invalid_request_error", "no_skill_matched")
+        return _Failure(
+            400,
+            f"{untrusted(exc)} (request {request_id})",
+            "invalid_request_error",
+            "no_skill_matched",
+            request_id=request_id,
+        )
+    logger.error("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
     if isinstance(exc, ConfigError):
-        return _Failure(500, f"server misconfigured: {exc}", "server_error", "config_error")
-    return _Failure(500, f"{type(exc).__name__}: {exc}", "server_error", "paxis_error")
+        return _Failure(
+            500,
+            f"server misconfigured (request {request_id}); the proxy's log says what",
+            "server_error",
+            "config_error",
+            request_id=request_id,
+        )
+    return _Failure(
+        500,
+        f"{type(exc).__name__} while routing request {request_id}; the proxy's log says what",
+        "server_error",
+        "paxis_error",
+        request_id=request_id,
+    )
+
+
+def _describe_attempts(attempts: Iterable[Attempt]) -> str:
+    """Each attempt as ``tier: what happened``, from names alone (tier, verifier, error type):
+    the free-text reasons stay in the ledger."""
+    parts: list[str] = []
+    for attempt in attempts:
+        failed = [v.verifier for v in attempt.verdicts if not v.passed]
+        if attempt.error_type is not None:
+            what = f"failed ({attempt.error_type})"
+        elif failed:
+            what = "rejected by " + ", ".join(failed)
+        else:
+            what = attempt.decision.value if attempt.decision else "answered"
+        parts.append(f"{attempt.tier}: {what}")
+    return "; ".join(parts) or "no attempt was made"
+
+
+def _not_unicode(result: RouteResult) -> _Failure:
+    return _Failure(
+        502,
+        f"the answer of tier {result.tier} holds text that is not Unicode (a lone UTF-16 "
+        f"surrogate) and cannot be sent (request {result.request_id}); the ledger has it",
+        "server_error",
+        "invalid_upstream_answer",
+        retry=False,
+        request_id=result.request_id,
+    )
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client goes away (once its body is read, the next message is that)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class _App:
@@ -210,8 +315,9 @@ class _App:
 
     # --- edge steps ---------------------------------------------------------------------------
 
-    def authenticate(self, request: Request) -> tuple[str, dict[str, str], int | None]:
-        """The team, its routing metadata, and its in-flight cap; _Failure(401) otherwise."""
+    def authenticate(self, request: Request) -> tuple[str, dict[str, str], TeamKey | None]:
+        """The team, its routing metadata, and its key (None for the anonymous team);
+        _Failure(401) otherwise."""
         header = request.headers.get("authorization")
         if header is None:
             if self.settings.anonymous_team is not None:
@@ -235,7 +341,34 @@ class _App:
         metadata = {"team": entry.team}
         if entry.data_class is not None:
             metadata["data_class"] = entry.data_class
-        return entry.team, metadata, entry.max_in_flight
+        return entry.team, metadata, entry
+
+    def authenticate_admin(self, request: Request) -> None:
+        """Pass for one of the admin keys; _Failure(401/403) otherwise."""
+        if not self.settings.admin_keys:
+            raise _Failure(
+                403,
+                f"{request.url.path} is closed: it needs an admin key and proxy.admin_keys is "
+                "empty; add one (paxis serve --new-key NAME prints a key and its hash)",
+                "permission_error",
+                "admin_only",
+            )
+        header = request.headers.get("authorization") or ""
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or self.settings.admin_for(key.strip()) is None:
+            raise _Failure(
+                401,
+                f"{request.url.path} needs one of the proxy's admin keys "
+                "('Authorization: Bearer <key>'); team keys cannot read it",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+
+    def passthrough_allowed(self, request: Request, key: TeamKey | None) -> bool:
+        """The client asks for passthrough and its key may have it."""
+        if request.headers.get("x-paxis-passthrough", "").lower() not in _YES:
+            return False
+        return self.settings.allow_passthrough_header or (key is not None and key.passthrough)
 
     async def read_body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -268,12 +401,25 @@ class _App:
         if route is None:
             raise _Failure(
                 400,
-                f"unknown model {model!r}; this proxy serves {sorted(self.routes)}",
+                f"unknown model {untrusted(repr(model))}; this proxy serves {sorted(self.routes)}",
                 "invalid_request_error",
                 "model_not_found",
                 "model",
             )
         return route
+
+    def admit(self, team: str, key: TeamKey | None) -> None:
+        """Count the request in its team's in-flight total; _Failure(429) over its cap."""
+        cap = key.max_in_flight if key is not None else None
+        if cap is not None and self.in_flight[team] >= cap:
+            raise _Failure(
+                429,
+                f"team {team!r} already has {cap} requests in flight (its max_in_flight); retry "
+                "shortly",
+                "rate_limit_error",
+                "too_many_in_flight",
+            )
+        self.in_flight[team] += 1
 
     # --- endpoints ----------------------------------------------------------------------------
 
@@ -282,85 +428,163 @@ class _App:
         team = "-"
         route_name = "-"
         try:
-            team, metadata, max_in_flight = self.authenticate(request)
+            team, metadata, key = self.authenticate(request)
             raw = await self.read_body(request)
             body = parse_body(raw)
             route = self.route_for(body.get("model"))
             route_name = route.name
             chat_request = to_chat_request(body, metadata=metadata)
-            passthrough = route.passthrough_stream or (
-                self.settings.allow_passthrough_header
-                and request.headers.get("x-paxis-passthrough", "").lower() in ("1", "true", "yes")
-            )
-            router = route.first_tier if passthrough else route.router
-            if max_in_flight is not None and self.in_flight[team] >= max_in_flight:
-                raise _Failure(
-                    429,
-                    f"team {team!r} already has {max_in_flight} requests in flight (its "
-                    "max_in_flight); retry shortly",
-                    "rate_limit_error",
-                    "too_many_in_flight",
-                )
-            self.in_flight[team] += 1
-            try:
-                async with self.slots or contextlib.nullcontext():
-                    outcome = None
-                    if passthrough and body.get("stream"):
-                        outcome = await _start_live(route.router, chat_request)
-                    if outcome is None:
-                        outcome = await router.route(chat_request)
-            except PaxisError as exc:
-                raise _map_route_error(exc, chat_request.request_id) from exc
-            finally:
-                self.in_flight[team] -= 1
+            passthrough = route.passthrough_stream or self.passthrough_allowed(request, key)
+            observed = False  # the route's spend is already in /metrics
+            if passthrough and body.get("stream"):
+                live = await self._start_live(request, route, team, key, chat_request, t0)
+                if isinstance(live, _Live):
+                    return self._live_response(live, chat_request, body)
+                result, observed = live
+            else:
+                router = route.first_tier if passthrough else route.router
+                self.admit(team, key)
+                try:
+                    async with self.slots or contextlib.nullcontext():
+                        result = await router.route(chat_request)
+                except PaxisError as exc:
+                    if isinstance(exc, EscalationExhausted):
+                        self.metrics.observe_attempts(team, exc.attempts)
+                    raise _map_route_error(exc, chat_request.request_id) from exc
+                finally:
+                    self.in_flight[team] -= 1
         except BadRequest as exc:
             bad = _Failure(400, exc.message, "invalid_request_error", exc.code, exc.param)
             return self._fail(bad, route_name, team, t0)
         except _Failure as failure:
             return self._fail(failure, route_name, team, t0)
+        except ClientDisconnect:  # gone while sending its body
+            logger.debug("client went away in the middle of its request (%s)", route_name)
+            self.metrics.observe_request(route_name, team, CLIENT_GONE, self.clock() - t0, None)
+            return Response(status_code=CLIENT_GONE)  # nobody reads it; the server drops it
+        except _ClientGone:  # gone while waiting for a passthrough's first token (counted)
+            logger.debug("client went away before its first token (%s)", route_name)
+            return Response(status_code=CLIENT_GONE)
         except Exception:  # the proxy edge: never a traceback to the client
             logger.exception("unexpected error serving /v1/chat/completions")
             internal = _Failure(
                 500, "internal error in the paxis proxy; see its log", "server_error"
             )
             return self._fail(internal, route_name, team, t0)
+        return self._answer(result, route_name, team, body, passthrough, t0, observed)
 
-        if isinstance(outcome, _Live):
-            return self._live_response(outcome, route, team, chat_request, body, t0)
-        result = outcome
+    def _answer(
+        self,
+        result: RouteResult,
+        route_name: str,
+        team: str,
+        body: dict[str, Any],  # Any: decoded JSON from the client
+        passthrough: bool,
+        t0: float,
+        observed: bool = False,
+    ) -> Response:
+        """The routed answer as a chat.completion (or its chunks): 502 when it is not Unicode."""
         worker_s = sum(a.latency_s for a in result.attempts)
         overhead_s = max(self.clock() - t0 - worker_s, 0.0)
-        headers = _paxis_headers(result, overhead_s, passthrough)
-        self.metrics.observe_route(route_name, team, result)
-        self.metrics.observe_request(route_name, team, 200, self.clock() - t0, overhead_s)
+        if not observed:
+            self.metrics.observe_route(route_name, team, result)
         completion_id = "chatcmpl-" + result.route_id
         if body.get("stream"):
+            if not is_unicode(result.completion.content):
+                return self._fail(_not_unicode(result), route_name, team, t0)
+            content: bytes | None = None
+        else:
+            payload = completion_json(completion_id, result.completion, result.usage, self.created)
+            content = encode_json(payload)
+            if content is None:
+                return self._fail(_not_unicode(result), route_name, team, t0)
+        headers = _paxis_headers(result, overhead_s, passthrough)
+        self.metrics.observe_request(route_name, team, 200, self.clock() - t0, overhead_s)
+        if content is None:
             return StreamingResponse(
                 _stream(completion_id, result, include_usage(body)),
                 media_type="text/event-stream",
                 headers={**headers, "cache-control": "no-cache"},
             )
-        payload = completion_json(completion_id, result.completion, result.usage, self.created)
-        return JSONResponse(payload, headers=headers)
+        return Response(content, media_type=_JSON, headers=headers)
+
+    async def _start_live(
+        self,
+        request: Request,
+        route: _Route,
+        team: str,
+        key: TeamKey | None,
+        chat_request: ChatRequest,
+        t0: float,
+    ) -> _Live | tuple[RouteResult, bool]:
+        """Start a passthrough stream: the first tier's deltas once the first one is here; the
+        whole RouteResult when the worker cannot stream or the route ended before any delta
+        (with True when its spend is already counted in /metrics).
+
+        The route holds its slot (and its team's in-flight count) until it ends, not until the
+        first delta; a client that goes away first ends it (_ClientGone)."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        tee = tee_router(
+            route.router, queue, default_deadline_s=self.settings.passthrough_timeout_s
+        )
+        if tee is None:
+            self.admit(team, key)
+            try:
+                async with self.slots or contextlib.nullcontext():
+                    return await route.first_tier.route(chat_request), False
+            except PaxisError as exc:
+                if isinstance(exc, EscalationExhausted):
+                    self.metrics.observe_attempts(team, exc.attempts)
+                raise _map_route_error(exc, chat_request.request_id) from exc
+            finally:
+                self.in_flight[team] -= 1
+        router, worker = tee
+        live = _Live(self, route, team, chat_request, t0, worker, queue)
+        self.admit(team, key)
+        slots = self.slots
+        try:
+            if slots is not None:
+                await slots.acquire()
+        except BaseException:
+            self.in_flight[team] -= 1
+            raise
+
+        def finished(task: asyncio.Task[RouteResult]) -> None:
+            if slots is not None:
+                slots.release()
+            self.in_flight[team] -= 1
+            queue.put_nowait(None)
+            # The one place a live route's spend is counted (whoever reads its outcome).
+            if task.cancelled():
+                return
+            error = task.exception()
+            if error is None:
+                self.metrics.observe_route(route.name, team, task.result())
+            elif isinstance(error, EscalationExhausted):
+                self.metrics.observe_attempts(team, error.attempts)
+
+        live.task = asyncio.create_task(router.route(chat_request))
+        live.task.add_done_callback(finished)
+        first = await _first_item(queue, request.receive)
+        if isinstance(first, _Gone):
+            live.abandon()
+            raise _ClientGone
+        if first is None:  # the route ended before any delta
+            try:
+                return await live.task, True
+            except PaxisError as exc:
+                raise _map_route_error(exc, chat_request.request_id) from exc
+        live.first = first
+        return live
 
     def _live_response(
         self,
         live: _Live,
-        route: _Route,
-        team: str,
         request: ChatRequest,
         body: dict[str, Any],  # Any: decoded JSON from the client
-        t0: float,
     ) -> Response:
         """The worker's own token stream, sent on as it arrives (passthrough)."""
-
-        def finished(task: asyncio.Task[RouteResult]) -> None:
-            if not task.cancelled() and task.exception() is None:
-                self.metrics.observe_route(route.name, team, task.result())
-                self.metrics.observe_request(route.name, team, 200, self.clock() - t0, None)
-
-        live.task.add_done_callback(finished)
-        tier = route.router.tiers[0]
+        tier = live.route.router.tiers[0]
         headers = {
             "x-paxis-tier": tier.name,
             "x-paxis-escalated": "false",
@@ -370,7 +594,8 @@ class _App:
         }
         model = str(getattr(tier.worker, "model", tier.name))
         writer = ChunkWriter("chatcmpl-" + request.request_id, model)
-        return StreamingResponse(
+        return _LiveResponse(
+            live,
             _live_stream(writer, live, include_usage(body)),
             media_type="text/event-stream",
             headers=headers,
@@ -389,15 +614,62 @@ class _App:
             {"id": name, "object": "model", "created": self.created, "owned_by": "paxis"}
             for name in self.routes
         ]
-        return JSONResponse({"object": "list", "data": data})
+        return Response(encode_json({"object": "list", "data": data}), media_type=_JSON)
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "routes": sorted(self.routes)})
+        return Response(
+            encode_json({"status": "ok", "routes": sorted(self.routes)}), media_type=_JSON
+        )
 
     async def metrics_text(self, request: Request) -> Response:
+        try:
+            self.authenticate_admin(request)
+        except _Failure as failure:
+            return failure.response()
         return PlainTextResponse(
             self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
+
+
+class _LiveResponse(StreamingResponse):
+    """A passthrough stream's response: however sending ends (the client went away before the
+    first byte, in the middle, or the server is stopping), a route still running is ended."""
+
+    def __init__(
+        self, live: _Live, content: AsyncIterator[bytes], **kwargs: Any
+    ) -> None:  # Any: StreamingResponse's keyword arguments
+        super().__init__(content, **kwargs)
+        self.live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            task = self.live.task
+            if task is not None and (not task.done() or not self.live.counted):
+                self.live.abandon()
+
+
+class _Gone:
+    """The sentinel _first_item returns when the client went away."""
+
+
+_GONE = _Gone()
+
+
+async def _first_item(queue: asyncio.Queue[str | None], receive: Receive) -> str | _Gone | None:
+    """The queue's first item (a delta, or None when the route ended), or _GONE when the client
+    goes away first."""
+    get = asyncio.ensure_future(queue.get())
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((get, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        get.cancel()
+        gone.cancel()
+    if gone.done() and not gone.cancelled():
+        return _GONE
+    return get.result()
 
 
 def _paxis_headers(result: RouteResult, overhead_s: float, passthrough: bool) -> dict[str, str]:
@@ -405,7 +677,7 @@ def _paxis_headers(result: RouteResult, overhead_s: float, passthrough: bool) ->
         "x-paxis-route-id": result.route_id,
         "x-paxis-tier": result.tier,
         "x-paxis-escalated": "true" if result.escalated else "false",
-        "x-paxis-cost-usd": "unknown" if result.cost_usd is None else f"{result.cost_usd:f}",
+        "x-paxis-cost-usd": format_usd(result.cost_usd),
         "x-paxis-overhead-ms": f"{overhead_s * 1000:.3f}",
         "x-request-id": result.request_id,
     }
@@ -427,20 +699,29 @@ async def _stream(
 
 
 async def _live_stream(writer: ChunkWriter, live: _Live, with_usage: bool) -> AsyncIterator[bytes]:
-    yield writer.delta(live.first)
-    while (item := await live.queue.get()) is not None:
-        yield writer.delta(item)
+    """The deltas as they come, then the closing chunks; a client that goes away (the server
+    cancels this generator, or closes it) ends the route at once (``_Live.abandon``)."""
+    assert live.task is not None
     try:
-        result = live.task.result()
-    except PaxisError as exc:  # the stream has begun: the failure goes in an error event
-        failure = _map_route_error(exc, live.request_id)
-        yield writer.error(failure.message, failure.type_, failure.code)
+        yield writer.delta(live.first)
+        while (item := await live.queue.get()) is not None:
+            yield writer.delta(item)
+        try:
+            result = await live.task
+        except PaxisError as exc:  # the stream has begun: the failure goes in an error event
+            failure = _map_route_error(exc, live.request_id)
+            live.count(failure.status)
+            yield writer.error(failure.message, failure.type_, failure.code)
+            yield writer.done()
+            return
+        live.count(200)
+        yield writer.finish(result.completion.finish_reason)
+        if with_usage:
+            yield writer.usage(result.usage)
         yield writer.done()
-        return
-    yield writer.finish(result.completion.finish_reason)
-    if with_usage:
-        yield writer.usage(result.usage)
-    yield writer.done()
+    finally:
+        if not live.task.done() or not live.counted:
+            live.abandon()
 
 
 async def _shutdown(routers: Iterable[Router]) -> None:

@@ -3,7 +3,8 @@
 ``WorkerPlan`` turns a base model and ``name=path`` adapters into the ``vllm serve`` command
 line (``--enable-lora --lora-modules name=path ... --max-loras N --max-lora-rank R``) and the
 matching tier for a paxis policy file (``kind: local`` with ``adapters:``, served by a
-``LoRAWorker``). Skills pick their adapter with ``metadata: {paxis-adapter: NAME}`` in SKILL.md.
+``OpenAICompatWorker(adapters=...)``). Skills pick their adapter with
+``metadata: {paxis-adapter: NAME}`` in SKILL.md.
 
 ``max_lora_rank`` defaults to the largest ``r`` in the adapters' ``adapter_config.json`` files
 (rounded up to a rank vLLM accepts), or 16 when no adapter folder is readable here.
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import ConfigError
-from paxis_router.workers.lora import ADAPTER_KEY
+from paxis_router.workers.openai_compat import ADAPTER_KEY
 
 if TYPE_CHECKING:
     from decimal import Decimal

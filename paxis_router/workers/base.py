@@ -5,6 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from paxis_router.errors import (
+    CircuitOpen,
+    ContextWindowExceeded,
+    ContextWindowTooSmall,
+    WorkerError,
+    WorkerTimeout,
+    WorkerUnavailable,
+)
+from paxis_router.types import AttemptStatus
 from paxis_router.workers.destination import destination_for_url, url_host
 
 if TYPE_CHECKING:
@@ -25,6 +34,23 @@ class Worker(Protocol):
     name: str
 
     async def complete(self, request: ChatRequest, skill: Skill | None) -> Completion: ...
+
+
+class TextFilter(Protocol):
+    """Rewrites a stream's text in order (``feed`` each delta, ``flush`` at the end); it may hold
+    back a tail that is not decided yet, e.g. half of a PII placeholder."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+@runtime_checkable
+class RelaysStream(Protocol):
+    """A worker that relays its answer's text to a client as it streams (the proxy's
+    passthrough): the router gives it the filter that restores what the gate redacted."""
+
+    def filter_relayed_text(self, text_filter: TextFilter) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,50 @@ class Tier:
     @property
     def is_local(self) -> bool:
         return self.destination == "local"
+
+    async def call(
+        self, request: ChatRequest, skill: Skill | None, *, window_floor: int | None = None
+    ) -> Completion:
+        """Call the worker the way the router does: skip the call (``ContextWindowTooSmall``)
+        when this tier's window is no larger than one the prompt already overflowed
+        (``window_floor``), else through the ``resilience`` guard (or directly without one)."""
+        window = self.max_context_tokens
+        if window_floor is not None and window is not None and window <= window_floor:
+            raise ContextWindowTooSmall(
+                f"skipped without a call: its context window ({window} tokens) is no larger than "
+                f"{window_floor}, which the prompt already overflowed",
+                worker=self.name,
+                request_id=request.request_id,
+            )
+        if self.resilience is None:
+            return await self.worker.complete(request, skill)
+        return await self.resilience.call(self.worker, request, skill)
+
+
+def classify_error(error: WorkerError) -> tuple[AttemptStatus, bool]:
+    """How a failed call ended, by exception class (subclasses included): the attempt's status
+    (``unavailable`` when the tier could not serve: down, timed out, breaker open; ``failed``
+    otherwise) and whether anything reached the tier (an open breaker or a prompt known too
+    long for the window: nothing did, the attempt costs exactly zero).
+
+    Example:
+        >>> class ProviderDown(WorkerUnavailable): ...
+        >>> classify_error(ProviderDown("503", worker="frontier:f"))
+        (<AttemptStatus.UNAVAILABLE: 'unavailable'>, True)
+        >>> classify_error(CircuitOpen("open", worker="frontier:f"))
+        (<AttemptStatus.UNAVAILABLE: 'unavailable'>, False)
+    """
+    unavailable = isinstance(error, WorkerUnavailable | WorkerTimeout)
+    status = AttemptStatus.UNAVAILABLE if unavailable else AttemptStatus.FAILED
+    return status, not isinstance(error, CircuitOpen | ContextWindowTooSmall)
+
+
+def overflowed_window(error: WorkerError, tier: Tier) -> int | None:
+    """The context window the prompt overflowed on ``tier`` (a larger one may still fit), or
+    None when the error was not an overflow or the tier's window is unknown."""
+    if isinstance(error, ContextWindowExceeded) and not isinstance(error, ContextWindowTooSmall):
+        return tier.max_context_tokens
+    return None
 
 
 def as_tier(value: Worker | Tier) -> Tier:

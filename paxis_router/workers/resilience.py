@@ -49,37 +49,29 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from paxis_router.errors import (
     CircuitOpen,
     ContextWindowExceeded,
-    ContextWindowTooSmall,
     WorkerError,
     WorkerTimeout,
     WorkerUnavailable,
 )
-from paxis_router.types import AttemptStatus
 from paxis_router.workers.breaker import BreakerConfig, BreakerState, CircuitBreaker
 
 if TYPE_CHECKING:
     import httpx
 
     from paxis_router.skills.model import Skill
-    from paxis_router.types import Attempt, ChatRequest, Completion
-    from paxis_router.workers.base import Tier, Worker
+    from paxis_router.types import ChatRequest, Completion
+    from paxis_router.workers.base import Worker
 
 __all__ = [
-    "NOT_CALLED",
     "BreakerConfig",
     "BreakerState",
     "CircuitBreaker",
     "Resilience",
     "ResilienceConfig",
-    "call_tier",
-    "classify_error",
-    "next_window_floor",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: errors raised before any call was made: such an attempt costs exactly zero.
-NOT_CALLED: tuple[type[WorkerError], ...] = (CircuitOpen, ContextWindowTooSmall)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -279,36 +271,3 @@ class Resilience:
         return completion
 
 
-async def call_tier(
-    tier: Tier, request: ChatRequest, skill: Skill | None, *, window_floor: int | None = None
-) -> Completion:
-    """Call a tier the way the router does: skip it when its window is too small, else call
-    its worker through its :class:`Resilience` (or directly when it has none)."""
-    window = tier.max_context_tokens
-    if window_floor is not None and window is not None and window <= window_floor:
-        raise ContextWindowTooSmall(
-            f"skipped without a call: its context window ({window} tokens) is no larger than "
-            f"{window_floor}, which the prompt already overflowed",
-            worker=tier.name,
-            request_id=request.request_id,
-        )
-    if tier.resilience is None:
-        return await tier.worker.complete(request, skill)
-    return await tier.resilience.call(tier.worker, request, skill)
-
-
-def next_window_floor(floor: int | None, tier: Tier, attempt: Attempt) -> int | None:
-    """After ``attempt`` on ``tier``: the largest window known to be too small, or None."""
-    if attempt.error_type != "ContextWindowExceeded" or tier.max_context_tokens is None:
-        return floor
-    return max(floor or 0, tier.max_context_tokens)
-
-
-def classify_error(error: WorkerError) -> tuple[AttemptStatus, bool]:
-    """How a failed call ended, by exception class (subclasses included): the attempt's status
-    (``unavailable`` when the tier could not serve: down, timed out, breaker open; ``failed``
-    otherwise) and whether anything reached the tier (an open breaker or a prompt known too
-    long for the window: nothing did, the attempt costs exactly zero)."""
-    unavailable = isinstance(error, WorkerUnavailable | WorkerTimeout)
-    status = AttemptStatus.UNAVAILABLE if unavailable else AttemptStatus.FAILED
-    return status, not isinstance(error, NOT_CALLED)

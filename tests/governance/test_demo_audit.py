@@ -18,7 +18,7 @@ def test_demo_writes_a_verifiable_audit_log_beside_its_ledger(
     ledger = tmp_path / "run" / "demo.db"
     ledger.parent.mkdir()
     assert main(["demo", "--limit", "8", "--ledger", str(ledger)]) == 0
-    audit = tmp_path / "run" / "paxis-demo.audit.jsonl"
+    audit = tmp_path / "run" / "paxis-audit.jsonl"
     out = capsys.readouterr().out
     assert f"audit log: {audit} (started afresh with the ledger)" in out
     records = [json.loads(line) for line in audit.read_text().splitlines()]

@@ -14,17 +14,22 @@ from starlette.applications import Starlette
 
 from paxis_router import Router, SQLiteLedger, TokenPrice
 from paxis_router.errors import BudgetExceeded, PolicyDenied
-from paxis_router.proxy import ProxySettings, TeamKey, create_app, hash_key
+from paxis_router.proxy import AdminKey, ProxySettings, TeamKey, create_app, hash_key
 from paxis_router.testing import FakeVerifier, FakeWorker, FunctionWorker
 from paxis_router.types import ChatRequest, Completion
 
 KEY_CLAIMS = "pxs-claims-test-key"
 KEY_SEARCH = "pxs-search-test-key"
+KEY_STREAMER = "pxs-streamer-test-key"
+KEY_ADMIN = "pxs-admin-test-key"
+ADMIN = {"authorization": f"Bearer {KEY_ADMIN}"}
 SETTINGS = ProxySettings(
     keys=(
         TeamKey(team="claims", key_sha256=hash_key(KEY_CLAIMS)),
         TeamKey(team="search", key_sha256=hash_key(KEY_SEARCH), data_class="public"),
+        TeamKey(team="claims", key_sha256=hash_key(KEY_STREAMER), passthrough=True),
     ),
+    admin_keys=(AdminKey(name="prometheus", key_sha256=hash_key(KEY_ADMIN)),),
     max_body_bytes=4096,
 )
 BASE = "http://paxis.test/v1"
@@ -307,12 +312,12 @@ async def test_metrics_count_requests_escalations_spend_and_latency(
     client = _client(http)
     await client.chat.completions.create(model="paxis/auto", messages=MESSAGES)
     await http.post("/v1/chat/completions", content=b"{", headers={"authorization": "Bearer x"})
-    text = (await http.get("/metrics")).text
+    text = (await http.get("/metrics", headers=ADMIN)).text
     lines = set(text.splitlines())
     assert 'paxis_requests_total{route="paxis/auto",team="claims",status="200"} 1' in lines
     assert 'paxis_requests_total{route="-",team="-",status="401"} 1' in lines
     assert 'paxis_escalations_total{route="paxis/auto",team="claims"} 1' in lines
-    assert 'paxis_spend_usd_total{tier="frontier:f",team="claims"} 0.0000175' in lines
+    assert 'paxis_spend_usd_total{tier="frontier:f",team="claims"} 0.000018' in lines
     assert 'paxis_request_latency_seconds_count{route="paxis/auto"} 1' in lines
     assert 'paxis_request_latency_seconds_count{route="-"} 1' in lines
     assert 'paxis_overhead_seconds_count{route="paxis/auto"} 1' in lines
@@ -322,15 +327,16 @@ async def test_metrics_count_requests_escalations_spend_and_latency(
 async def test_passthrough_header_serves_the_first_tier_unverified(
     http: httpx2.AsyncClient, ladder: tuple[Router, SQLiteLedger]
 ) -> None:
-    client = _client(http)
+    client = _client(http, KEY_STREAMER)
     raw = await client.chat.completions.with_raw_response.create(
         model="paxis/auto", messages=MESSAGES, extra_headers={"x-paxis-passthrough": "1"}
     )
     assert raw.parse().choices[0].message.content == "no idea"
     assert raw.headers["x-paxis-passthrough"] == "true"
     assert raw.headers["x-paxis-tier"] == "local:w"
-    # 5 words at $0.1 per million, written out in full (never in exponent notation).
-    assert raw.headers["x-paxis-cost-usd"] == "0.0000005"
+    # 5 words at $0.1 per million = $0.0000005, shown to 6 places (half to even), never in
+    # exponent notation.
+    assert raw.headers["x-paxis-cost-usd"] == "0.000000"
     rows = ladder[1].rows()
     assert [(r.tier, r.decision.value, r.team) for r in rows] == [("local:w", "accept", "claims")]
 
@@ -392,9 +398,9 @@ async def test_passthrough_stream_relays_the_workers_tokens_as_they_come(tmp_pat
         response = await http.post(
             "/v1/chat/completions",
             json=body,
-            headers={"authorization": f"Bearer {KEY_CLAIMS}", "x-paxis-passthrough": "1"},
+            headers={"authorization": f"Bearer {KEY_STREAMER}", "x-paxis-passthrough": "1"},
         )
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics", headers=ADMIN)).text
     assert response.headers["x-paxis-passthrough"] == "true"
     assert response.headers["x-paxis-tier"] == "local:w"
     events = _sse_events(response.text)
@@ -418,7 +424,7 @@ async def test_passthrough_stream_failing_before_any_token_is_an_http_error(
 
     down = WorkerUnavailable("connection refused", worker="local:w", transient=False)
     router = Router(tiers=[FakeWorker([down], name="local:w"), FakeWorker(["x"], name="f")])
-    app = create_app(router, ProxySettings(anonymous_team="dev"))
+    app = create_app(router, ProxySettings(anonymous_team="dev", allow_passthrough_header=True))
     async with httpx2.AsyncClient(
         transport=httpx2.ASGITransport(app=app), base_url="http://paxis.test"
     ) as http:
@@ -485,3 +491,32 @@ async def test_passthrough_stream_of_a_worker_that_cannot_stream_sends_its_answe
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert text == "whole answer"
     assert response.headers["x-paxis-passthrough"] == "true"
+
+
+async def test_a_passthrough_stream_restores_what_the_gate_redacted(tmp_path: Path) -> None:
+    from paxis_router.governance.gate import Gate, parse_gate_policy
+
+    policy = parse_gate_policy(
+        {"version": "t", "rules": [{"id": "out", "effect": "allow", "pii": "redact"}]}
+    )
+    worker = FakeWorker(["I will mail <EMAIL_1> today"], name="local:w")
+    router = Router(tiers=[worker], gate=Gate(policy), ledger=SQLiteLedger(tmp_path / "l.db"))
+    body = {
+        "model": "paxis/auto",
+        "messages": [{"role": "user", "content": "mail bob@example.com"}],
+        "stream": True,
+    }
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=create_app(router, SETTINGS)),
+        base_url="http://paxis.test",
+    ) as http:
+        response = await http.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {KEY_STREAMER}", "x-paxis-passthrough": "1"},
+        )
+    assert response.headers["x-paxis-passthrough"] == "true"
+    assert worker.calls[0].query == "mail <EMAIL_1>"  # the tier never saw the address
+    chunks = [json.loads(e) for e in _sse_events(response.text)[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "I will mail bob@example.com today"

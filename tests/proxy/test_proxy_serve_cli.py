@@ -100,7 +100,8 @@ def test_new_key_prints_a_key_and_its_hash(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     key = re.search(r"(pxs-\S+)", out)
     assert key is not None
-    assert f'{{team: claims, key_sha256: "{hash_key(key.group(1))}"}}' in out
+    assert f'{{team: claims, key: "sha256:{hash_key(key.group(1))}"}}' in out
+    assert f'{{name: claims, key: "sha256:{hash_key(key.group(1))}"}}' in out
 
 
 def test_serve_without_a_policy_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

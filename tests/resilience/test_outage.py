@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from paxis_router.config.schema import RouterConfig
 from paxis_router.errors import DegradedRefused, PaxisError, WorkerUnavailable
 from paxis_router.policy.outage import OutagePolicy
 from paxis_router.router import Router
@@ -182,4 +183,9 @@ def test_outage_mode_per_skill(skills: tuple[str, ...], expected: str) -> None:
 
 def test_outage_policy_rejects_unknown_modes() -> None:
     with pytest.raises(ValueError, match="degrade"):
-        OutagePolicy.model_validate({"skills": {"legal": "panic"}})
+        OutagePolicy(skills={"legal": "panic"})  # type: ignore[dict-item]
+    tiers = [{"kind": "litellm", "model": "gpt-4o"}]
+    with pytest.raises(ValueError, match="degrade"):
+        RouterConfig.model_validate({"tiers": tiers, "policy": {"outage": {"default": "panic"}}})
+    with pytest.raises(ValueError, match="skillz"):
+        RouterConfig.model_validate({"tiers": tiers, "policy": {"outage": {"skillz": {}}}})

@@ -1,7 +1,8 @@
 """benchmarks/gpu/serve_transformers.py on the CPU: adapters per skill through the real Router.
 
 The server (transformers + peft, NOT vLLM) serves a tiny random base model created here and two
-random LoRA adapters; LoRAWorker routes each skill to its adapter over real HTTP on 127.0.0.1.
+random LoRA adapters; an OpenAICompatWorker with adapters routes each skill to its adapter
+over real HTTP on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from paxis_router.router import Router
 from paxis_router.skills.library import SkillLibrary
 from paxis_router.skills.model import Skill
 from paxis_router.types import ChatRequest
-from paxis_router.workers.lora import LoRAWorker
+from paxis_router.workers.openai_compat import OpenAICompatWorker
 
 pytest.importorskip("peft")
 
@@ -73,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 async def test_router_sends_each_skill_to_its_adapter(server: str, tmp_path: Path) -> None:
-    worker = LoRAWorker("local:tiny", "tiny-base", server, adapters=["skill-a", "skill-b"])
+    worker = OpenAICompatWorker("local:tiny", "tiny-base", server, adapters=["skill-a", "skill-b"])
     skills = SkillLibrary(
         [
             Skill("inv", "inv", "invoices", metadata={"paxis-adapter": "skill-a"}),

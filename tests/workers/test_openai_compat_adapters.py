@@ -1,4 +1,5 @@
-"""LoRAWorker over real HTTP: a skill's subtasks go to its adapter, the rest to the base."""
+"""LoRA adapters over real HTTP (``OpenAICompatWorker(adapters=...)``): a skill's subtasks go to
+its adapter, the rest to the base model."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from paxis_router.skills.library import SkillLibrary
 from paxis_router.skills.model import Skill
 from paxis_router.testing.upstream import FakeUpstream
 from paxis_router.types import ChatRequest
-from paxis_router.workers.lora import LoRAWorker
+from paxis_router.workers.openai_compat import OpenAICompatWorker
 
 INVOICES = Skill(
     "invoices", "invoices", "Read invoice totals.", metadata={"paxis-adapter": "invoice-lora"}
@@ -32,20 +33,20 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def worker(upstream: FakeUpstream) -> AsyncIterator[LoRAWorker]:
-    lora = LoRAWorker(
+async def worker(upstream: FakeUpstream) -> AsyncIterator[OpenAICompatWorker]:
+    lora = OpenAICompatWorker(
         "local:lora", "base-model", upstream.base_url, adapters=["invoice-lora"], timeout_s=10
     )
     yield lora
     await lora.aclose()
 
 
-def _router(worker: LoRAWorker, ledger: SQLiteLedger) -> Router:
+def _router(worker: OpenAICompatWorker, ledger: SQLiteLedger) -> Router:
     return Router(tiers=[worker], ledger=ledger, skills=SkillLibrary([INVOICES, TICKETS, ROGUE]))
 
 
 async def test_skill_adapter_and_base_model_over_http(
-    upstream: FakeUpstream, worker: LoRAWorker, tmp_path: Path
+    upstream: FakeUpstream, worker: OpenAICompatWorker, tmp_path: Path
 ) -> None:
     ledger = SQLiteLedger(tmp_path / "l.db")
     router = _router(worker, ledger)
@@ -64,7 +65,10 @@ async def test_skill_adapter_and_base_model_over_http(
 
 
 async def test_unknown_adapter_falls_back_to_base_with_warning(
-    upstream: FakeUpstream, worker: LoRAWorker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    upstream: FakeUpstream,
+    worker: OpenAICompatWorker,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     router = _router(worker, SQLiteLedger(tmp_path / "l.db"))
     with caplog.at_level(logging.WARNING, logger="paxis_router.workers.openai_compat"):
@@ -75,12 +79,12 @@ async def test_unknown_adapter_falls_back_to_base_with_warning(
 
 
 def test_model_for_without_adapter_list_trusts_the_skill() -> None:
-    worker = LoRAWorker("local:l", "base", "http://127.0.0.1:1/v1")
+    worker = OpenAICompatWorker("local:l", "base", "http://127.0.0.1:1/v1")
     assert worker.model_for(ROGUE) == "x"
     assert worker.model_for(TICKETS) == "base"
 
 
-def test_policy_tier_with_adapters_builds_a_lora_worker() -> None:
+def test_policy_tier_with_adapters_builds_a_worker_with_them() -> None:
     cfg = RouterConfig.model_validate(
         {
             "tiers": [
@@ -97,7 +101,7 @@ def test_policy_tier_with_adapters_builds_a_lora_worker() -> None:
         }
     )
     tier = Router.from_config(cfg).tiers[0]
-    assert isinstance(tier.worker, LoRAWorker)
+    assert isinstance(tier.worker, OpenAICompatWorker)
     assert tier.worker.adapters == frozenset({"invoice-lora"})
     assert tier.worker.model_for(INVOICES) == "invoice-lora"
     assert (tier.worker.connect_timeout_s, tier.worker.read_timeout_s) == (2, 7)
@@ -106,7 +110,7 @@ def test_policy_tier_with_adapters_builds_a_lora_worker() -> None:
 
 
 async def test_every_adapter_shares_one_connection_pool(
-    upstream: FakeUpstream, worker: LoRAWorker, tmp_path: Path
+    upstream: FakeUpstream, worker: OpenAICompatWorker, tmp_path: Path
 ) -> None:
     router = _router(worker, SQLiteLedger(tmp_path / "l.db"))
     for skill in ("invoices", "tickets", "invoices", "tickets"):
@@ -116,7 +120,7 @@ async def test_every_adapter_shares_one_connection_pool(
 
 
 async def test_adapter_streams_like_any_openai_compatible_worker(
-    upstream: FakeUpstream, worker: LoRAWorker
+    upstream: FakeUpstream, worker: OpenAICompatWorker
 ) -> None:
     pieces = [p async for p in worker.stream(ChatRequest.from_text("total?"), INVOICES)]
     assert "".join(p for p in pieces if isinstance(p, str)) == "42"
