@@ -493,12 +493,12 @@ def _print_summary(s: DemoSummary, workers: list[ReplayWorker]) -> None:
         f"How frontier-only is priced: {counterfactual_method(s.top_tier)}.",
         f"For comparison (the dataset only): {workers[-1].model}'s own recorded answers to all "
         f"{s.n} questions cost {usd(s.frontier_recorded_usd, places=4)}.",
-        f"Tokens: {s.token_counter}. Accuracy: the dataset's labels of each answer, stored in the "
-        f"ledger with source {LABEL_SOURCE!r}; worker/frontier only: one model answering every "
-        "question.",
+        f"Accuracy: the dataset's labels of each answer, stored in the ledger with source "
+        f"{LABEL_SOURCE!r}; the worker-only and frontier-only accuracies are one model answering "
+        f"every question. Tokens: {s.token_counter}.",
     )
     for note in notes:
-        emit(textwrap.fill(note, width=100, subsequent_indent="  "))
+        emit(textwrap.fill(note, width=100, subsequent_indent="  ", break_on_hyphens=False))
     emit()
     emit("Next:")
     commands = next_commands(s.ledger, s.audit)
