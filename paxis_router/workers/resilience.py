@@ -269,5 +269,3 @@ class Resilience:
             raise
         self.breaker.record_success()
         return completion
-
-
