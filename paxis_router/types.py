@@ -592,9 +592,13 @@ class RouteResult:
     @property
     def usage(self) -> Usage:
         """Tokens paid for across all attempts."""
-        prompt = sum(a.usage.prompt_tokens for a in self.attempts if a.usage)
-        completion = sum(a.usage.completion_tokens for a in self.attempts if a.usage)
-        return Usage(prompt_tokens=prompt, completion_tokens=completion)
+        used = [a.usage for a in self.attempts if a.usage]
+        return Usage(
+            prompt_tokens=sum(u.prompt_tokens for u in used),
+            completion_tokens=sum(u.completion_tokens for u in used),
+            cached_prompt_tokens=sum(u.cached_prompt_tokens for u in used),
+            reasoning_tokens=sum(u.reasoning_tokens for u in used),
+        )
 
 
 @dataclass(frozen=True, slots=True)

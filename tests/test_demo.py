@@ -195,7 +195,7 @@ def test_next_commands_name_the_files_when_not_the_defaults(
         f"paxis report --ledger {ledger}",
         f"paxis report --ledger {ledger} --format html -o report.html",
         f"paxis audit verify {tmp_path / 'elsewhere' / DEFAULT_AUDIT_PATH}",
-        f"paxis distill export --ledger {ledger} --kind sft -o paxis-distill",
+        f"paxis distill export --ledger {ledger} --kind sft",
     ]
     for command in summary["next_commands"]:
         assert isinstance(command, str)

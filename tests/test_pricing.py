@@ -219,3 +219,35 @@ def test_refresh_script_trims_litellms_map(tmp_path: Path) -> None:
     written = json.loads(out.read_text(encoding="utf-8"))
     assert written["meta"]["litellm_version"] == "9.9.9"
     assert written["models"] == {"acme/chat": ["0.0000025", "0.00001", "0.00000125", None, 128000]}
+
+
+def test_a_price_override_can_set_cached_and_reasoning_rates() -> None:
+    from paxis_router.config.schema import RouterConfig
+    from paxis_router.router import Router
+
+    overrides = {
+        "o4": {
+            "input_usd_per_mtok": "2",
+            "output_usd_per_mtok": "8",
+            "cached_input_usd_per_mtok": "0.5",
+            "reasoning_usd_per_mtok": "8",
+        }
+    }
+    cfg = RouterConfig.model_validate(
+        {"tiers": [{"kind": "litellm", "model": "o4"}], "policy": {"price_overrides": overrides}}
+    )
+    price = Router.from_config(cfg).tiers[0].price
+    assert price is not None
+    usage = Usage(1_000_000, 1_000_000, cached_prompt_tokens=500_000, reasoning_tokens=250_000)
+    # 0.5M uncached at $2 + 0.5M cached at $0.5 + 1M output (reasoning included) at $8
+    assert price.cost(usage, 0.0) == Decimal("1.00") + Decimal("0.25") + Decimal("8")
+
+
+def test_a_routes_usage_sums_cached_and_reasoning_tokens() -> None:
+    from paxis_router.router import Router
+    from paxis_router.testing import FakeWorker
+    from paxis_router.types import ChatRequest, Completion
+
+    answer = Completion("ok", "m", Usage(10, 5, cached_prompt_tokens=4, reasoning_tokens=2))
+    result = Router(tiers=[FakeWorker([answer])]).route_sync(ChatRequest.from_text("q"))
+    assert result.usage == Usage(10, 5, cached_prompt_tokens=4, reasoning_tokens=2)

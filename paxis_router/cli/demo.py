@@ -200,7 +200,7 @@ def next_commands(ledger: Path, audit: Path) -> list[tuple[str, str]]:
         ),
         (f"paxis audit verify{audit_arg}", "check the audit log's hash chain"),
         (
-            f"paxis distill export{ledger_arg} --kind sft -o paxis-distill",
+            f"paxis distill export{ledger_arg} --kind sft",
             "the verified answers as training data for the worker",
         ),
     ]

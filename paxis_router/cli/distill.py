@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument(
         "--ledger", default=DEFAULT_LEDGER, help=f"SQLite ledger path (default: {DEFAULT_LEDGER})"
     )
-    export.add_argument("--kind", required=True, choices=("sft", "dpo", "gkd"))
+    export.add_argument(
+        "--kind",
+        required=True,
+        choices=("sft", "dpo", "gkd"),
+        help="sft: chat messages of verified answers; dpo: chosen/rejected pairs; gkd: prompts",
+    )
     export.add_argument("--skill", default=None, help="only routes that selected this skill id")
     export.add_argument("--since", type=since_arg, default=None, help="first day/instant (UTC)")
     export.add_argument(
@@ -43,7 +48,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument(
         "--eval-percent", type=int, default=10, help="share of prompts held out (default 10)"
     )
-    export.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("paxis-distill"),
+        metavar="DIR",
+        help="output folder (default: paxis-distill)",
+    )
     export.add_argument("--json", action="store_true", help="print the data card as JSON")
     export.set_defaults(handler=run_export)
 

@@ -4,7 +4,8 @@
 model ``paxis/auto`` (or the ``proxy.model`` it names). API keys and limits come from the
 policy's ``proxy:`` section or from ``--proxy-config FILE``. ``--workers N`` runs N server
 processes on the port (each with its own router; the ledger file is shared).
-``paxis serve --new-key TEAM`` prints a fresh key and the config lines holding its hash (only the
+``paxis serve --demo`` serves offline over a built-in fake model server and prints the URL and
+the key to use. ``paxis serve --new-key TEAM`` prints a fresh key and the config lines holding its hash (only the
 hash is ever stored): one for ``proxy.keys`` (a team's key) and one for ``proxy.admin_keys``
 (a key that may read ``GET /metrics``).
 """
@@ -54,6 +55,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--new-key", metavar="TEAM", help="print a fresh API key for TEAM and its config line"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve offline over a built-in fake model server (no key, no GPU); prints the URL "
+        "and the API key to use",
     )
     parser.set_defaults(handler=run)
 
@@ -146,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
         emit("or, for a key that may read GET /metrics (under proxy.admin_keys):")
         emit(f'  - {{name: {args.new_key}, key: "sha256:{hash_key(key)}"}}')
         return 0
+    if args.demo:
+        from paxis_router.cli._serve_offline import run_offline
+
+        return run_offline(args)
     if not args.policy:
         from paxis_router.errors import ConfigError
 

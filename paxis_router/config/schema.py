@@ -277,13 +277,22 @@ TIER_KINDS: tuple[str, ...] = tuple(k for spec in TIER_SPECS for k in _kinds(spe
 
 
 class PriceOverride(_Model):
-    """A per-model price that replaces litellm's map (e.g. a negotiated rate)."""
+    """A per-model price that replaces the price map (e.g. a negotiated rate). Cached prompt
+    tokens cost ``cached_input_usd_per_mtok`` (default: the input rate), reasoning tokens
+    ``reasoning_usd_per_mtok`` (default: the output rate)."""
 
     input_usd_per_mtok: Decimal = Field(ge=0)
     output_usd_per_mtok: Decimal = Field(ge=0)
+    cached_input_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
+    reasoning_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
 
     def token_price(self) -> TokenPrice:
-        return TokenPrice.per_million(self.input_usd_per_mtok, self.output_usd_per_mtok)
+        return TokenPrice.per_million(
+            self.input_usd_per_mtok,
+            self.output_usd_per_mtok,
+            cached_input=self.cached_input_usd_per_mtok,
+            reasoning=self.reasoning_usd_per_mtok,
+        )
 
 
 def _check_predicate(value: object) -> object:

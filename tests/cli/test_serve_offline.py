@@ -58,3 +58,37 @@ async def test_the_offline_policy_serves_answers_escalates_and_records(
     ]
     assert all(r.cost_usd is not None and r.cost_usd > 0 for r in rows)  # both tiers priced
     assert (tmp_path / "paxis-offline-audit.jsonl").is_file()
+
+
+def test_paxis_serve_demo_listens_and_answers_the_sdk(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a free port for the server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "paxis_router", "serve", "--demo", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert f"on http://127.0.0.1:{port}/v1" in first
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=OFFLINE_KEY, max_retries=8
+        )
+        answer = client.chat.completions.create(
+            model="paxis/auto", messages=[{"role": "user", "content": "What is 17 * 3?"}]
+        )
+        assert answer.choices[0].message.content == "17 * 3 = 51"
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        assert server.stdout is not None
+        server.stdout.close()
