@@ -5,9 +5,9 @@ model ``paxis/auto`` (or the ``proxy.model`` it names). API keys and limits come
 policy's ``proxy:`` section or from ``--proxy-config FILE``. ``--workers N`` runs N server
 processes on the port (each with its own router; the ledger file is shared).
 ``paxis serve --demo`` serves offline over a built-in fake model server and prints the URL and
-the key to use. ``paxis serve --new-key TEAM`` prints a fresh key and the config lines holding its hash (only the
-hash is ever stored): one for ``proxy.keys`` (a team's key) and one for ``proxy.admin_keys``
-(a key that may read ``GET /metrics``).
+the key to use. ``paxis serve --new-key TEAM`` prints a fresh key and the config lines holding
+its hash (only the hash is ever stored): one for ``proxy.keys`` (a team's key) and one for
+``proxy.admin_keys`` (a key that may read ``GET /metrics``).
 """
 
 from __future__ import annotations
