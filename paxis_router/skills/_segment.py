@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from array import array
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +47,8 @@ MATRIX_MAX_DOCS = 8192
 # Up to this many top results are found by repeated argmax instead of a partition.
 _ARGMAX_WORK = 250_000
 _SORT_DIRECTLY = 48
+# MaxScore probes with its first term's documents when it has at most this many.
+_PROBE_DOCS = 4096
 
 Hit = tuple[float, int, int]  # (score, seq, local document)
 
@@ -208,6 +211,7 @@ class Segment:
         "dl",
         "fwd_off",
         "fwd_pos",
+        "id_hash",
         "ids",
         "indptr",
         "matrix",
@@ -227,6 +231,7 @@ class Segment:
         *,
         seq: IntArray,
         ids: Strings,
+        id_hash: IntArray,
         dl: npt.NDArray[np.float32],
         indptr: IntArray,
         post_doc: npt.NDArray[np.int32],
@@ -239,9 +244,10 @@ class Segment:
         self.matrix = matrix
         self.seq = seq
         self.ids = ids
+        self.id_hash = id_hash
         self.dl = dl
         self.indptr = indptr
-        self.starts: list[int] = indptr.tolist()
+        self.starts = array("q", np.ascontiguousarray(indptr, dtype=np.int64).tobytes())
         self.n_terms = len(indptr) - 1
         self.post_doc = post_doc
         self.post_tf = post_tf
@@ -257,7 +263,7 @@ class Segment:
         self.avg_ref: FloatArray = np.zeros(dl.shape[1] if dl.ndim == 2 else 0)
         self.dense: FloatArray | None = None
         self.dense_row: list[int] = []
-        self._pool: list[FloatArray] = []
+        self._pool: list[tuple[FloatArray, npt.NDArray[np.int32]]] = []
 
     # --- building ------------------------------------------------------------------------------
 
@@ -271,6 +277,7 @@ class Segment:
         dl: npt.NDArray[np.float32],
         seq: IntArray,
         ids: Strings,
+        id_hash: IntArray,
         n_terms: int,
         scorer: Scorer,
         avg: FloatArray,
@@ -295,6 +302,7 @@ class Segment:
         segment = cls(
             seq=seq,
             ids=ids,
+            id_hash=id_hash,
             dl=dl,
             indptr=indptr,
             post_doc=e_doc[order].astype(np.int32),
@@ -364,8 +372,10 @@ class Segment:
         self.dead[local] = True
         self.n_dead += 1
 
-    def local_of(self, seq: int) -> int:
-        return int(np.searchsorted(self.seq, seq))
+    def local_of(self, seq: int) -> int | None:
+        """The local number of the document with ``seq``, or None if it is not here."""
+        at = int(np.searchsorted(self.seq, seq))
+        return at if at < self.n_docs and int(self.seq[at]) == seq else None
 
     @property
     def first_seq(self) -> int:
@@ -374,11 +384,11 @@ class Segment:
     @property
     def nbytes(self) -> int:
         arrays = (
-            self.seq, self.dl, self.indptr, self.post_doc, self.post_tf, self.fwd_off,
-            self.fwd_pos, self.dead, self.post_imp, self.max_imp,
+            self.seq, self.id_hash, self.dl, self.indptr, self.post_doc, self.post_tf,
+            self.fwd_off, self.fwd_pos, self.dead, self.post_imp, self.max_imp,
         )  # fmt: skip
         total = sum(int(a.nbytes) for a in arrays) + self.ids.nbytes
-        total += 8 * len(self.starts) + sum(int(a.nbytes) for a in self._pool)
+        total += 8 * len(self.starts) + sum(a.nbytes + b.nbytes for a, b in self._pool)
         if self.dense is not None:
             total += int(self.dense.nbytes) + 8 * len(self.dense_row)
         return total
@@ -469,7 +479,15 @@ class Segment:
         return self._exact_top(cands[keep], query, k, floor, scorer)
 
     def _pruned(self, query: Query, k: int, floor: float, scorer: Scorer) -> list[Hit]:
-        """MaxScore over the stored impacts, then exact scores for the candidates left."""
+        """MaxScore over the stored impacts, then exact scores for the candidates left.
+
+        Terms are taken in decreasing order of their largest possible contribution. A probe
+        (the first term's documents, scored over every term) gives a first threshold theta: a
+        lower bound on the k-th best score. The shortest prefix of terms whose remaining terms
+        together stay below theta is scored in full (the "essential" terms); a document outside
+        their postings cannot reach the top k. The other terms are looked up for the surviving
+        candidates only, pruning them as the bound on what is left shrinks.
+        """
         terms = self._query_terms(query)
         if not terms:
             return []
@@ -478,58 +496,79 @@ class Segment:
         coefs = query.coefs
         lo, hi = scorer.drift(self.avg_ref, query.avg)
         lam, mu = lo * (1 - BOUND_SLACK), hi * (1 + BOUND_SLACK)
-        max_imp = self.max_imp
-        tids = query.tids
+        max_imp, tids = self.max_imp, query.tids
         bound = [coefs[i] * float(max_imp[tids[i]]) * mu for i, _, _ in terms]
         order = sorted(range(len(terms)), key=lambda j: -bound[j])
-        rest = [0.0] * (len(order) + 1)  # rest[j]: most the terms order[j:] can add
-        for j in range(len(order) - 1, -1, -1):
-            rest[j] = rest[j + 1] + bound[order[j]]
-        theta = max(floor, 0.0)
+        terms = [terms[j] for j in order]
+        bound = [bound[j] for j in order]
+        rest = [0.0] * (len(terms) + 1)  # rest[j]: the most terms j.. can add to a score
+        for j in range(len(terms) - 1, -1, -1):
+            rest[j] = rest[j + 1] + bound[j]
         post_doc, post_imp, dead = self.post_doc, self.post_imp, self.dead
-        acc = self._pool.pop() if self._pool else np.zeros(self.n_docs)
-        touched: list[npt.NDArray[np.int32]] = []
-        j = 0
+        theta = max(floor, 0.0)
+        first = post_doc[terms[0][1] : terms[0][2]]
+        if len(terms) > 1 and rest[1] >= theta and len(first) <= _PROBE_DOCS:
+            probe = first[~dead[first]] if self.n_dead else first
+            theta = max(theta, lam * _kth_largest(self._lookup(probe, terms, coefs), k))
+        essential = 1
+        while essential < len(terms) and rest[essential] >= theta:
+            essential += 1
+        acc, marker = self._pool.pop() if self._pool else self._scratch()
+        touched = [post_doc[a:b] for _, a, b in terms[:essential]]
+        everything = touched[0] if essential == 1 else np.concatenate(touched)
         try:
-            while j < len(order) and rest[j] >= theta:
-                i, a, b = terms[order[j]]
-                docs = post_doc[a:b]
-                acc[docs] += coefs[i] * post_imp[a:b]
-                touched.append(docs)
-                j += 1
-                if j < len(order) and rest[j] >= theta:
-                    partial = acc[docs]
-                    if self.n_dead:
-                        partial = partial[~dead[docs]]
-                    theta = max(theta, lam * _kth_largest(partial, k))
-            if not touched:
-                return []
-            everything = touched[0] if len(touched) == 1 else np.concatenate(touched)
-            cands = touched[0] if len(touched) == 1 else np.unique(everything)
-            if self.n_dead:
-                cands = cands[~dead[cands]]
-            approx = acc[cands]
+            for (i, a, b), docs in zip(terms[:essential], touched, strict=True):
+                acc[docs] += post_imp[a:b] * coefs[i]
+            partial = acc[everything]
         finally:
-            if touched:
-                acc[everything] = 0.0
-            self._pool.append(acc)
-        left = rest[j]
-        keep = (mu * approx + left >= theta) & (approx > 0)
-        cands, approx = cands[keep], approx[keep]
-        for m in range(j, len(order)):
+            acc[everything] = 0.0
+            self._pool.append((acc, marker))
+        left = rest[essential]
+        survive = (mu * partial + left >= theta) & (partial > 0)
+        cands, approx = everything[survive], partial[survive]
+        if essential > 1:  # a document is in several essential lists: keep one copy
+            slots = np.arange(len(cands), dtype=np.int32)
+            marker[cands] = slots
+            once = marker[cands] == slots
+            cands, approx = cands[once], approx[once]
+        if self.n_dead:
+            live = ~dead[cands]
+            cands, approx = cands[live], approx[live]
+        if len(cands) > k:
+            theta = max(theta, lam * _kth_largest(approx, k))
+            keep = mu * approx + left >= theta
+            cands, approx = cands[keep], approx[keep]
+        for m in range(essential, len(terms)):
             if not len(cands):
                 return []
-            i, a, b = terms[order[m]]
+            i, a, b = terms[m]
             docs = post_doc[a:b]
             at = np.searchsorted(docs, cands)
             at[at >= len(docs)] = len(docs) - 1
             hit = docs[at] == cands
-            approx = approx + np.where(hit, coefs[i] * post_imp[a:b][at], 0.0)
+            approx = approx + np.where(hit, post_imp[a:b][at] * coefs[i], 0.0)
             left = rest[m + 1]
             theta = max(theta, lam * _kth_largest(approx, k))
             keep = mu * approx + left >= theta
             cands, approx = cands[keep], approx[keep]
         return self._exact_top(cands.astype(np.intp), query, k, floor, scorer)
+
+    def _scratch(self) -> tuple[FloatArray, npt.NDArray[np.int32]]:
+        return np.zeros(self.n_docs), np.zeros(self.n_docs, dtype=np.int32)
+
+    def _lookup(
+        self, docs: npt.NDArray[np.int32], terms: list[tuple[int, int, int]], coefs: list[float]
+    ) -> FloatArray:
+        """Scores with the stored impacts of ``docs`` (ascending), term by term."""
+        post_doc, post_imp = self.post_doc, self.post_imp
+        out = np.zeros(len(docs))
+        for i, a, b in terms:
+            postings = post_doc[a:b]
+            at = np.searchsorted(postings, docs)
+            at[at >= len(postings)] = len(postings) - 1
+            hit = postings[at] == docs
+            out += np.where(hit, post_imp[a:b][at] * coefs[i], 0.0)
+        return out
 
     def _exact_top(
         self, cands: npt.NDArray[np.intp], query: Query, k: int, floor: float, scorer: Scorer
@@ -598,6 +637,7 @@ class Delta:
         "e_doc",
         "e_tf",
         "e_tid",
+        "hashes",
         "ids",
         "n_dead",
         "n_docs",
@@ -613,6 +653,7 @@ class Delta:
         self.n_dead = 0
         self.seq: list[int] = []
         self.ids: list[str] = []
+        self.hashes: list[int] = []
         self.doc_start: list[int] = [0]  # entries of local document i: doc_start[i:i + 2]
         self.dl = np.zeros((16, n_fields), dtype=np.float32)
         self.dead = np.zeros(16, dtype=np.bool_)
@@ -623,7 +664,13 @@ class Delta:
         self._indexed = 0
 
     def append(
-        self, seq: int, doc_id: str, tids: list[int], tf: list[list[int]], lengths: list[float]
+        self,
+        seq: int,
+        doc_id: str,
+        hashed: int,
+        tids: list[int],
+        tf: list[list[int]],
+        lengths: list[float],
     ) -> None:
         n, m = self.n_docs, self.n_entries
         if n == len(self.dl):
@@ -642,6 +689,7 @@ class Delta:
             self.e_tf[m:need] = tf
         self.seq.append(seq)
         self.ids.append(doc_id)
+        self.hashes.append(hashed)
         self.doc_start.append(need)
         self.n_docs = n + 1
         self.n_entries = need
@@ -660,8 +708,9 @@ class Delta:
                 entries.append(start + offset)
         self._indexed = self.n_entries
 
-    def local_of(self, seq: int) -> int:
-        return bisect.bisect_left(self.seq, seq)
+    def local_of(self, seq: int) -> int | None:
+        at = bisect.bisect_left(self.seq, seq)
+        return at if at < self.n_docs and self.seq[at] == seq else None
 
     def terms_of(self, local: int) -> IntArray:
         return self.e_tid[self.doc_start[local] : self.doc_start[local + 1]]

@@ -37,18 +37,20 @@ from __future__ import annotations
 
 import bisect
 import json
+from array import array
 import math
 import shutil
 import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from paxis_router.errors import SkillError
+from paxis_router.skills._ids import IdMap, id_hash
 from paxis_router.skills._scoring import Scorer
 from paxis_router.skills._segment import MATRIX_MAX_DOCS, Delta, Query, Segment, Strings
 from paxis_router.skills.tokenize import Tokenizer
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["bm25f", "okapi"]
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 #: Field weights of the default BM25F index: a term in the name says more than one in the body.
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {"name": 3.0, "description": 2.0, "body": 1.0}
@@ -73,7 +76,9 @@ _CHUNK_CACHE_SIZE = 100_000
 _CHUNKS_LEARNED_PER_QUERY = 3
 # A segment is rewritten without its dead documents once this fraction of it is dead.
 _PURGE_FRACTION = 0.25
-_ARRAYS = ("seq", "dl", "indptr", "post_doc", "post_tf", "fwd_off", "fwd_pos", "post_imp")
+_ARRAYS = (
+    "seq", "id_hash", "dl", "indptr", "post_doc", "post_tf", "fwd_off", "fwd_pos", "post_imp",
+)  # fmt: skip
 
 
 class _Vocabulary(dict[str, int]):
@@ -201,7 +206,7 @@ class SkillIndex:
         self._segments: list[Segment] = []
         self._first_seqs: list[int] = []
         self._delta = Delta(len(self.fields))
-        self._where: dict[str, int] | None = {}  # live id -> seq; None: rebuild on demand
+        self._ids = IdMap()
         #: Bumped by every change; caches of query results key on it.
         self.generation = 0
         self._prepared = -1
@@ -217,7 +222,7 @@ class SkillIndex:
         return self._n_live
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._where_map()
+        return isinstance(doc_id, str) and self._seq_of(doc_id) is not None
 
     @property
     def _terms(self) -> list[str]:
@@ -233,21 +238,32 @@ class SkillIndex:
         out.extend(delta.ids if not delta.n_dead else [delta.ids[i] for i in delta.live()])
         return out
 
-    def _where_map(self) -> dict[str, int]:
-        where = self._where
-        if where is None:
-            where = {}
-            for segment in self._segments:
-                seqs = segment.seq.tolist()
-                for local, doc in enumerate(segment.ids.tolist()):
-                    if not segment.dead[local]:
-                        where[doc] = seqs[local]
-            delta = self._delta
-            for local, doc in enumerate(delta.ids):
-                if not delta.dead[local]:
-                    where[doc] = delta.seq[local]
-            self._where = where
-        return where
+    def _seq_of(self, doc_id: str) -> int | None:
+        return self._ids.get(doc_id, self._id_at)
+
+    def _id_at(self, seq: int) -> str | None:
+        """The id of the live document with ``seq``, or None."""
+        found = self._locate(seq)
+        if found is None:
+            return None
+        container, local = found
+        if container.dead[local]:
+            return None
+        return container.ids[local]
+
+    def _rebuild_ids(self) -> None:
+        """Rebuild the id table from every live document (amortised: when a quarter is new)."""
+        hashes: list[IntArray] = []
+        seqs: list[IntArray] = []
+        for segment in self._segments:
+            live = segment.live()
+            hashes.append(segment.id_hash[live])
+            seqs.append(segment.seq[live])
+        delta = self._delta
+        live = delta.live()
+        hashes.append(np.asarray(delta.hashes, dtype=np.int64)[live])
+        seqs.append(np.asarray(delta.seq, dtype=np.int64)[live])
+        self._ids.rebuild(np.concatenate(hashes), np.concatenate(seqs))
 
     def add(self, doc_id: str, fields: Mapping[str, str]) -> None:
         """Index ``fields`` (field name -> text) under ``doc_id``; unknown fields are an error.
@@ -266,13 +282,8 @@ class SkillIndex:
 
     def add_tokens(self, doc_id: str, field_tokens: Mapping[str, Sequence[str]]) -> None:
         """Index already-tokenised fields (for parity tests and custom tokenisers). O(tokens)."""
-        where = self._where_map()
-        if doc_id in where:
-            raise SkillError(
-                "duplicate skill id: it is already in the index; remove it first or rename the "
-                "folder",
-                path=doc_id,
-            )
+        if self._seq_of(doc_id) is not None:
+            raise _duplicate(doc_id)
         n_fields = len(self.fields)
         rows: dict[int, list[int]] = {}
         lengths = [0.0] * n_fields
@@ -301,9 +312,105 @@ class SkillIndex:
         seq = self._next_seq
         self._next_seq = seq + 1
         self._n_live += 1
-        where[doc_id] = seq
-        self._delta.append(seq, doc_id, tids, [rows[t] for t in tids], lengths)
+        self._delta.append(seq, doc_id, id_hash(doc_id), tids, [rows[t] for t in tids], lengths)
+        self._ids.add(doc_id, seq)
+        if self._ids.n_recent > max(4096, self._ids.n_table // 4):
+            self._rebuild_ids()
         self.generation += 1
+
+    def add_many(self, docs: Iterable[tuple[str, Mapping[str, Sequence[str]]]]) -> None:
+        """Index many already-tokenised documents at once, with array operations: the same index
+        as :meth:`add_tokens` one by one, several times faster (a million skills in seconds).
+
+        Raises:
+            SkillError: a duplicate id (nothing of the batch is indexed then).
+            ValueError: an unknown field.
+        """
+        n_fields = len(self.fields)
+        lookup = self._vocab.__getitem__
+        field_pos = self._field_pos
+        tokens_tid = array("q")
+        run_field: list[int] = []
+        run_len: list[int] = []
+        run_doc: list[int] = []
+        ids: list[str] = []
+        batch: set[str] = set()
+        for doc_id, field_tokens in docs:
+            if doc_id in batch or self._seq_of(doc_id) is not None:
+                raise _duplicate(doc_id)
+            batch.add(doc_id)
+            n = len(ids)
+            ids.append(doc_id)
+            for field_name, tokens in field_tokens.items():
+                f = field_pos.get(field_name)
+                if f is None:
+                    raise ValueError(
+                        f"unknown field {field_name!r} for {doc_id!r}; the index has {self.fields}"
+                    )
+                tokens_tid.extend(map(lookup, tokens))
+                run_field.append(f)
+                run_len.append(len(tokens))
+                run_doc.append(n)
+        if not ids:
+            return
+        with self._lock:
+            self._add_batch(ids, tokens_tid, run_field, run_len, run_doc, n_fields)
+
+    def _add_batch(
+        self,
+        ids: list[str],
+        tokens_tid: array[int],
+        run_field: list[int],
+        run_len: list[int],
+        run_doc: list[int],
+        n_fields: int,
+    ) -> None:
+        n_docs, n_terms = len(ids), len(self._vocab.terms)
+        lens = np.asarray(run_len, dtype=np.int64)
+        dl = np.zeros((n_docs, n_fields))
+        np.add.at(dl, (np.asarray(run_doc), np.asarray(run_field)), lens)
+        tid = np.frombuffer(tokens_tid, dtype=np.int64)
+        doc = np.repeat(np.asarray(run_doc, dtype=np.int64), lens)
+        field = np.repeat(np.asarray(run_field, dtype=np.int64), lens)
+        keys, counts = np.unique((doc * n_terms + tid) * n_fields + field, return_counts=True)
+        pair = keys // n_fields
+        first = np.ones(len(pair), dtype=np.bool_)
+        first[1:] = pair[1:] != pair[:-1]
+        entry = np.cumsum(first) - 1
+        e_doc, e_tid = np.divmod(pair[first], n_terms)
+        e_tf = np.zeros((len(e_doc), n_fields), dtype=np.int64)
+        e_tf[entry, keys % n_fields] = counts
+        if n_terms > len(self._df):
+            self._df = np.concatenate((self._df, np.zeros(n_terms, dtype=np.int64)))
+        self._df[:n_terms] += np.bincount(e_tid, minlength=n_terms)
+        for f, total in enumerate(dl.sum(axis=0).tolist()):
+            self._len_sum[f] += total
+        if self._delta.n_docs:  # keep insertion order: what the delta holds comes first
+            if self._delta.n_docs > self._delta.n_dead:
+                self._segments.append(self._merge([self._delta]))
+            self._delta = Delta(len(self.fields))
+        seq = np.arange(self._next_seq, self._next_seq + n_docs, dtype=np.int64)
+        self._next_seq += n_docs
+        self._n_live += n_docs
+        segment = Segment.compile(
+            e_doc=e_doc,
+            e_tid=e_tid,
+            e_tf=e_tf.astype(_count_dtype(e_tf)),
+            dl=dl.astype(np.float32),
+            seq=seq,
+            ids=Strings.from_list(ids),
+            id_hash=np.fromiter(map(id_hash, ids), dtype=np.int64, count=n_docs),
+            n_terms=n_terms,
+            scorer=self._scorer,
+            avg=self._avg_now(),
+            dense_bytes=self.dense_bytes,
+            matrix_docs=self.matrix_docs,
+        )
+        self._segments.append(segment)
+        self._merge_tiers(self._segments)
+        self._first_seqs = [s.first_seq for s in self._segments]
+        self.generation += 1
+        self._rebuild_ids()
 
     def remove(self, doc_id: str) -> None:
         """Drop ``doc_id`` from the index: a tombstone now, O(document); purged on a merge.
@@ -312,8 +419,12 @@ class SkillIndex:
             KeyError: ``doc_id`` is not indexed.
         """
         with self._lock:
-            seq = self._where_map().pop(doc_id)
-            container, local = self._locate(seq)
+            seq = self._seq_of(doc_id)
+            found = None if seq is None else self._locate(seq)
+            if found is None:
+                raise KeyError(doc_id)
+            container, local = found
+            self._ids.discard(doc_id)
             tids = container.terms_of(local)
             self._df[tids] -= 1
             lengths = container.dl[local].tolist()
@@ -323,12 +434,18 @@ class SkillIndex:
             self._n_live -= 1
             self.generation += 1
 
-    def _locate(self, seq: int) -> tuple[Segment | Delta, int]:
+    def _locate(self, seq: int) -> tuple[Segment | Delta, int] | None:
+        """Where the document with ``seq`` is (dead or alive), or None if it was purged."""
         delta = self._delta
         if delta.n_docs and seq >= delta.seq[0]:
-            return delta, delta.local_of(seq)
-        segment = self._segments[bisect.bisect_right(self._first_seqs, seq) - 1]
-        return segment, segment.local_of(seq)
+            local = delta.local_of(seq)
+            return None if local is None else (delta, local)
+        at = bisect.bisect_right(self._first_seqs, seq) - 1
+        if at < 0:
+            return None
+        segment = self._segments[at]
+        local = segment.local_of(seq)
+        return None if local is None else (segment, local)
 
     def compact(self) -> None:
         """Merge every segment and the delta into one segment with current statistics."""
@@ -349,6 +466,9 @@ class SkillIndex:
             self._prepared = self.generation
 
     # --- maintenance (on the first query after a change) ---------------------------------------
+
+    def _avg_now(self) -> FloatArray:
+        return np.asarray(self._len_sum, dtype=np.float64) / max(self._n_live, 1)
 
     def _avg(self) -> FloatArray:
         """Today's mean field lengths (read-only; recomputed once per change)."""
@@ -404,7 +524,7 @@ class SkillIndex:
 
     def _merge(self, parts: Sequence[Segment | Delta]) -> Segment:
         """One segment holding the live documents of ``parts`` (in order), current statistics."""
-        docs, tids, tfs, dls, seqs = [], [], [], [], []
+        docs, tids, tfs, dls, seqs, hashes = [], [], [], [], [], []
         id_parts: list[tuple[Strings, npt.NDArray[np.intp] | None]] = []
         offset = 0
         for part in parts:
@@ -417,26 +537,29 @@ class SkillIndex:
             if isinstance(part, Delta):
                 dls.append(part.dl[live])
                 seqs.append(np.asarray(part.seq, dtype=np.int64)[live])
+                hashes.append(np.asarray(part.hashes, dtype=np.int64)[live])
                 id_parts.append((Strings.from_list([part.ids[i] for i in live.tolist()]), None))
             else:
                 dls.append(part.dl[live])
                 seqs.append(part.seq[live])
+                hashes.append(part.id_hash[live])
                 id_parts.append((part.ids, live if part.n_dead else None))
-        if all(rows is None for _, rows in id_parts) and len(id_parts) == 1:
+        if len(id_parts) == 1 and id_parts[0][1] is None:
             ids = id_parts[0][0]
         else:
             ids = Strings.gather(
                 [(col, rows if rows is not None else np.arange(len(col))) for col, rows in id_parts]
             )
-        tf_all = np.concatenate(tfs)
-        dtype = np.uint16 if not len(tf_all) or int(tf_all.max()) < 2**16 else np.uint32
+        tf_all = np.concatenate(tfs) if tfs else np.zeros((0, len(self.fields)), np.uint8)
+        empty = np.zeros(0, dtype=np.int64)
         return Segment.compile(
-            e_doc=np.concatenate(docs),
-            e_tid=np.concatenate(tids),
-            e_tf=tf_all.astype(dtype),
-            dl=np.concatenate(dls).astype(np.float32),
-            seq=np.concatenate(seqs).astype(np.int64),
+            e_doc=np.concatenate(docs) if docs else empty,
+            e_tid=np.concatenate(tids) if tids else empty,
+            e_tf=tf_all.astype(_count_dtype(tf_all)),
+            dl=np.concatenate(dls).astype(np.float32) if dls else np.zeros((0, len(self.fields))),
+            seq=np.concatenate(seqs).astype(np.int64) if seqs else empty,
             ids=ids,
+            id_hash=np.concatenate(hashes).astype(np.int64) if hashes else empty,
             n_terms=len(self._vocab.terms),
             scorer=self._scorer,
             avg=self._avg(),
@@ -696,6 +819,7 @@ class SkillIndex:
         segment = Segment(
             seq=arrays["seq"],
             ids=Strings(arrays["ids_blob"], np.asarray(arrays["ids_off"])),
+            id_hash=arrays["id_hash"],
             dl=arrays["dl"],
             indptr=np.asarray(arrays["indptr"]),
             post_doc=arrays["post_doc"],
@@ -718,7 +842,7 @@ class SkillIndex:
         index._len_sum = [float(x) for x in meta["len_sum"]]
         index._n_live = n_docs
         index._next_seq = int(meta["next_seq"])
-        index._where = None
+        index._ids.rebuild(np.asarray(segment.id_hash), np.asarray(segment.seq))
         index._prepared = index.generation
         return index
 
@@ -731,3 +855,16 @@ def _max_per_term(
     if len(nonempty):
         out[nonempty] = np.maximum.reduceat(impacts, indptr[nonempty])
     return out
+
+
+def _duplicate(doc_id: str) -> SkillError:
+    return SkillError(
+        "duplicate skill id: it is already in the index; remove it first or rename the folder",
+        path=doc_id,
+    )
+
+
+def _count_dtype(counts: npt.NDArray[np.generic]) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned dtype that holds every term count."""
+    top = int(counts.max()) if counts.size else 0
+    return np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from pathlib import Path
 from typing import TypedDict, Unpack
 
 import numpy as np
 import pytest
 
+from paxis_router.errors import SkillError
 from paxis_router.skills._scoring import sum_terms
 from paxis_router.skills.bm25 import SkillIndex
 from paxis_router.skills.tokenize import Tokenizer
@@ -307,3 +309,62 @@ def test_okapi_with_a_negative_floor_matches_rank_bm25(layout: str) -> None:
         ranked = sorted((-s, n) for n, s in enumerate(expected.tolist()) if s > 0)
         ids = index.ids()
         assert [d for d, _, _ in index.search_terms(query, k=3)] == [ids[n] for _, n in ranked][:3]
+
+
+@pytest.mark.parametrize("mode", ["bm25f", "okapi"])
+def test_add_many_builds_the_index_add_tokens_builds(mode: str) -> None:
+    rng = random.Random(mode)
+    docs = [(f"d{i}", _doc(rng)) for i in range(700)]
+    one_by_one = _index(mode, delta_docs=50)
+    bulk = _index(mode, delta_docs=50)
+
+    def fields(doc: Doc) -> Doc:
+        return {"text": [t for ts in doc.values() for t in ts]} if mode == "okapi" else doc
+
+    for doc_id, doc in docs[:100]:  # some history first: a delta, a removal
+        one_by_one.add_tokens(doc_id, fields(doc))
+        bulk.add_tokens(doc_id, fields(doc))
+    for index in (one_by_one, bulk):
+        index.remove("d7")
+    for doc_id, doc in docs[100:]:
+        one_by_one.add_tokens(doc_id, fields(doc))
+    bulk.add_many((doc_id, fields(doc)) for doc_id, doc in docs[100:])
+    assert bulk.ids() == one_by_one.ids() and "d7" not in bulk and "d699" in bulk
+    for _ in range(30):
+        query = _words(rng, rng.randint(1, 8))
+        assert bulk.search_terms(query, k=7) == one_by_one.search_terms(query, k=7)
+        np.testing.assert_array_equal(bulk.get_scores(query), one_by_one.get_scores(query))
+
+
+def test_add_many_refuses_duplicates_and_unknown_fields_whole() -> None:
+    index = _index("bm25f")
+    index.add_tokens("a", {"name": ["x"]})
+    with pytest.raises(SkillError, match="a: duplicate skill id"):
+        index.add_many([("b", {"name": ["y"]}), ("a", {"name": ["z"]})])
+    with pytest.raises(SkillError, match="c: duplicate skill id"):
+        index.add_many([("c", {"name": ["y"]}), ("c", {"name": ["z"]})])
+    with pytest.raises(ValueError, match="unknown field 'title' for 'd'"):
+        index.add_many([("d", {"title": ["y"]})])
+    assert index.ids() == ["a"]
+    index.add_many([])
+    assert len(index) == 1
+
+
+def test_ids_stay_findable_through_table_rebuilds_removals_and_re_adds(tmp_path: Path) -> None:
+    index = _index("bm25f", delta_docs=64)
+    index.add_many((f"s{i}", {"name": [f"w{i % 50}"]}) for i in range(5_000))
+    for i in range(5_000, 11_000):  # enough one-by-one adds to rebuild the id table
+        index.add_tokens(f"s{i}", {"name": [f"w{i % 50}"]})
+    for i in range(0, 11_000, 3):
+        index.remove(f"s{i}")
+    index.add_tokens("s3", {"name": ["again"]})  # a removed id may come back
+    assert "s3" in index and "s6" not in index and "s10999" in index and "nope" not in index
+    assert index.search_terms(["again"], k=1)[0][0] == "s3"
+    index.remove("s3")
+    with pytest.raises(KeyError):
+        index.remove("s3")
+    index.save(tmp_path / "ix")
+    loaded = SkillIndex.load(tmp_path / "ix")
+    assert "s1" in loaded and "s3" not in loaded and len(loaded) == len(index)
+    loaded.remove("s1")
+    assert "s1" not in loaded and loaded.ids()[:2] == ["s2", "s4"]
