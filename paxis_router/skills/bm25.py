@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import bisect
 import json
-from array import array
 import math
 import shutil
 import tempfile
 import threading
+from array import array
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -762,8 +762,8 @@ class SkillIndex:
         arrays["ids_off"] = segment.ids.offsets
         arrays["terms_blob"] = np.frombuffer(terms.blob, np.uint8)
         arrays["terms_off"] = terms.offsets
-        for name, array in arrays.items():
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        for name, values in arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
         meta = {
             "format": _FORMAT_VERSION,
             "config": self.config(),
