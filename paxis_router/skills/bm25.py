@@ -241,6 +241,18 @@ class SkillIndex:
     def _seq_of(self, doc_id: str) -> int | None:
         return self._ids.get(doc_id, self._id_at)
 
+    def seq_of(self, doc_id: str) -> int | None:
+        """The insertion sequence number of the live document ``doc_id`` (None if absent).
+        Numbers only grow and survive merges, save and load."""
+        return self._seq_of(doc_id)
+
+    def seqs(self) -> IntArray:
+        """Sequence numbers of the live documents, in :meth:`ids` order (ascending)."""
+        parts = [s.seq[s.live()] if s.n_dead else np.asarray(s.seq) for s in self._segments]
+        delta = self._delta
+        parts.append(np.asarray(delta.seq, dtype=np.int64)[delta.live()])
+        return np.concatenate(parts).astype(np.int64)
+
     def _id_at(self, seq: int) -> str | None:
         """The id of the live document with ``seq``, or None."""
         found = self._locate(seq)
@@ -273,12 +285,14 @@ class SkillIndex:
         Raises:
             SkillError: ``doc_id`` is already indexed (remove it first).
         """
+        self.add_tokens(doc_id, self.field_tokens(fields))
+
+    def field_tokens(self, fields: Mapping[str, str]) -> dict[str, list[str]]:
+        """The tokens :meth:`add` indexes for ``fields`` (okapi: all in its single field)."""
         tokenize = self.tokenizer.tokens
         if self.mode == "okapi" and len(self.fields) == 1:
-            tokens = [t for text in fields.values() for t in tokenize(text)]
-            self.add_tokens(doc_id, {self.fields[0]: tokens})
-        else:
-            self.add_tokens(doc_id, {f: tokenize(text) for f, text in fields.items()})
+            return {self.fields[0]: [t for text in fields.values() for t in tokenize(text)]}
+        return {f: tokenize(text) for f, text in fields.items()}
 
     def add_tokens(self, doc_id: str, field_tokens: Mapping[str, Sequence[str]]) -> None:
         """Index already-tokenised fields (for parity tests and custom tokenisers). O(tokens)."""
