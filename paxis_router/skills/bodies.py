@@ -1,4 +1,4 @@
-"""SKILL.md bodies for the prompt: read once, kept in a bounded cache, re-read when the file changes.
+"""SKILL.md bodies for the prompt: read once, cached (bounded), re-read when the file changes.
 
 The router puts the chosen skills' bodies into the worker's prompt on every route. Reading and
 splitting three files per route (8.5 ms, mostly parsing the YAML frontmatter again) is what
@@ -137,7 +137,7 @@ class BodyCache:
             return None
         if self.check_changes:
             try:
-                if _stamp(os.stat(key)) != entry[1]:
+                if _stamp(path.stat()) != entry[1]:
                     return None
             except OSError:
                 return None

@@ -19,8 +19,9 @@
 Relative ``schema_file`` and ``script`` paths are resolved inside the skill folder, and a
 ``script`` verifier's ``skill`` defaults to the folder. ``paxis-policy`` is a YAML file in the
 skill folder (a whole policy file, whose ``policy:`` section is taken, or that section alone)
-or an inline mapping (YAML, or a flow string starting with ``{``). Kinds and policy keys are checked for form here; the config layer checks
-them against what it can build, when the router builds them.
+or an inline mapping (YAML, or a flow string starting with ``{``). Kinds and policy keys are
+checked for form here; the config layer checks them against what it can build, when the router
+builds them.
 
 Example:
     >>> from pathlib import Path
@@ -66,7 +67,7 @@ _MAX_POLICY_BYTES = 256 * 1024
 
 def _load_yaml(text: str) -> object:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506  # a safe loader (C or Python)
+    return yaml.load(text, Loader=loader)  # a safe loader (C or Python)
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ def split_frontmatter(text: str, *, path: str) -> tuple[dict[str, object], str]:
     """
     source, body = split_text(text, path=path)
     try:
-        data = yaml.load(source, Loader=_YAML_LOADER)  # noqa: S506  # a safe loader (C or Python)
+        data = yaml.load(source, Loader=_YAML_LOADER)  # a safe loader (C or Python)
     except yaml.YAMLError as exc:
         raise SkillError(
             f"frontmatter is not valid YAML ({exc}); fix the syntax", path=path

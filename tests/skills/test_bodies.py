@@ -12,7 +12,7 @@ import pytest
 
 from paxis_router import ChatRequest, Router
 from paxis_router.errors import SkillError
-from paxis_router.skills.bodies import BodyCache
+from paxis_router.skills.bodies import BodyCache, BodyLoader
 from paxis_router.skills.library import SkillLibrary
 from paxis_router.skills.model import Skill, SkillMatch
 from paxis_router.skills.parse import parse_skill_dir
@@ -135,7 +135,7 @@ def test_abody_reads_a_missing_body_in_a_worker_thread(tmp_path: Path) -> None:
     root = make_skills(tmp_path)
     lib = SkillLibrary.from_dir(root, bodies=BodyCache(max_entries=1))
     cold = lib.get("csv-merge")
-    assert cold.load_body is not None and getattr(cold.load_body, "cached")() is None
+    assert isinstance(cold.load_body, BodyLoader) and cold.load_body.cached() is None
     assert asyncio.run(cold.abody()) == "# csv-merge\nSteps for csv-merge.\n"
     misses = lib.bodies.misses
     assert asyncio.run(cold.abody()).startswith("# csv-merge") and lib.bodies.misses == misses
