@@ -190,14 +190,9 @@ class SkillLibrary:
             if one.warnings:
                 lib.warnings[one.skill.id] = one.warnings
         lib._add_all([p.skill for p in parsed], bodies=[p.body for p in parsed])
-        if lib.warnings:
-            logger.warning(
-                "%s: %d of %d skills loaded with warnings (run `paxis skills validate %s`)",
-                root_path,
-                len(lib.warnings),
-                len(lib),
-                root_path,
-            )
+        summary = lib.load_summary()
+        if summary:
+            logger.info("%s: %s", root_path, summary)
         if fallback is not None:
             lib.fallback = lib._find(fallback)
         return lib
@@ -315,6 +310,21 @@ class SkillLibrary:
         if self.fallback is not None and self.fallback.id == skill_id:
             self.fallback = None
 
+    def load_summary(self) -> str | None:
+        """One line on how the folder loaded (skills with warnings, files skipped), or None.
+
+        Example:
+            >>> SkillLibrary().load_summary() is None
+            True
+        """
+        parts = []
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} of {len(self)} skills have warnings")
+        if self.errors:
+            first = next(iter(self.errors.values()))
+            parts.append(f"{len(self.errors)} SKILL.md skipped ({first})")
+        return "; ".join(parts) if parts else None
+
     # --- bodies --------------------------------------------------------------------------------
 
     def preload_bodies(self, skill_ids: Iterable[str] | None = None) -> int:
@@ -403,6 +413,8 @@ class SkillLibrary:
             "fallback": self.fallback.id if self.fallback else None,
             "min_score": self.min_score,
             "body_max_chars": self.body_max_chars,
+            "warnings": {k: list(v) for k, v in self.warnings.items()},
+            "errors": self.errors,
         }
         (folder / "skills.json").write_text(json.dumps(meta), encoding="utf-8")
 
@@ -429,6 +441,8 @@ class SkillLibrary:
         settings = {"min_score": meta["min_score"], "body_max_chars": meta["body_max_chars"]}
         lib = cls(index=index, **{**settings, **kwargs})  # type: ignore[arg-type]  # keywords
         lib._records = _Records(blob, offsets, index)
+        lib.warnings = {str(k): tuple(v) for k, v in meta.get("warnings", {}).items()}
+        lib.errors = {str(k): str(v) for k, v in meta.get("errors", {}).items()}
         if meta["fallback"] is not None:
             lib.fallback = lib._find(meta["fallback"])
         return lib
