@@ -10,7 +10,8 @@ Example:
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> (root / "csv").mkdir()
-    >>> _ = (root / "csv" / "SKILL.md").write_text("---\\nname: csv\\ndescription: CSV files.\\n---\\n")
+    >>> text = "---\\nname: csv\\ndescription: CSV files.\\n---\\n"
+    >>> _ = (root / "csv" / "SKILL.md").write_text(text)
     >>> cache = root / ".cache"
     >>> lib, reused = load_or_build(root / "csv", cache_dir=cache)
     >>> reused, len(lib)
