@@ -145,7 +145,7 @@ def _library_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _two_positionals(args: argparse.Namespace, first: str, second: str, usage: str) -> None:
-    """Read ``DIR SECOND``, or the deprecated ``--dir DIR SECOND``, into args.dir and args.second."""
+    """Read ``DIR SECOND`` (or the deprecated ``--dir DIR SECOND``) into args."""
     given = getattr(args, first)
     rest = getattr(args, second)
     if args.legacy_dir is not None:
