@@ -1,9 +1,10 @@
 """The BM25 / BM25F formula, in one place, so every code path computes the same bits.
 
-A posting's contribution to a query is ``coef * impact``: ``coef = count * idf`` is computed per
-query term at query time (Python floats: idf depends on the live collection size and document
-frequency), and ``impact`` is the term-frequency part, which depends on the document's field
-term counts and lengths and on the collection's mean field lengths. Segments store impacts
+A posting's contribution to a query is ``count * (idf * impact)``: the term's count in the query
+and its idf are computed per query term at query time (Python floats: idf depends on the live
+collection size and document frequency), and ``impact`` is the term-frequency part, which
+depends on the document's field term counts and lengths and on the collection's mean field
+lengths. Segments store impacts
 computed with the mean lengths of their compile time; :meth:`Scorer.drift` bounds how far those
 are from the impacts with today's means, so a query can prune with stored impacts and then
 score its few candidates exactly with :meth:`Scorer.impacts` and :func:`combine`.
@@ -111,23 +112,6 @@ class Scorer:
         total = math.fsum(log(n_docs - d + 0.5) - log(d + 0.5) for d in present)
         return self.epsilon * total / len(present)
 
-    def same_impacts(self, avg_ref: FloatArray, avg_now: FloatArray) -> bool:
-        """Whether impacts computed with mean lengths ``avg_ref`` equal those under ``avg_now``
-        bit for bit (only the means that enter the formula are compared)."""
-        if self.okapi:
-            ref, now = float(avg_ref[0]), float(avg_now[0])
-            for f in range(1, self.n_fields):
-                ref += float(avg_ref[f])
-                now += float(avg_now[f])
-            return ref == now or self.b == 0.0
-        for f, weight in enumerate(self.weights):
-            if weight == 0.0 or self.field_b[f] == 0.0:
-                continue
-            ref, now = float(avg_ref[f]), float(avg_now[f])
-            if (ref if ref > 0 else 1.0) != (now if now > 0 else 1.0):
-                return False
-        return True
-
     def drift(self, avg_ref: FloatArray, avg_now: FloatArray) -> tuple[float, float]:
         """``(lo, hi)`` with ``lo * stored <= exact <= hi * stored`` for every impact stored
         with mean field lengths ``avg_ref`` and exact under ``avg_now``.
@@ -167,18 +151,22 @@ def sum_terms(matrix: FloatArray) -> FloatArray:
 
 def combine(
     impacts: FloatArray,
-    coef_col: FloatArray,
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
     n_cols: int,
+    idfs: list[float],
+    counts: list[int],
 ) -> FloatArray:
-    """Scores of ``n_cols`` documents: the sum, in query-term order, of ``coef * impact`` over
-    postings ``(rows[i], cols[i])`` (query term, document column); ``coef_col`` is (terms, 1).
+    """Scores of ``n_cols`` documents: per query term ``i`` (in query order) the contribution
+    ``counts[i] * (idfs[i] * impact)`` of each posting ``(rows[j], cols[j])`` (query term,
+    document column), summed left to right with :func:`sum_terms`.
 
-    Every path that scores a document exactly goes through this matrix and :func:`sum_terms`,
-    so the same document gets the same bits in any segment layout.
+    Every path that scores a document exactly computes these same numbers in this same order,
+    so a document gets the same bits in any segment layout.
     """
-    matrix = np.zeros((len(coef_col), max(n_cols, 2)))
-    matrix[rows, cols] = impacts
-    matrix *= coef_col
+    matrix = np.zeros((len(idfs), max(n_cols, 2)))
+    matrix[rows, cols] = impacts * np.asarray(idfs)[rows]
+    for i, count in enumerate(counts):
+        if count != 1:
+            matrix[i] *= count
     return sum_terms(matrix)[:n_cols]

@@ -31,7 +31,7 @@ import numpy as np
 from paxis_router.skills._scoring import BOUND_SLACK, combine, sum_terms
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import numpy.typing as npt
 
@@ -115,25 +115,19 @@ class Strings:
 
 
 class Query:
-    """A query prepared for the segments: its known terms in query order with their
-    coefficients (count x idf, under today's statistics) and today's mean field lengths."""
+    """A query prepared for the segments: its known terms in query order with their idf and
+    count (under today's statistics), ``coefs`` = count x idf, and today's mean field lengths."""
 
-    __slots__ = ("_coef_col", "_sorted", "avg", "coefs", "negative", "tids")
+    __slots__ = ("_sorted", "avg", "coefs", "counts", "idfs", "negative", "tids")
 
-    def __init__(self, tids: list[int], coefs: list[float], avg: FloatArray):
+    def __init__(self, tids: list[int], idfs: list[float], counts: list[int], avg: FloatArray):
         self.tids = tids
-        self.coefs = coefs
+        self.idfs = idfs
+        self.counts = counts
+        self.coefs = [c * idf for c, idf in zip(counts, idfs, strict=True)]
         self.avg = avg
-        self.negative = min(coefs) < 0
-        self._coef_col: FloatArray | None = None
+        self.negative = min(idfs) < 0
         self._sorted: tuple[IntArray, IntArray] | None = None
-
-    @property
-    def coef_col(self) -> FloatArray:
-        """The coefficients as a (terms, 1) column."""
-        if self._coef_col is None:
-            self._coef_col = np.asarray(self.coefs, dtype=np.float64)[:, None]
-        return self._coef_col
 
     def positions(self, term_ids: IntArray) -> tuple[npt.NDArray[np.bool_], IntArray]:
         """For each term id: whether it is a query term, and (where it is) its query position."""
@@ -207,11 +201,14 @@ class Segment:
         "avg_ref",
         "dead",
         "dense",
+        "dense_idf",
         "dense_row",
         "dl",
+        "exact_at",
         "fwd_off",
         "fwd_pos",
         "id_hash",
+        "id_list",
         "ids",
         "indptr",
         "matrix",
@@ -245,6 +242,7 @@ class Segment:
         self.seq = seq
         self.ids = ids
         self.id_hash = id_hash
+        self.id_list: list[str] | None = None  # small segments: ids decoded once
         self.dl = dl
         self.indptr = indptr
         self.starts = array("q", np.ascontiguousarray(indptr, dtype=np.int64).tobytes())
@@ -263,6 +261,9 @@ class Segment:
         self.avg_ref: FloatArray = np.zeros(dl.shape[1] if dl.ndim == 2 else 0)
         self.dense: FloatArray | None = None
         self.dense_row: list[int] = []
+        self.dense_idf: list[float] = []
+        #: The index generation whose statistics the stored impacts and dense rows have.
+        self.exact_at = -1
         self._pool: list[tuple[FloatArray, npt.NDArray[np.int32]]] = []
 
     # --- building ------------------------------------------------------------------------------
@@ -283,6 +284,8 @@ class Segment:
         avg: FloatArray,
         dense_bytes: int,
         matrix_docs: int,
+        idf_of: Callable[[int], float],
+        generation: int,
     ) -> Segment:
         """A segment from entries (document, term, field counts) in document order; it scores
         through a matrix if it has at most ``matrix_docs`` documents, else with MaxScore."""
@@ -311,11 +314,19 @@ class Segment:
             fwd_pos=fwd_pos,
             matrix=n_docs <= matrix_docs,
         )
-        segment.refresh(scorer, avg, dense_bytes)
+        segment.refresh(scorer, avg, dense_bytes, idf_of, generation)
         return segment
 
-    def refresh(self, scorer: Scorer, avg: FloatArray, dense_bytes: int) -> None:
-        """Recompute the stored impacts (and dense rows) for the mean field lengths ``avg``."""
+    def refresh(
+        self,
+        scorer: Scorer,
+        avg: FloatArray,
+        dense_bytes: int,
+        idf_of: Callable[[int], float],
+        generation: int,
+    ) -> None:
+        """Recompute the stored impacts for the mean field lengths ``avg``, and the dense rows
+        (``idf * impact``, with today's ``idf_of(term)``), as of index ``generation``."""
         impacts = scorer.impacts(self.post_tf, self.dl[self.post_doc], avg)
         matrix = self.matrix
         self.post_imp = impacts if matrix else impacts.astype(np.float32)
@@ -325,24 +336,30 @@ class Segment:
             max_imp[nonempty] = np.maximum.reduceat(self.post_imp, self.indptr[nonempty])
         self.max_imp = max_imp
         self.avg_ref = avg.copy()
-        self.dense, self.dense_row = None, []
+        self.dense, self.dense_row, self.dense_idf = None, [], []
         if matrix and self.n_docs and dense_bytes >= 8 * self.n_docs:
-            self._densify(dense_bytes // (8 * self.n_docs))
+            self._densify(dense_bytes // (8 * self.n_docs), idf_of)
+        self.exact_at = generation
 
-    def _densify(self, max_rows: int) -> None:
+    def _densify(self, max_rows: int, idf_of: Callable[[int], float]) -> None:
         df = np.diff(self.indptr)
         by_df = np.argsort(-df, kind="stable")[: min(max_rows, int(np.count_nonzero(df)))]
+        idfs = [idf_of(t) for t in by_df.tolist()]
+        known = [i for i, idf in enumerate(idfs) if idf == idf]  # NaN: no live document has it
+        by_df, idfs = by_df[known], [idfs[i] for i in known]
         if not len(by_df):
             return
         rows = np.full(self.n_terms, -1, dtype=np.int64)
         rows[by_df] = np.arange(len(by_df))
-        dense = np.zeros((len(by_df), max(self.n_docs, 2)))  # as wide as _matrix rows
+        # As wide as _matrix rows, plus a last all-zero row that stands for any other term.
+        dense = np.zeros((len(by_df) + 1, max(self.n_docs, 2)))
         take = _ranges(self.indptr[by_df], df[by_df])
         dense[np.repeat(np.arange(len(by_df)), df[by_df]), self.post_doc[take]] = self.post_imp[
             take
-        ]
+        ] * np.repeat(np.asarray(idfs), df[by_df])
         self.dense = dense
         self.dense_row = rows.tolist()
+        self.dense_idf = idfs
 
     def entries(self) -> tuple[IntArray, IntArray, npt.NDArray[np.unsignedinteger]]:
         """(document, term, field counts) of every live document's postings, document order,
@@ -372,6 +389,13 @@ class Segment:
         self.dead[local] = True
         self.n_dead += 1
 
+    def id_of(self, local: int) -> str:
+        if self.matrix:  # small: keep the decoded ids
+            if self.id_list is None:
+                self.id_list = self.ids.tolist()
+            return self.id_list[local]
+        return self.ids[local]
+
     def local_of(self, seq: int) -> int | None:
         """The local number of the document with ``seq``, or None if it is not here."""
         at = int(np.searchsorted(self.seq, seq))
@@ -395,18 +419,15 @@ class Segment:
 
     # --- querying ------------------------------------------------------------------------------
 
-    def top(
-        self, query: Query, k: int, floor: float, scorer: Scorer, exact_stats: bool
-    ) -> list[Hit]:
-        """The segment's exact top ``k`` live documents with a positive score >= ``floor``.
-
-        ``exact_stats``: the stored impacts were computed with today's mean lengths."""
+    def top(self, query: Query, k: int, floor: float, scorer: Scorer, generation: int) -> list[Hit]:
+        """The segment's exact top ``k`` live documents with a positive score >= ``floor``;
+        ``generation`` is the index's now (its statistics are the query's)."""
         if self.n_docs == self.n_dead:
             return []
-        exact_store = exact_stats and self.post_imp.dtype == np.float64
         if self.matrix:
-            scores = self._matrix(query)
-            if exact_store:
+            exact = self.exact_at == generation
+            scores = self._matrix(query, exact)
+            if exact:
                 if self.n_dead:
                     scores[self.dead] = 0.0
                 return [(s, int(self.seq[i]), i) for s, i in top_k(scores, k, floor)]
@@ -414,27 +435,34 @@ class Segment:
             return self._bounded(cands, scores[cands], query, k, floor, scorer)
         return self._pruned(query, k, floor, scorer)
 
-    def _matrix(self, query: Query) -> FloatArray:
-        """Scores (with the stored impacts) of every document, through the same (terms x
-        documents) matrix and sum as :func:`~paxis_router.skills._scoring.combine`."""
+    def _matrix(self, query: Query, exact: bool) -> FloatArray:
+        """Scores of every document through the (terms x documents) matrix of
+        :func:`~paxis_router.skills._scoring.combine`: one gather of dense rows (``idf *
+        impact``; the zero row for other terms), a scatter per sparse term, one sum. ``exact``:
+        the dense rows' idf and impacts are today's, and so are the scores, bit for bit."""
         starts, n_terms, dense_row, dense = self.starts, self.n_terms, self.dense_row, self.dense
-        width = max(self.n_docs, 2)
-        rows: list[FloatArray] = []
-        for tid in query.tids:
-            if tid < n_terms:
-                if dense_row and dense_row[tid] >= 0:
-                    assert dense is not None
-                    rows.append(dense[dense_row[tid]])
-                    continue
+        post_doc, post_imp = self.post_doc, self.post_imp
+        counts, idfs = query.counts, query.idfs
+        if dense is None:
+            matrix = np.zeros((len(query.tids), max(self.n_docs, 2)))
+            rows = [-1] * len(query.tids)
+        else:
+            zero = len(dense) - 1
+            rows = [dense_row[t] if t < n_terms and dense_row[t] >= 0 else -1 for t in query.tids]
+            matrix = dense.take([zero if r < 0 else r for r in rows], axis=0)
+        for i, tid in enumerate(query.tids):
+            row = rows[i]
+            if row >= 0:
+                if not exact:
+                    matrix[i] *= query.coefs[i] / self.dense_idf[row]
+                elif counts[i] != 1:
+                    matrix[i] *= counts[i]
+            elif tid < n_terms:
                 lo, hi = starts[tid], starts[tid + 1]
                 if lo < hi:
-                    row = np.zeros(width)
-                    row[self.post_doc[lo:hi]] = self.post_imp[lo:hi]
-                    rows.append(row)
-                    continue
-            rows.append(np.zeros(width))
-        matrix = np.stack(rows)
-        matrix *= query.coef_col
+                    matrix[i, post_doc[lo:hi]] = post_imp[lo:hi] * idfs[i]
+                    if counts[i] != 1:
+                        matrix[i] *= counts[i]
         return sum_terms(matrix)[: self.n_docs]
 
     def _query_terms(self, query: Query) -> list[tuple[int, int, int]]:
@@ -588,7 +616,7 @@ class Segment:
         """Exact scores (today's statistics) of local documents ``cands``."""
         rows, cols, pos = self._entries_of(cands, query)
         impacts = scorer.impacts(self.post_tf[pos], self.dl[cands[cols]], query.avg)
-        return combine(impacts, query.coef_col, rows, cols, len(cands))
+        return combine(impacts, rows, cols, len(cands), query.idfs, query.counts)
 
     def _entries_of(
         self, cands: npt.NDArray[np.intp], query: Query
@@ -708,6 +736,9 @@ class Delta:
                 entries.append(start + offset)
         self._indexed = self.n_entries
 
+    def id_of(self, local: int) -> str:
+        return self.ids[local]
+
     def local_of(self, seq: int) -> int | None:
         at = bisect.bisect_left(self.seq, seq)
         return at if at < self.n_docs and self.seq[at] == seq else None
@@ -757,7 +788,7 @@ class Delta:
                 return np.zeros(0), None
         cands, cols = np.unique(docs, return_inverse=True)
         impacts = scorer.impacts(self.e_tf[entries], self.dl[docs], query.avg)
-        return combine(impacts, query.coef_col, rows, cols, len(cands)), cands
+        return combine(impacts, rows, cols, len(cands), query.idfs, query.counts), cands
 
     def matched(self, local: int, query: Query, scorer: Scorer) -> list[int]:
         mine = np.arange(self.doc_start[local], self.doc_start[local + 1], dtype=np.int64)

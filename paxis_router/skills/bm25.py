@@ -212,6 +212,7 @@ class SkillIndex:
         self._prepared = -1
         self._floor_cache: tuple[int, float] = (-1, 0.0)
         self._avg_cache: tuple[int, FloatArray] = (-1, np.zeros(len(self.fields)))
+        self._idf_cache: tuple[int, dict[int, float]] = (-1, {})
         self._lock = threading.RLock()
         # Query chunk (whitespace-separated, as typed) -> its terms; see query_terms_of_text.
         self._chunk_terms: dict[str, tuple[str, ...]] = {}
@@ -399,13 +400,14 @@ class SkillIndex:
         self._df[:n_terms] += np.bincount(e_tid, minlength=n_terms)
         for f, total in enumerate(dl.sum(axis=0).tolist()):
             self._len_sum[f] += total
+        seq = np.arange(self._next_seq, self._next_seq + n_docs, dtype=np.int64)
+        self._next_seq += n_docs
+        self._n_live += n_docs
+        self.generation += 1  # the statistics are today's from here on
         if self._delta.n_docs:  # keep insertion order: what the delta holds comes first
             if self._delta.n_docs > self._delta.n_dead:
                 self._segments.append(self._merge([self._delta]))
             self._delta = Delta(len(self.fields))
-        seq = np.arange(self._next_seq, self._next_seq + n_docs, dtype=np.int64)
-        self._next_seq += n_docs
-        self._n_live += n_docs
         segment = Segment.compile(
             e_doc=e_doc,
             e_tid=e_tid,
@@ -416,14 +418,15 @@ class SkillIndex:
             id_hash=np.fromiter(map(id_hash, ids), dtype=np.int64, count=n_docs),
             n_terms=n_terms,
             scorer=self._scorer,
-            avg=self._avg_now(),
+            avg=self._avg(),
             dense_bytes=self.dense_bytes,
             matrix_docs=self.matrix_docs,
+            idf_of=self._idf_now,
+            generation=self.generation,
         )
         self._segments.append(segment)
         self._merge_tiers(self._segments)
         self._first_seqs = [s.first_seq for s in self._segments]
-        self.generation += 1
         self._rebuild_ids()
 
     def remove(self, doc_id: str) -> None:
@@ -470,19 +473,17 @@ class SkillIndex:
             avg = self._avg()
             if len(parts) == 1 and isinstance(parts[0], Segment) and not parts[0].n_dead:
                 only = parts[0]
-                if not self._scorer.same_impacts(only.avg_ref, avg):
-                    only.refresh(self._scorer, avg, self.dense_bytes)
+                if only.exact_at != self.generation:
+                    only.refresh(
+                        self._scorer, avg, self.dense_bytes, self._idf_now, self.generation
+                    )
                 self._segments = [only]
             else:
                 self._segments = [self._merge(parts)] if parts else []
             self._delta = Delta(len(self.fields))
-            self._first_seqs = [s.first_seq for s in self._segments]
-            self._prepared = self.generation
+            self._mark_prepared()
 
     # --- maintenance (on the first query after a change) ---------------------------------------
-
-    def _avg_now(self) -> FloatArray:
-        return np.asarray(self._len_sum, dtype=np.float64) / max(self._n_live, 1)
 
     def _avg(self) -> FloatArray:
         """Today's mean field lengths (read-only; recomputed once per change)."""
@@ -515,10 +516,14 @@ class SkillIndex:
             for segment in segments:
                 lo, hi = scorer.drift(segment.avg_ref, avg)
                 if hi > (1 + self.refresh_drift) * lo:
-                    segment.refresh(scorer, avg, self.dense_bytes)
+                    segment.refresh(scorer, avg, self.dense_bytes, self._idf_now, self.generation)
             self._segments = segments
-            self._first_seqs = [s.first_seq for s in segments]
-            self._prepared = self.generation
+            self._mark_prepared()
+
+    def _mark_prepared(self) -> None:
+        """Record the segments' layout and freshness for the queries until the next change."""
+        self._first_seqs = [s.first_seq for s in self._segments]
+        self._prepared = self.generation
 
     def _tier(self, segment: Segment) -> int:
         live = segment.n_docs - segment.n_dead
@@ -579,6 +584,8 @@ class SkillIndex:
             avg=self._avg(),
             dense_bytes=self.dense_bytes,
             matrix_docs=self.matrix_docs,
+            idf_of=self._idf_now,
+            generation=self.generation,
         )
 
     # --- scoring -------------------------------------------------------------------------------
@@ -622,25 +629,42 @@ class SkillIndex:
         return list(counts.items())
 
     def _query(self, terms: Sequence[tuple[int, int]]) -> Query | None:
-        """The query's live terms with their coefficients under today's statistics."""
+        """The query's live terms with their idf and count under today's statistics."""
         n_live = self._n_live
         if not n_live:
             return None
-        df, scorer = self._df, self._scorer
+        generation, idfs = self._idf_cache
+        if generation != self.generation:
+            idfs = {}
+            self._idf_cache = (self.generation, idfs)
         tids: list[int] = []
-        coefs: list[float] = []
+        kept: list[float] = []
+        counts: list[int] = []
         for tid, count in terms:
-            n = int(df[tid])
-            if n <= 0:
+            idf = idfs.get(tid)
+            if idf is None:
+                idf = idfs[tid] = self._idf(tid, n_live)
+            if idf != idf or idf == 0.0:  # NaN: no live document has the term
                 continue
-            idf = scorer.idf(n, n_live)
-            if idf < 0.0 and scorer.okapi:
-                idf = self._okapi_floor()
-            coef = count * idf
-            if coef != 0.0:
-                tids.append(tid)
-                coefs.append(coef)
-        return Query(tids, coefs, self._avg()) if tids else None
+            tids.append(tid)
+            kept.append(idf)
+            counts.append(count)
+        return Query(tids, kept, counts, self._avg()) if tids else None
+
+    def _idf_now(self, tid: int) -> float:
+        """:meth:`_idf` under today's statistics (the dense rows of a segment use it)."""
+        return self._idf(tid, self._n_live)
+
+    def _idf(self, tid: int, n_live: int) -> float:
+        """The idf of term ``tid`` today (NaN when no live document has it)."""
+        n = int(self._df[tid])
+        if n <= 0:
+            return math.nan
+        scorer = self._scorer
+        idf = scorer.idf(n, n_live)
+        if idf < 0.0 and scorer.okapi:
+            idf = self._okapi_floor()
+        return idf
 
     def _okapi_floor(self) -> float:
         generation, value = self._floor_cache
@@ -705,18 +729,18 @@ class SkillIndex:
         floor = 0.0 if min_score is None else min_score
         scorer = self._scorer
         hits: list[tuple[float, int, int, Segment | Delta]] = []
-        for segment in self._segments:
-            exact = scorer.same_impacts(segment.avg_ref, query.avg)
-            for score, seq, local in segment.top(query, k, floor, scorer, exact):
+        generation = self.generation
+        segments, delta = self._segments, self._delta
+        for segment in segments:
+            for score, seq, local in segment.top(query, k, floor, scorer, generation):
                 hits.append((score, seq, local, segment))
-        delta = self._delta
         if delta.n_docs:
             for score, seq, local in delta.top(query, k, floor, scorer):
                 hits.append((score, seq, local, delta))
-        if len(hits) > 1:
+        if len(segments) + (delta.n_docs > 0) > 1:  # one part gives its hits in order
             hits.sort(key=lambda h: (-h[0], h[1]))
             del hits[k:]
-        ranked = [(where.ids[local], score) for score, _, local, where in hits]
+        ranked = [(where.id_of(local), score) for score, _, local, where in hits]
 
         def find() -> list[list[int]]:
             return [where.matched(local, query, scorer) for _, _, local, where in hits]
@@ -847,7 +871,7 @@ class SkillIndex:
         segment.avg_ref = avg
         segment.max_imp = _max_per_term(segment.post_imp, segment.indptr)
         if n_docs and segment.matrix:
-            segment.refresh(index._scorer, avg, index.dense_bytes)
+            segment.refresh(index._scorer, avg, index.dense_bytes, index._idf_now, 0)
         index._segments = [segment] if n_docs else []
         index._first_seqs = [segment.first_seq] if n_docs else []
         index._df = np.diff(segment.indptr).astype(np.int64)
@@ -857,7 +881,7 @@ class SkillIndex:
         index._n_live = n_docs
         index._next_seq = int(meta["next_seq"])
         index._ids.rebuild(np.asarray(segment.id_hash), np.asarray(segment.seq))
-        index._prepared = index.generation
+        index._mark_prepared()
         return index
 
 
