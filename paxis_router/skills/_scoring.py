@@ -40,7 +40,10 @@ class Scorer:
         1.375
     """
 
-    __slots__ = ("b", "epsilon", "field_b", "k1", "n_fields", "okapi", "weights")
+    __slots__ = (
+        "_any_full_b", "_b", "_one_minus_b", "_w", "_weighted",
+        "b", "epsilon", "field_b", "k1", "n_fields", "okapi", "weights",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -59,6 +62,11 @@ class Scorer:
         self.field_b = [float(x) for x in field_b]
         self.epsilon = float(epsilon)
         self.n_fields = len(self.weights)
+        self._weighted = [f for f, w in enumerate(self.weights) if w != 0.0]
+        self._w = np.asarray([self.weights[f] for f in self._weighted])
+        self._b = np.asarray([self.field_b[f] for f in self._weighted])
+        self._one_minus_b = 1.0 - self._b
+        self._any_full_b = bool((self._b >= 1.0).any())
 
     def impacts(
         self, tf: npt.NDArray[np.generic], dl: npt.NDArray[np.generic], avg: FloatArray
@@ -79,19 +87,20 @@ class Scorer:
             b = self.b
             out: FloatArray = q * (k1 + 1) / (q + k1 * (1 - b + b * length / mean))
             return out
-        pseudo: FloatArray | None = None
-        for f, weight in enumerate(self.weights):
-            if weight == 0.0:
-                continue
-            mean = float(avg[f]) if avg[f] > 0 else 1.0
-            fb = self.field_b[f]
-            norm = (1.0 - fb) + fb * (dl[:, f].astype(np.float64) / mean)
-            if fb >= 1.0:  # an empty field (no term in it) has norm 0: it contributes 0
-                norm[norm == 0.0] = 1.0
-            part = tf[:, f].astype(np.float64) * weight / norm
-            pseudo = part if pseudo is None else pseudo + part
-        if pseudo is None:
+        fields = self._weighted
+        if not fields:
             return np.zeros(len(tf))
+        # All weighted fields at once: norm = (1 - b) + b * (dl / mean), part = tf * w / norm.
+        means = np.asarray([float(avg[f]) if avg[f] > 0 else 1.0 for f in fields])
+        lengths = dl[:, fields] if len(fields) < self.n_fields else dl
+        counts = tf[:, fields] if len(fields) < self.n_fields else tf
+        norm = self._one_minus_b + self._b * (lengths.astype(np.float64) / means)
+        if self._any_full_b:  # an empty field (no term in it) has norm 0 at b = 1: adds 0
+            norm[norm == 0.0] = 1.0
+        parts = counts.astype(np.float64) * self._w / norm
+        pseudo = parts[:, 0]
+        for f in range(1, len(fields)):  # field order, left to right
+            pseudo = pseudo + parts[:, f]
         out = pseudo * (k1 + 1) / (pseudo + k1)
         return out
 

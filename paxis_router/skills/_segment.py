@@ -199,9 +199,9 @@ class Segment:
     __slots__ = (
         "_pool",
         "avg_ref",
+        "changes_at",
         "dead",
         "dense",
-        "dense_idf",
         "dense_row",
         "dl",
         "exact_at",
@@ -261,9 +261,10 @@ class Segment:
         self.avg_ref: FloatArray = np.zeros(dl.shape[1] if dl.ndim == 2 else 0)
         self.dense: FloatArray | None = None
         self.dense_row: list[int] = []
-        self.dense_idf: list[float] = []
         #: The index generation whose statistics the stored impacts and dense rows have.
         self.exact_at = -1
+        #: The index's change count (documents added or removed) at the last refresh.
+        self.changes_at = 0
         self._pool: list[tuple[FloatArray, npt.NDArray[np.int32]]] = []
 
     # --- building ------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ class Segment:
             max_imp[nonempty] = np.maximum.reduceat(self.post_imp, self.indptr[nonempty])
         self.max_imp = max_imp
         self.avg_ref = avg.copy()
-        self.dense, self.dense_row, self.dense_idf = None, [], []
+        self.dense, self.dense_row = None, []
         if matrix and self.n_docs and dense_bytes >= 8 * self.n_docs:
             self._densify(dense_bytes // (8 * self.n_docs), idf_of)
         self.exact_at = generation
@@ -345,7 +346,8 @@ class Segment:
         df = np.diff(self.indptr)
         by_df = np.argsort(-df, kind="stable")[: min(max_rows, int(np.count_nonzero(df)))]
         idfs = [idf_of(t) for t in by_df.tolist()]
-        known = [i for i, idf in enumerate(idfs) if idf == idf]  # NaN: no live document has it
+        # NaN: no live document has the term; 0: it adds nothing. Both stay sparse.
+        known = [i for i, idf in enumerate(idfs) if idf == idf and idf != 0.0]
         by_df, idfs = by_df[known], [idfs[i] for i in known]
         if not len(by_df):
             return
@@ -359,7 +361,6 @@ class Segment:
         ] * np.repeat(np.asarray(idfs), df[by_df])
         self.dense = dense
         self.dense_row = rows.tolist()
-        self.dense_idf = idfs
 
     def entries(self) -> tuple[IntArray, IntArray, npt.NDArray[np.unsignedinteger]]:
         """(document, term, field counts) of every live document's postings, document order,
@@ -424,22 +425,20 @@ class Segment:
         ``generation`` is the index's now (its statistics are the query's)."""
         if self.n_docs == self.n_dead:
             return []
-        if self.matrix:
-            exact = self.exact_at == generation
-            scores = self._matrix(query, exact)
-            if exact:
-                if self.n_dead:
-                    scores[self.dead] = 0.0
-                return [(s, int(self.seq[i]), i) for s, i in top_k(scores, k, floor)]
-            cands = np.flatnonzero(scores != 0.0)
-            return self._bounded(cands, scores[cands], query, k, floor, scorer)
-        return self._pruned(query, k, floor, scorer)
+        if not self.matrix:
+            return self._pruned(query, k, floor, scorer)
+        if self.exact_at != generation:  # stale dense rows: score the postings directly
+            return self._direct(query, k, floor, scorer)
+        scores = self._matrix(query)
+        if self.n_dead:
+            scores[self.dead] = 0.0
+        return [(s, int(self.seq[i]), i) for s, i in top_k(scores, k, floor)]
 
-    def _matrix(self, query: Query, exact: bool) -> FloatArray:
+    def _matrix(self, query: Query) -> FloatArray:
         """Scores of every document through the (terms x documents) matrix of
         :func:`~paxis_router.skills._scoring.combine`: one gather of dense rows (``idf *
-        impact``; the zero row for other terms), a scatter per sparse term, one sum. ``exact``:
-        the dense rows' idf and impacts are today's, and so are the scores, bit for bit."""
+        impact`` as of today: the caller checks), the zero row for other terms, a scatter per
+        sparse term, one sum. The same bits as ``combine`` gives."""
         starts, n_terms, dense_row, dense = self.starts, self.n_terms, self.dense_row, self.dense
         post_doc, post_imp = self.post_doc, self.post_imp
         counts, idfs = query.counts, query.idfs
@@ -451,18 +450,12 @@ class Segment:
             rows = [dense_row[t] if t < n_terms and dense_row[t] >= 0 else -1 for t in query.tids]
             matrix = dense.take([zero if r < 0 else r for r in rows], axis=0)
         for i, tid in enumerate(query.tids):
-            row = rows[i]
-            if row >= 0:
-                if not exact:
-                    matrix[i] *= query.coefs[i] / self.dense_idf[row]
-                elif counts[i] != 1:
-                    matrix[i] *= counts[i]
-            elif tid < n_terms:
+            if rows[i] < 0 and tid < n_terms:
                 lo, hi = starts[tid], starts[tid + 1]
                 if lo < hi:
                     matrix[i, post_doc[lo:hi]] = post_imp[lo:hi] * idfs[i]
-                    if counts[i] != 1:
-                        matrix[i] *= counts[i]
+            if counts[i] != 1:
+                matrix[i] *= counts[i]
         return sum_terms(matrix)[: self.n_docs]
 
     def _query_terms(self, query: Query) -> list[tuple[int, int, int]]:
@@ -481,30 +474,6 @@ class Segment:
         if self.n_dead:
             cands = cands[~self.dead[cands]]
         return cands.astype(np.intp)
-
-    def _bounded(
-        self,
-        cands: npt.NDArray[np.intp],
-        approx: FloatArray,
-        query: Query,
-        k: int,
-        floor: float,
-        scorer: Scorer,
-    ) -> list[Hit]:
-        """Exact top ``k`` among ``cands``, whose scores with the stored impacts are ``approx``."""
-        if query.negative:
-            terms = self._query_terms(query)
-            if not terms:
-                return []
-            return self._exact_top(self._union(terms), query, k, floor, scorer)
-        if self.n_dead:
-            live = ~self.dead[cands]
-            cands, approx = cands[live], approx[live]
-        lo, hi = scorer.drift(self.avg_ref, query.avg)
-        lam, mu = lo * (1 - BOUND_SLACK), hi * (1 + BOUND_SLACK)
-        theta = max(floor, lam * _kth_largest(approx, k))
-        keep = (mu * approx >= theta) & (approx > 0)
-        return self._exact_top(cands[keep], query, k, floor, scorer)
 
     def _pruned(self, query: Query, k: int, floor: float, scorer: Scorer) -> list[Hit]:
         """MaxScore over the stored impacts, then exact scores for the candidates left.
@@ -603,14 +572,33 @@ class Segment:
     ) -> list[Hit]:
         if not len(cands):
             return []
+        cands = np.sort(cands)  # index order = insertion order: top_k breaks ties by it
         scores = self.exact(cands, query, scorer)
         seq = self.seq
-        ranked = sorted(
-            (-s, int(seq[c]), int(c))
-            for s, c in zip(scores.tolist(), cands.tolist(), strict=True)
-            if s > 0.0 and s >= floor
-        )[:k]
-        return [(-neg, sq, c) for neg, sq, c in ranked]
+        return [(s, int(seq[cands[i]]), int(cands[i])) for s, i in top_k(scores, k, floor)]
+
+    def _direct(self, query: Query, k: int, floor: float, scorer: Scorer) -> list[Hit]:
+        """Exact top ``k`` computed from every posting of the query's terms (no stored impact):
+        what a small segment does once its stored impacts are stale."""
+        terms = self._query_terms(query)
+        if not terms:
+            return []
+        lo = np.asarray([a for _, a, _ in terms], dtype=np.int64)
+        lens = np.asarray([b - a for _, a, b in terms], dtype=np.int64)
+        pos = _ranges(lo, lens)
+        rows = np.repeat(np.asarray([i for i, _, _ in terms], dtype=np.int64), lens)
+        docs = self.post_doc[pos]
+        if self.n_dead:
+            live = ~self.dead[docs]
+            pos, rows, docs = pos[live], rows[live], docs[live]
+        present = np.zeros(self.n_docs, dtype=np.bool_)
+        present[docs] = True
+        cands = np.flatnonzero(present)
+        cols = (np.cumsum(present) - 1)[docs]
+        impacts = scorer.impacts(self.post_tf[pos], self.dl[docs], query.avg)
+        scores = combine(impacts, rows, cols, len(cands), query.idfs, query.counts)
+        seq = self.seq
+        return [(s, int(seq[cands[i]]), int(cands[i])) for s, i in top_k(scores, k, floor)]
 
     def exact(self, cands: npt.NDArray[np.intp], query: Query, scorer: Scorer) -> FloatArray:
         """Exact scores (today's statistics) of local documents ``cands``."""
@@ -621,15 +609,46 @@ class Segment:
     def _entries_of(
         self, cands: npt.NDArray[np.intp], query: Query
     ) -> tuple[IntArray, IntArray, IntArray]:
-        """(query position, candidate column, posting) of each query term in each candidate."""
+        """(query position, candidate column, posting) of each query term in each candidate:
+        from the candidates' forward lists, or, when those are long (skills with bodies), by
+        looking the candidates up in each query term's postings."""
         lo = self.fwd_off[cands]
         lens = self.fwd_off[cands + 1] - lo
+        if int(lens.sum()) > 16 * len(cands) * len(query.tids):
+            return self._entries_by_term(cands, query)
         entry = _ranges(lo, lens)
         pos = self.fwd_pos[entry].astype(np.int64)
         term = np.searchsorted(self.indptr, pos, side="right") - 1
         hit, rows = query.positions(term)
         cols = np.repeat(np.arange(len(cands), dtype=np.int64), lens)[hit]
         return rows, cols, pos[hit]
+
+    def _entries_by_term(
+        self, cands: npt.NDArray[np.intp], query: Query
+    ) -> tuple[IntArray, IntArray, IntArray]:
+        rows: list[IntArray] = []
+        cols: list[IntArray] = []
+        found: list[IntArray] = []
+        starts, n_terms, post_doc = self.starts, self.n_terms, self.post_doc
+        order = np.argsort(cands, kind="stable")
+        ordered = cands[order]
+        for i, tid in enumerate(query.tids):
+            if tid >= n_terms:
+                continue
+            a, b = starts[tid], starts[tid + 1]
+            if a == b:
+                continue
+            postings = post_doc[a:b]
+            at = np.searchsorted(postings, ordered)
+            at[at >= len(postings)] = len(postings) - 1
+            hit = postings[at] == ordered
+            rows.append(np.full(int(hit.sum()), i, dtype=np.int64))
+            cols.append(order[hit].astype(np.int64))
+            found.append(at[hit].astype(np.int64) + a)
+        if not rows:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(found)
 
     def matched(self, local: int, query: Query, scorer: Scorer) -> list[int]:
         """Query positions of the terms document ``local`` contains (with a non-zero impact)."""
@@ -768,12 +787,8 @@ class Delta:
         scores, cands = self._scores(query, scorer)
         if cands is None:
             return []
-        ranked = sorted(
-            (-s, self.seq[c], c)
-            for s, c in zip(scores.tolist(), cands.tolist(), strict=True)
-            if s > 0.0 and s >= floor
-        )[:k]
-        return [(-neg, sq, c) for neg, sq, c in ranked]
+        seq = self.seq
+        return [(s, seq[int(cands[i])], int(cands[i])) for s, i in top_k(scores, k, floor)]
 
     def _scores(self, query: Query, scorer: Scorer) -> tuple[FloatArray, IntArray | None]:
         found = self._gather(query)
@@ -786,7 +801,10 @@ class Delta:
             rows, entries, docs = rows[live], entries[live], docs[live]
             if not len(docs):
                 return np.zeros(0), None
-        cands, cols = np.unique(docs, return_inverse=True)
+        present = np.zeros(self.n_docs, dtype=np.bool_)
+        present[docs] = True
+        cands = np.flatnonzero(present)
+        cols = (np.cumsum(present) - 1)[docs]
         impacts = scorer.impacts(self.e_tf[entries], self.dl[docs], query.avg)
         return combine(impacts, rows, cols, len(cands), query.idfs, query.counts), cands
 

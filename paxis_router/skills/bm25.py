@@ -76,6 +76,8 @@ _CHUNK_CACHE_SIZE = 100_000
 _CHUNKS_LEARNED_PER_QUERY = 3
 # A segment is rewritten without its dead documents once this fraction of it is dead.
 _PURGE_FRACTION = 0.25
+# Stored impacts this far from today's are refreshed however few changes caused it.
+_FORCE_REFRESH = 0.25
 _ARRAYS = (
     "seq", "id_hash", "dl", "indptr", "post_doc", "post_tf", "fwd_off", "fwd_pos", "post_imp",
 )  # fmt: skip
@@ -138,8 +140,9 @@ class SkillIndex:
         dense_bytes: memory for dense rows of the most frequent terms in each small segment
             (faster queries; 0 turns it off). Scores and rankings are the same either way.
         refresh_drift: a segment's stored impacts are recomputed once today's mean field
-            lengths could move them by more than this fraction (pruning gets looser as they
-            drift; results stay exact either way).
+            lengths could move them by more than this fraction and a tenth of its size has
+            changed since (so a refresh costs O(1) per change), or once they could move by
+            25%. Pruning gets looser as they drift; results stay exact either way.
 
     Example:
         >>> index = SkillIndex(mode="okapi", tokenizer=Tokenizer(stem=False, stopwords=False))
@@ -203,6 +206,7 @@ class SkillIndex:
         self._len_sum = [0.0] * len(self.fields)
         self._n_live = 0
         self._next_seq = 0
+        self._changes = 0  # documents added or removed, ever
         self._segments: list[Segment] = []
         self._first_seqs: list[int] = []
         self._delta = Delta(len(self.fields))
@@ -331,6 +335,7 @@ class SkillIndex:
         self._ids.add(doc_id, seq)
         if self._ids.n_recent > max(4096, self._ids.n_table // 4):
             self._rebuild_ids()
+        self._changes += 1
         self.generation += 1
 
     def add_many(self, docs: Iterable[tuple[str, Mapping[str, Sequence[str]]]]) -> None:
@@ -403,6 +408,7 @@ class SkillIndex:
         seq = np.arange(self._next_seq, self._next_seq + n_docs, dtype=np.int64)
         self._next_seq += n_docs
         self._n_live += n_docs
+        self._changes += n_docs
         self.generation += 1  # the statistics are today's from here on
         if self._delta.n_docs:  # keep insertion order: what the delta holds comes first
             if self._delta.n_docs > self._delta.n_dead:
@@ -424,6 +430,7 @@ class SkillIndex:
             idf_of=self._idf_now,
             generation=self.generation,
         )
+        segment.changes_at = self._changes
         self._segments.append(segment)
         self._merge_tiers(self._segments)
         self._first_seqs = [s.first_seq for s in self._segments]
@@ -449,6 +456,7 @@ class SkillIndex:
                 self._len_sum[f] -= length
             container.kill(local)
             self._n_live -= 1
+            self._changes += 1
             self.generation += 1
 
     def _locate(self, seq: int) -> tuple[Segment | Delta, int] | None:
@@ -474,9 +482,7 @@ class SkillIndex:
             if len(parts) == 1 and isinstance(parts[0], Segment) and not parts[0].n_dead:
                 only = parts[0]
                 if only.exact_at != self.generation:
-                    only.refresh(
-                        self._scorer, avg, self.dense_bytes, self._idf_now, self.generation
-                    )
+                    self._refresh(only)
                 self._segments = [only]
             else:
                 self._segments = [self._merge(parts)] if parts else []
@@ -512,13 +518,19 @@ class SkillIndex:
                 self._merge([s]) if s.n_dead > _PURGE_FRACTION * s.n_docs else s for s in segments
             ]
             avg = self._avg()
-            scorer = self._scorer
             for segment in segments:
-                lo, hi = scorer.drift(segment.avg_ref, avg)
-                if hi > (1 + self.refresh_drift) * lo:
-                    segment.refresh(scorer, avg, self.dense_bytes, self._idf_now, self.generation)
+                lo, hi = self._scorer.drift(segment.avg_ref, avg)
+                changed = 10 * (self._changes - segment.changes_at) >= segment.n_docs
+                if hi > (1 + _FORCE_REFRESH) * lo or (
+                    hi > (1 + self.refresh_drift) * lo and changed
+                ):
+                    self._refresh(segment)
             self._segments = segments
             self._mark_prepared()
+
+    def _refresh(self, segment: Segment) -> None:
+        segment.refresh(self._scorer, self._avg(), self.dense_bytes, self._idf_now, self.generation)
+        segment.changes_at = self._changes
 
     def _mark_prepared(self) -> None:
         """Record the segments' layout and freshness for the queries until the next change."""
@@ -571,7 +583,7 @@ class SkillIndex:
             )
         tf_all = np.concatenate(tfs) if tfs else np.zeros((0, len(self.fields)), np.uint8)
         empty = np.zeros(0, dtype=np.int64)
-        return Segment.compile(
+        merged = Segment.compile(
             e_doc=np.concatenate(docs) if docs else empty,
             e_tid=np.concatenate(tids) if tids else empty,
             e_tf=tf_all.astype(_count_dtype(tf_all)),
@@ -587,6 +599,8 @@ class SkillIndex:
             idf_of=self._idf_now,
             generation=self.generation,
         )
+        merged.changes_at = self._changes
+        return merged
 
     # --- scoring -------------------------------------------------------------------------------
 
@@ -866,20 +880,20 @@ class SkillIndex:
             fwd_pos=arrays["fwd_pos"],
             matrix=n_docs <= index.matrix_docs,
         )
-        avg = np.asarray(meta["avg_ref"], dtype=np.float64)
-        segment.post_imp = arrays["post_imp"]
-        segment.avg_ref = avg
-        segment.max_imp = _max_per_term(segment.post_imp, segment.indptr)
-        if n_docs and segment.matrix:
-            segment.refresh(index._scorer, avg, index.dense_bytes, index._idf_now, 0)
-        index._segments = [segment] if n_docs else []
-        index._first_seqs = [segment.first_seq] if n_docs else []
         index._df = np.diff(segment.indptr).astype(np.int64)
         if len(index._df) < 1024:
             index._df = np.concatenate((index._df, np.zeros(1024 - len(index._df), np.int64)))
         index._len_sum = [float(x) for x in meta["len_sum"]]
         index._n_live = n_docs
         index._next_seq = int(meta["next_seq"])
+        avg = np.asarray(meta["avg_ref"], dtype=np.float64)
+        segment.post_imp = arrays["post_imp"]
+        segment.avg_ref = avg
+        segment.max_imp = _max_per_term(segment.post_imp, segment.indptr)
+        if n_docs and segment.matrix:  # dense rows (small segments), with today's idf
+            segment.refresh(index._scorer, avg, index.dense_bytes, index._idf_now, 0)
+        index._segments = [segment] if n_docs else []
+        index._first_seqs = [segment.first_seq] if n_docs else []
         index._ids.rebuild(np.asarray(segment.id_hash), np.asarray(segment.seq))
         index._mark_prepared()
         return index

@@ -368,3 +368,22 @@ def test_ids_stay_findable_through_table_rebuilds_removals_and_re_adds(tmp_path:
     assert "s1" in loaded and "s3" not in loaded and len(loaded) == len(index)
     loaded.remove("s1")
     assert "s1" not in loaded and loaded.ids()[:2] == ["s2", "s4"]
+
+
+@pytest.mark.parametrize("layout", ["matrix", "maxscore"])
+def test_a_saved_index_with_a_large_vocabulary_loads_and_ranks_the_same(
+    tmp_path: Path, layout: str
+) -> None:
+    rng = random.Random(8)
+    words = [f"t{i}" for i in range(3_000)]
+    index = _index("bm25f", **LAYOUTS[layout])
+    index.add_many(
+        (f"d{i}", {"name": rng.sample(words, 2), "description": rng.sample(words, 30)})
+        for i in range(600)
+    )
+    index.remove("d5")
+    index.save(tmp_path / "ix")
+    loaded = SkillIndex.load(tmp_path / "ix")
+    for _ in range(20):
+        query = rng.sample(words, 4)
+        assert loaded.search_terms(query, k=5) == index.search_terms(query, k=5)
