@@ -478,7 +478,6 @@ class SkillIndex:
             parts: list[Segment | Delta] = [s for s in self._segments if s.n_docs > s.n_dead]
             if self._delta.n_docs > self._delta.n_dead:
                 parts.append(self._delta)
-            avg = self._avg()
             if len(parts) == 1 and isinstance(parts[0], Segment) and not parts[0].n_dead:
                 only = parts[0]
                 if only.exact_at != self.generation:
