@@ -47,8 +47,10 @@ MATRIX_MAX_DOCS = 8192
 # Up to this many top results are found by repeated argmax instead of a partition.
 _ARGMAX_WORK = 250_000
 _SORT_DIRECTLY = 48
-# MaxScore probes with its first term's documents when it has at most this many.
-_PROBE_DOCS = 4096
+# MaxScore's first threshold comes from scoring this many documents of its first term in full.
+_PROBE_DOCS = 256
+#: A large segment scores a query whose terms have at most this many postings directly.
+DIRECT_POSTINGS = 16_384
 
 Hit = tuple[float, int, int]  # (score, seq, local document)
 
@@ -420,12 +422,25 @@ class Segment:
 
     # --- querying ------------------------------------------------------------------------------
 
-    def top(self, query: Query, k: int, floor: float, scorer: Scorer, generation: int) -> list[Hit]:
+    def top(
+        self,
+        query: Query,
+        k: int,
+        floor: float,
+        scorer: Scorer,
+        generation: int,
+        direct_postings: int = DIRECT_POSTINGS,
+    ) -> list[Hit]:
         """The segment's exact top ``k`` live documents with a positive score >= ``floor``;
-        ``generation`` is the index's now (its statistics are the query's)."""
+        ``generation`` is the index's now (its statistics are the query's). A large segment
+        prunes with MaxScore unless the query's terms have at most ``direct_postings``."""
         if self.n_docs == self.n_dead:
             return []
         if not self.matrix:
+            starts, n_terms = self.starts, self.n_terms
+            postings = sum(starts[t + 1] - starts[t] for t in query.tids if t < n_terms)
+            if postings <= direct_postings:  # few postings: pruning would cost more
+                return self._direct(query, k, floor, scorer)
             return self._pruned(query, k, floor, scorer)
         if self.exact_at != generation:  # stale dense rows: score the postings directly
             return self._direct(query, k, floor, scorer)
@@ -503,9 +518,15 @@ class Segment:
             rest[j] = rest[j + 1] + bound[j]
         post_doc, post_imp, dead = self.post_doc, self.post_imp, self.dead
         theta = max(floor, 0.0)
-        first = post_doc[terms[0][1] : terms[0][2]]
-        if len(terms) > 1 and rest[1] >= theta and len(first) <= _PROBE_DOCS:
-            probe = first[~dead[first]] if self.n_dead else first
+        _, a0, b0 = terms[0]
+        if len(terms) > 1 and rest[1] >= theta and b0 - a0 >= k:
+            # The probe: the first term's documents with the largest impacts in it.
+            probe = post_doc[a0:b0]
+            if len(probe) > _PROBE_DOCS:
+                best = np.argpartition(post_imp[a0:b0], len(probe) - _PROBE_DOCS)
+                probe = np.sort(probe[best[len(probe) - _PROBE_DOCS :]])
+            if self.n_dead:
+                probe = probe[~dead[probe]]
             theta = max(theta, lam * _kth_largest(self._lookup(probe, terms, coefs), k))
         essential = 1
         while essential < len(terms) and rest[essential] >= theta:

@@ -52,7 +52,14 @@ import numpy.typing as npt
 from paxis_router.errors import SkillError
 from paxis_router.skills._ids import IdMap, id_hash
 from paxis_router.skills._scoring import Scorer
-from paxis_router.skills._segment import MATRIX_MAX_DOCS, Delta, Query, Segment, Strings
+from paxis_router.skills._segment import (
+    DIRECT_POSTINGS,
+    MATRIX_MAX_DOCS,
+    Delta,
+    Query,
+    Segment,
+    Strings,
+)
 from paxis_router.skills.tokenize import Tokenizer
 
 if TYPE_CHECKING:
@@ -137,6 +144,8 @@ class SkillIndex:
         merge_factor: segments of one size tier merged together (Lucene's merge factor).
         matrix_docs: segments up to this size score every document through a matrix (float64
             impacts); larger ones prune with MaxScore (float32 impacts). Same results.
+        direct_postings: a large segment skips pruning for a query whose terms have at most
+            this many postings there (scoring them all is cheaper). Same results.
         dense_bytes: memory for dense rows of the most frequent terms in each small segment
             (faster queries; 0 turns it off). Scores and rankings are the same either way.
         refresh_drift: a segment's stored impacts are recomputed once today's mean field
@@ -166,6 +175,7 @@ class SkillIndex:
         delta_docs: int = 1024,
         merge_factor: int = 8,
         matrix_docs: int = MATRIX_MAX_DOCS,
+        direct_postings: int = DIRECT_POSTINGS,
         dense_bytes: int = DENSE_BYTES,
         refresh_drift: float = 0.01,
     ):
@@ -190,6 +200,7 @@ class SkillIndex:
         self.delta_docs = delta_docs
         self.merge_factor = merge_factor
         self.matrix_docs = matrix_docs
+        self.direct_postings = direct_postings
         self.dense_bytes = dense_bytes
         self.refresh_drift = refresh_drift
         self._scorer = Scorer(
@@ -745,7 +756,8 @@ class SkillIndex:
         generation = self.generation
         segments, delta = self._segments, self._delta
         for segment in segments:
-            for score, seq, local in segment.top(query, k, floor, scorer, generation):
+            found = segment.top(query, k, floor, scorer, generation, self.direct_postings)
+            for score, seq, local in found:
                 hits.append((score, seq, local, segment))
         if delta.n_docs:
             for score, seq, local in delta.top(query, k, floor, scorer):
@@ -782,6 +794,7 @@ class SkillIndex:
             "delta_docs": self.delta_docs,
             "merge_factor": self.merge_factor,
             "matrix_docs": self.matrix_docs,
+            "direct_postings": self.direct_postings,
             "dense_bytes": self.dense_bytes,
             "refresh_drift": self.refresh_drift,
         }

@@ -47,6 +47,7 @@ class Layout(TypedDict, total=False):
     delta_docs: int
     merge_factor: int
     matrix_docs: int
+    direct_postings: int
     dense_bytes: int
     refresh_drift: float
 
@@ -74,7 +75,8 @@ def _fresh(mode: str, live: dict[str, Doc]) -> SkillIndex:
 
 LAYOUTS: dict[str, Layout] = {
     "matrix": {"delta_docs": 8, "merge_factor": 3},
-    "maxscore": {"delta_docs": 8, "merge_factor": 3, "matrix_docs": 0},
+    "maxscore": {"delta_docs": 8, "merge_factor": 3, "matrix_docs": 0, "direct_postings": 0},
+    "direct": {"delta_docs": 8, "merge_factor": 3, "matrix_docs": 0},
     "dense-off": {"delta_docs": 5, "merge_factor": 2, "dense_bytes": 0},
     "delta-only": {"delta_docs": 10_000},
 }
@@ -118,7 +120,7 @@ def test_random_histories_rank_exactly_like_a_fresh_build(mode: str, layout: str
 def test_maxscore_pruning_is_exact_on_a_larger_index() -> None:
     rng = random.Random(5)
     docs = {f"d{i}": _doc(rng) for i in range(3_000)}
-    pruned = _index("bm25f", matrix_docs=0)
+    pruned = _index("bm25f", matrix_docs=0, direct_postings=0)
     full = _index("bm25f")
     for doc_id, doc in docs.items():
         _add(pruned, doc_id, doc)
