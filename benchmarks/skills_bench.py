@@ -197,8 +197,9 @@ def run_scale(scale: str, corpus: Path, workdir: Path) -> dict[str, object]:
     n = len(skills)
     reps = 5 if n <= 10_000 else 2 if n <= 100_000 else 1
     engines: dict[str, dict[str, float]] = {}
-    paxis_engines(engines, skills, tokens, weights, queries, reps, workdir / scale, corpus)
-    engines["paxis-serving"] = serving(skills, tokens, weights, parsed, real_tokens, queries)
+    lib = paxis_engines(engines, skills, tokens, weights, queries, reps, workdir / scale, corpus)
+    engines["paxis-serving"] = serving(lib, parsed, real_tokens, queries)
+    del lib
     docs = [[t for f in weights for t in doc[f]] for doc in tokens]
     del tokens
     gc.collect()
@@ -228,7 +229,7 @@ def paxis_engines(
     reps: int,
     saved: Path,
     corpus: Path,
-) -> None:
+) -> SkillLibrary:
     n = len(skills)
     built, seconds, rss = measured(lambda: paxis_index(skills, tokens, weights))
     assert isinstance(built, SkillIndex)
@@ -252,6 +253,7 @@ def paxis_engines(
         [*child, "--corpus", str(corpus)], check=True, stdout=subprocess.PIPE, text=True
     )
     engines["paxis-load"] = {"save_s": save_s, **json.loads(done.stdout)}
+    return lib
 
 
 def bm25s_engines(
@@ -301,15 +303,9 @@ def rank_bm25_engine(
 
 
 def serving(
-    skills: list[Skill],
-    tokens: list[Tokens],
-    weights: dict[str, float],
-    parsed: list[ParsedSkill],
-    real_tokens: list[Tokens],
-    queries: list[str],
+    lib: SkillLibrary, parsed: list[ParsedSkill], real_tokens: list[Tokens], queries: list[str]
 ) -> dict[str, float]:
     """1,000 mixed operations on a live library: 50% query, 30% add, 20% remove."""
-    lib = SkillLibrary.from_index(paxis_index(skills, tokens, weights), skills, cache_size=0)
     rng = random.Random(11)
     index = lib.index
     more, more_tokens = synthetic(parsed, real_tokens, 300, seed=3, start=10**7)

@@ -168,14 +168,18 @@ def combine(
 ) -> FloatArray:
     """Scores of ``n_cols`` documents: per query term ``i`` (in query order) the contribution
     ``counts[i] * (idfs[i] * impact)`` of each posting ``(rows[j], cols[j])`` (query term,
-    document column), summed left to right with :func:`sum_terms`.
+    document column), summed left to right in query-term order.
 
-    Every path that scores a document exactly computes these same numbers in this same order,
-    so a document gets the same bits in any segment layout.
+    ``np.bincount`` adds its weights one after the other into each bin, starting from 0.0; with
+    the postings in query-term order that is ``((0 + c0) + c1) + ...``, the same bits as
+    :func:`sum_terms` gives for the rows of a (terms x documents) matrix (adding a 0.0 for an
+    absent term changes nothing). So a document gets the same score in any layout.
     """
-    matrix = np.zeros((len(idfs), max(n_cols, 2)))
-    matrix[rows, cols] = impacts * np.asarray(idfs)[rows]
-    for i, count in enumerate(counts):
-        if count != 1:
-            matrix[i] *= count
-    return sum_terms(matrix)[:n_cols]
+    if len(rows) > 1 and bool((rows[1:] < rows[:-1]).any()):
+        order = np.argsort(rows, kind="stable")
+        impacts, rows, cols = impacts[order], rows[order], cols[order]
+    contributions = impacts * np.asarray(idfs)[rows]
+    if any(c != 1 for c in counts):
+        contributions *= np.asarray(counts, dtype=np.float64)[rows]
+    out: FloatArray = np.bincount(cols, weights=contributions, minlength=n_cols)
+    return out

@@ -389,3 +389,22 @@ def test_a_saved_index_with_a_large_vocabulary_loads_and_ranks_the_same(
     for _ in range(20):
         query = rng.sample(words, 4)
         assert loaded.search_terms(query, k=5) == index.search_terms(query, k=5)
+
+
+def test_combine_sums_each_document_in_query_order_like_the_matrix() -> None:
+    from paxis_router.skills._scoring import combine
+
+    rng = np.random.default_rng(4)
+    n_terms, n_docs = 9, 40
+    present = rng.random((n_terms, n_docs)) < 0.4
+    rows, cols = np.nonzero(present)
+    impacts = rng.random(len(rows)) * rng.choice([1e-3, 1.0, 1e3], size=len(rows))
+    idfs = rng.random(n_terms).tolist()
+    counts = [1, 2, 1, 1, 3, 1, 1, 1, 1]
+    matrix = np.zeros((n_terms, n_docs))
+    matrix[rows, cols] = impacts * np.asarray(idfs)[rows]
+    matrix *= np.asarray(counts, dtype=np.float64)[:, None]
+    expected = sum_terms(matrix)
+    shuffled = rng.permutation(len(rows))  # document-major or any order: the same bits
+    got = combine(impacts[shuffled], rows[shuffled], cols[shuffled], n_docs, idfs, counts)
+    np.testing.assert_array_equal(got, expected)
