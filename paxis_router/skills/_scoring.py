@@ -181,5 +181,7 @@ def combine(
     contributions = impacts * np.asarray(idfs)[rows]
     if any(c != 1 for c in counts):
         contributions *= np.asarray(counts, dtype=np.float64)[rows]
-    out: FloatArray = np.bincount(cols, weights=contributions, minlength=n_cols)
+    out: FloatArray = np.bincount(cols, weights=contributions, minlength=n_cols).astype(
+        np.float64, copy=False
+    )
     return out

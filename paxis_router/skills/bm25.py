@@ -597,7 +597,7 @@ class SkillIndex:
             e_doc=np.concatenate(docs) if docs else empty,
             e_tid=np.concatenate(tids) if tids else empty,
             e_tf=tf_all.astype(_count_dtype(tf_all)),
-            dl=np.concatenate(dls).astype(np.float32) if dls else np.zeros((0, len(self.fields))),
+            dl=(np.concatenate(dls) if dls else np.zeros((0, len(self.fields)))).astype(np.float32),
             seq=np.concatenate(seqs).astype(np.int64) if seqs else empty,
             ids=ids,
             id_hash=np.concatenate(hashes).astype(np.int64) if hashes else empty,

@@ -29,7 +29,7 @@ import logging
 import re
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -429,17 +429,18 @@ class SkillLibrary:
         """
         folder = Path(path)
         index = SkillIndex.load(folder, mmap=mmap)
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         try:
             meta = json.loads((folder / "skills.json").read_text(encoding="utf-8"))
             blob = np.load(folder / "skills_blob.npy", mmap_mode=mode, allow_pickle=False)
             offsets = np.load(folder / "skills_off.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise SkillError(f"cannot read the saved skills: {exc}", path=str(folder)) from exc
-        if meta.get("format") != 2 or meta.get("n_skills") != len(index) != len(offsets) - 1:
+        n_saved = meta.get("n_skills")
+        if meta.get("format") != 2 or n_saved != len(index) or len(offsets) - 1 != len(index):
             raise SkillError("skills.json and the index disagree; rebuild", path=str(folder))
         settings = {"min_score": meta["min_score"], "body_max_chars": meta["body_max_chars"]}
-        lib = cls(index=index, **{**settings, **kwargs})  # type: ignore[arg-type]  # keywords
+        lib = cls(index=index, **{**settings, **kwargs})
         lib._records = _Records(blob, offsets, index)
         lib.warnings = {str(k): tuple(v) for k, v in meta.get("warnings", {}).items()}
         lib.errors = {str(k): str(v) for k, v in meta.get("errors", {}).items()}

@@ -239,7 +239,8 @@ def test_drift_bounds_every_impact_under_new_mean_lengths(okapi: bool) -> None:
 @pytest.mark.parametrize("layout", ["matrix", "maxscore"])
 def test_stale_impacts_far_from_todays_statistics_still_rank_exactly(layout: str) -> None:
     rng = random.Random(layout)
-    stale = _index("bm25f", refresh_drift=float("inf"), **LAYOUTS[layout])
+    settings: Layout = {**LAYOUTS[layout], "refresh_drift": float("inf")}
+    stale = _index("bm25f", **settings)
     live: dict[str, Doc] = {}
     for i in range(400):
         live[f"d{i}"] = _doc(rng)
