@@ -542,7 +542,8 @@ class Segment:
             acc[everything] = 0.0
             self._pool.append((acc, marker))
         left = rest[essential]
-        survive = (mu * partial + left >= theta) & (partial > 0)
+        # mu * partial + left >= theta, and partial > 0 (a document with a posting here).
+        survive = partial >= max((theta - left) / mu, np.nextafter(0.0, 1.0))
         cands, approx = everything[survive], partial[survive]
         if essential > 1:  # a document is in several essential lists: keep one copy
             slots = np.arange(len(cands), dtype=np.int32)
