@@ -23,7 +23,8 @@ lengths of their compile; a query prunes with them under proven bounds
 with today's statistics, summing in query-term order. So every ranking and score equals that of
 an index freshly built from the live documents, whatever the history of adds and removes
 (tested), and top-k pruning (MaxScore on large segments) never changes a result. Stored
-impacts are refreshed once the mean lengths drift by more than 1%, to keep pruning tight.
+impacts are refreshed once the mean lengths drift by more than ``refresh_drift`` and a tenth of
+the segment has changed since, to keep pruning tight at O(1) amortised cost per change.
 
 Example:
     >>> index = SkillIndex()
