@@ -1,40 +1,40 @@
-"""Skill selection: speed at 1,000 and 100,000 skills against rank_bm25 and bm25s, and quality.
+"""Skill selection at 1k, 10k, 100k and 1M skills against bm25s and rank_bm25, and its quality.
 
-One run measures:
+Every scale runs in its own Python process (so RSS growth is that scale's alone) and builds
+every engine from exactly the same tokens:
 
-* on the real corpus (``../shared/data/skills-corpus``, 934 SKILL.md) and on a synthetic
-  100,000-skill corpus recombined from it (each synthetic skill: a real skill's name with a
-  numeric suffix, its description plus another random skill's description):
-  build time, memory (numpy bytes for paxis; RSS growth for all three), and single-query
-  latency p50/p99 in microseconds, query tokenisation included, for
+* ``1k``: the real corpus (``../shared/data/skills-corpus``, 934 SKILL.md), the library's
+  fields (name, description, headings, the first 5,000 characters of the body);
+* ``10k``, ``100k``, ``1m``: SYNTHETIC skills recombined from the corpus: skill ``i`` is real
+  skill ``i % 934`` renamed ``<name>-<i>`` with its description followed by a random other
+  skill's (name and description fields). The vocabulary is the corpus's, plus one number term
+  per skill.
 
-  - ``paxis``: ``SkillLibrary.select(query, k=5)``, the default BM25F library (the product path:
-    ranked skills with scores; their matched terms are computed when first read, which the
-    router never does); ``paxis+terms`` also reads every match's matched terms; ``paxis-cold``
-    is ``select`` with the index's query-chunk cache emptied before every query (what a
-    never-seen wording costs);
-  - ``paxis-okapi``: ``SkillIndex(mode="okapi").search`` on the same tokens as the baselines;
-  - ``rank_bm25``: ``BM25Okapi.get_scores`` + top-5 (fewer queries at 100k: it is slow);
-  - ``bm25s``: ``BM25.retrieve(tokens, k=5)``, its documented query API (top-k ids and scores),
-    one query per call;
-  - ``bm25s-scores``: ``BM25.get_scores`` + an argpartition top-5, its bare scoring kernel (no
-    API around it: the fastest a caller can get from bm25s one query at a time).
+Per scale and engine: build time and RSS growth per skill; single-query latency p50/p99 in
+microseconds (query tokenisation included) over the corpus's 100 held-out task queries, k=5:
 
-  The baselines get exactly the tokens paxis indexes (same tokenizer, same fields concatenated).
-  Ratios are baseline p50 / paxis p50, measured in this run.
-* selection quality: recall@1, recall@5, MRR for Okapi and BM25F on name+description only, the
-  previous and the current default field weights with the body, and the MiniLM rerank
-  (``--no-rerank`` skips it; it needs the [embed] extra and takes a minute or two on a small
-  CPU), each on two query sets: ``dev`` (``benchmarks/data/skills_dev_queries.jsonl``, 147
-  queries written for this project; every parameter was chosen on it) and ``heldout`` (the
-  corpus' ``queries.jsonl``, 100 queries, never used to choose anything).
+* ``paxis``: ``SkillLibrary.select`` with its selection cache off (every query scored);
+  ``paxis-cached``: the same queries again with the cache on (a repeated task);
+* ``paxis-load``: the library saved with ``save`` and loaded with ``load`` (memory-mapped) in a
+  fresh process: load time, its RSS per skill, and ``select`` latency there;
+* ``bm25s``: ``BM25.get_scores`` + an argpartition top-5, its bare scoring kernel (the fastest a
+  caller gets from bm25s one query at a time); ``bm25s-retrieve``: ``BM25.retrieve`` (up to 10k);
+* ``rank_bm25``: ``BM25Okapi.get_scores`` + top-5 (1k and 10k only: it is slow).
 
-``--json`` prints ``{"p50_us_1k", "p99_us_1k", "p50_us_100k", "speedup_vs_rank_bm25",
-"speedup_vs_bm25s"}`` (speed-ups at ~1k skills, the product path against each baseline;
-``speedup_vs_bm25s`` is against ``retrieve``, ``speedup_vs_bm25s_get_scores`` against the
-kernel) plus the 100k ratios and the quality figures.
+Serving with updates: from a built library, 1,000 steps: 50% a query, 30% ``add`` of a new
+skill then a query, 20% ``remove`` of a random live skill then a query (that query pays any
+upkeep the update left), every answer exact. Figures: the mean add+query and remove+query pair,
+and plain query p50/p99 while serving. bm25s has no incremental update: staying exact means
+rebuilding it, whose cost is its build time (reported as such, not run per update).
 
-Run: ``.venv/bin/python benchmarks/skills_bench.py [--corpus DIR] [--n-large 100000] [--json]``
+Also: rendering three chosen skills' bodies for the prompt (``render_skills``: cold, i.e. read
+from disk, vs the library's body cache), and selection quality (recall@1, recall@5, MRR on the
+dev set and the held-out queries; ``--no-quality`` skips it, ``--no-rerank`` skips the MiniLM
+row).
+
+Ratios are always within one run: the machines this runs on are shared and noisy.
+
+Run: ``.venv/bin/python benchmarks/skills_bench.py [--scales 1k,10k,100k,1m] [--json]``
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ import argparse
 import gc
 import json
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,10 +71,16 @@ from paxis_router.skills.tokenize import Tokenizer  # noqa: E402
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "skills-corpus"
-K = 5
-BODY_MAX_CHARS = DEFAULT_BODY_MAX_CHARS  # the library default
+CORPUS_CANDIDATES = [ROOT.parent / "shared", ROOT.parent.parent / "shared"]
+DEFAULT_CORPUS = next(
+    (c / "data" / "skills-corpus" for c in CORPUS_CANDIDATES if (c / "data").is_dir()),
+    CORPUS_CANDIDATES[0] / "data" / "skills-corpus",
+)
 DEV_QUERIES = ROOT / "benchmarks" / "data" / "skills_dev_queries.jsonl"
+K = 5
+SCALES = {"1k": 0, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+SYNTHETIC_FIELDS = {"name": 3.0, "description": 2.0}
+Tokens = dict[str, list[str]]
 
 
 def rss_bytes() -> int:
@@ -80,38 +88,37 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * 4096
 
 
-def percentile_us(samples_ns: Sequence[int], q: float) -> float:
+def pct_us(samples_ns: Sequence[int], q: float) -> float:
     return float(np.percentile(np.asarray(samples_ns), q)) / 1000.0
 
 
-def time_queries(
-    fn: Callable[[str], object],
-    queries: Sequence[str],
-    reps: int,
-    before_each: Callable[[], object] | None = None,
-) -> list[int]:
+def time_queries(fn: Callable[[str], object], queries: Sequence[str], reps: int) -> list[int]:
     for query in queries[:5]:
-        fn(query)  # warm caches (stemmer, compile)
+        fn(query)  # warm caches (stemmer, first compile)
     gc.collect()
     samples: list[int] = []
     clock = time.perf_counter_ns
     for _ in range(reps):
         for query in queries:
-            if before_each is not None:
-                before_each()
             t0 = clock()
             fn(query)
             samples.append(clock() - t0)
     return samples
 
 
-def build_timed(fn: Callable[[], object]) -> tuple[object, float, int]:
+def measured(fn: Callable[[], object]) -> tuple[object, float, int]:
+    """(result, seconds, RSS growth in bytes)."""
     gc.collect()
     rss0 = rss_bytes()
     t0 = time.perf_counter()
     obj = fn()
     seconds = time.perf_counter() - t0
+    gc.collect()
     return obj, seconds, rss_bytes() - rss0
+
+
+def latency(samples: list[int]) -> dict[str, float]:
+    return {"p50_us": pct_us(samples, 50), "p99_us": pct_us(samples, 99), "n": len(samples)}
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -121,136 +128,27 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top])]
 
 
-def measure_scale(
-    skills: list[Skill],
-    all_field_tokens: list[dict[str, list[str]]],
-    queries: list[str],
-    *,
-    reps: int,
-    rank_bm25_queries: int,
-    field_weights: dict[str, float],
-    okapi: bool,
-) -> dict[str, dict[str, float]]:
-    """Latency and build figures for each engine, all built from the same tokens."""
-    from bm25s import BM25
-    from rank_bm25 import BM25Okapi
+# --- data --------------------------------------------------------------------------------------
 
-    out: dict[str, dict[str, float]] = {}
+
+def real_corpus(corpus: Path) -> tuple[list[ParsedSkill], list[Tokens]]:
+    parsed = [parse_skill_dir(f, root=corpus) for f in find_skill_dirs(corpus)]
     tokenizer = Tokenizer()
-    fields = list(field_weights)
-    field_tokens = [{name: ft[name] for name in fields} for ft in all_field_tokens]
-    docs = [[t for name in fields for t in ft[name]] for ft in field_tokens]
-
-    def build_library() -> SkillLibrary:
-        index = SkillIndex(
-            field_weights=field_weights, field_b=LIBRARY_FIELD_B, tokenizer=tokenizer
-        )
-        for skill, tokens in zip(skills, field_tokens, strict=True):
-            index.add_tokens(skill.id, tokens)
-        index.compact()
-        return SkillLibrary.from_index(index, skills)
-
-    lib_obj, seconds, rss = build_timed(build_library)
-    assert isinstance(lib_obj, SkillLibrary)
-    lib = lib_obj
-    samples = time_queries(lambda q: lib.select(q, k=K), queries, reps)
-    out["paxis"] = row(seconds, rss, samples, lib.index.nbytes)
-
-    def select_and_read_terms(query: str) -> object:
-        return [m.matched_terms for m in lib.select(query, k=K)]
-
-    samples = time_queries(select_and_read_terms, queries, reps)
-    out["paxis+terms"] = row(0.0, 0, samples)
-    chunk_cache = lib.index._chunk_terms
-
-    def cold_select(query: str) -> object:
-        return lib.select(query, k=K)
-
-    samples = time_queries(cold_select, queries, 1, before_each=chunk_cache.clear)
-    out["paxis-cold"] = row(0.0, 0, samples)
-
-    if okapi:
-        ids = [s.id for s in skills]
-
-        def build_okapi() -> SkillIndex:
-            index = SkillIndex(mode="okapi", tokenizer=tokenizer)
-            for doc_id, tokens in zip(ids, docs, strict=True):
-                index.add_tokens(doc_id, {"text": tokens})
-            index.compact()
-            return index
-
-        okapi_obj, seconds, rss = build_timed(build_okapi)
-        assert isinstance(okapi_obj, SkillIndex)
-        okapi_index = okapi_obj
-        samples = time_queries(
-            lambda q: okapi_index.search_terms(tokenizer.tokens(q), K), queries, reps
-        )
-        out["paxis-okapi"] = row(seconds, rss, samples, okapi_index.nbytes)
-
-    def build_bm25s() -> BM25:
-        model = BM25()
-        model.index(docs, show_progress=False)
-        return model
-
-    bm25s_obj, seconds, rss = build_timed(build_bm25s)
-    assert isinstance(bm25s_obj, BM25)
-    bm25s_model = bm25s_obj
-    samples = time_queries(
-        lambda q: top_k(bm25s_model.get_scores(tokenizer.tokens(q)), K), queries, reps
-    )
-    out["bm25s-scores"] = row(seconds, rss, samples)
-    samples = time_queries(
-        lambda q: bm25s_model.retrieve(
-            [tokenizer.tokens(q) or ["?"]], k=K, show_progress=False, n_threads=1
-        ),
-        queries if len(skills) < 10_000 else queries[:25],
-        1,
-    )
-    out["bm25s"] = row(seconds, rss, samples)
-
-    rank_obj, seconds, rss = build_timed(lambda: BM25Okapi(docs))
-    assert isinstance(rank_obj, BM25Okapi)
-    rank_model = rank_obj
-    samples = time_queries(
-        lambda q: top_k(rank_model.get_scores(tokenizer.tokens(q)), K),
-        queries[:rank_bm25_queries],
-        1,
-    )
-    out["rank_bm25"] = row(seconds, rss, samples)
-    gc.collect()
-    return out
-
-
-def row(
-    seconds: float, rss: int, samples: list[int], index_bytes: int | None = None
-) -> dict[str, float]:
-    out = {
-        "build_s": seconds,
-        "rss_mb": rss / 1e6,
-        "p50_us": percentile_us(samples, 50),
-        "p99_us": percentile_us(samples, 99),
-        "n_queries": len(samples),
-    }
-    if index_bytes is not None:
-        out["index_mb"] = index_bytes / 1e6
-    return out
-
-
-def tokenise_real(parsed: list[ParsedSkill]) -> list[dict[str, list[str]]]:
-    """Every indexed field of every real skill, tokenised with the library's tokenizer."""
-    tokenizer = Tokenizer()
-    return [
+    tokens = [
         {
             name: tokenizer.tokens(text)
-            for name, text in skill_fields(p.skill, p.body, body_max_chars=BODY_MAX_CHARS).items()
+            for name, text in skill_fields(
+                p.skill, p.body, body_max_chars=DEFAULT_BODY_MAX_CHARS
+            ).items()
         }
         for p in parsed
     ]
+    return parsed, tokens
 
 
 def synthetic(
-    parsed: list[ParsedSkill], real_tokens: list[dict[str, list[str]]], n: int, seed: int = 7
-) -> tuple[list[Skill], list[dict[str, list[str]]]]:
+    parsed: list[ParsedSkill], real_tokens: list[Tokens], n: int, seed: int = 7, start: int = 0
+) -> tuple[list[Skill], list[Tokens]]:
     """``n`` skills: real skill ``i % 934`` renamed ``<name>-<i>``, its description followed by a
     random other skill's. Their tokens are composed from the real skills' tokens, which equals
     tokenising the composed text (checked on the first 50)."""
@@ -258,18 +156,19 @@ def synthetic(
     tokenizer = Tokenizer()
     name_tokens = [tokenizer.tokens(p.skill.name[:40].replace("-", " ")) for p in parsed]
     skills: list[Skill] = []
-    tokens: list[dict[str, list[str]]] = []
-    for i in range(n):
+    tokens: list[Tokens] = []
+    for i in range(start, start + n):
         j = i % len(parsed)
         k = rng.randrange(len(parsed))
         base, other = parsed[j].skill, parsed[k].skill
         name = f"{base.name[:40]}-{i}"
-        skill = Skill(
-            id=f"synthetic/{name}",
-            name=name,
-            description=f"{base.description} {other.description}",
+        skills.append(
+            Skill(
+                id=f"synthetic/{name}",
+                name=name,
+                description=f"{base.description} {other.description}",
+            )
         )
-        skills.append(skill)
         tokens.append(
             {
                 "name": [*name_tokens[j], str(i)],
@@ -283,11 +182,204 @@ def synthetic(
     return skills, tokens
 
 
-def quality(
-    parsed: list[ParsedSkill],
-    real_tokens: list[dict[str, list[str]]],
+# --- one scale, in its own process -------------------------------------------------------------
+
+
+def run_scale(scale: str, corpus: Path, workdir: Path) -> dict[str, object]:
+    parsed, real_tokens = real_corpus(corpus)
+    queries = [q.query for q in read_queries(corpus / "queries.jsonl")]
+    if scale == "1k":
+        skills, tokens = [p.skill for p in parsed], real_tokens
+        weights = LIBRARY_FIELD_WEIGHTS
+    else:
+        skills, tokens = synthetic(parsed, real_tokens, SCALES[scale])
+        weights = SYNTHETIC_FIELDS
+    n = len(skills)
+    reps = 5 if n <= 10_000 else 2 if n <= 100_000 else 1
+    engines: dict[str, dict[str, float]] = {}
+    lib = paxis_engines(engines, skills, tokens, weights, queries, reps, workdir / scale, corpus)
+    engines["paxis-serving"] = serving(lib, parsed, real_tokens, queries)
+    del lib
+    docs = [[t for f in weights for t in doc[f]] for doc in tokens]
+    del tokens
+    gc.collect()
+    bm25s_engines(engines, docs, queries, reps)
+    if n <= 10_000:
+        rank_bm25_engine(engines, docs, queries)
+    out: dict[str, object] = {"scale": scale, "n_skills": n, "synthetic": scale != "1k"}
+    if scale == "1k":
+        out["render"] = render(corpus)
+    out["engines"] = engines
+    return out
+
+
+def paxis_index(skills: list[Skill], tokens: list[Tokens], weights: dict[str, float]) -> SkillIndex:
+    index = SkillIndex(field_weights=weights, field_b=LIBRARY_FIELD_B)
+    index.add_many((s.id, {f: t[f] for f in weights}) for s, t in zip(skills, tokens, strict=True))
+    index.search("warm", k=1)  # the first query seals and compiles: part of the build
+    return index
+
+
+def paxis_engines(
+    engines: dict[str, dict[str, float]],
+    skills: list[Skill],
+    tokens: list[Tokens],
+    weights: dict[str, float],
+    queries: list[str],
+    reps: int,
+    saved: Path,
     corpus: Path,
-    rerank: bool,
+) -> SkillLibrary:
+    n = len(skills)
+    built, seconds, rss = measured(lambda: paxis_index(skills, tokens, weights))
+    assert isinstance(built, SkillIndex)
+    lib = SkillLibrary.from_index(built, skills, cache_size=0)
+    samples = time_queries(lambda q: lib.select(q, k=K), queries, reps)
+    engines["paxis"] = {
+        "build_s": seconds,
+        "rss_b_per_skill": rss / n,
+        "index_b_per_skill": built.nbytes / n,
+        **latency(samples),
+    }
+    cached = SkillLibrary.from_index(built, skills, cache_size=1024)
+    for query in queries:
+        cached.select(query, k=K)
+    engines["paxis-cached"] = latency(time_queries(lambda q: cached.select(q, k=K), queries, reps))
+    t0 = time.perf_counter()
+    lib.save(saved)
+    save_s = time.perf_counter() - t0
+    child = [sys.executable, __file__, "--load", str(saved), "--reps", str(reps)]
+    done = subprocess.run(
+        [*child, "--corpus", str(corpus)], check=True, stdout=subprocess.PIPE, text=True
+    )
+    engines["paxis-load"] = {"save_s": save_s, **json.loads(done.stdout)}
+    return lib
+
+
+def bm25s_engines(
+    engines: dict[str, dict[str, float]], docs: list[list[str]], queries: list[str], reps: int
+) -> None:
+    from bm25s import BM25
+
+    def build() -> BM25:
+        model = BM25()
+        model.index(docs, show_progress=False)
+        return model
+
+    built, seconds, rss = measured(build)
+    assert isinstance(built, BM25)
+    tokenizer = Tokenizer()
+    samples = time_queries(lambda q: top_k(built.get_scores(tokenizer.tokens(q)), K), queries, reps)
+    engines["bm25s"] = {"build_s": seconds, "rss_b_per_skill": rss / len(docs), **latency(samples)}
+    if len(docs) <= 10_000:
+        samples = time_queries(
+            lambda q: built.retrieve(
+                [tokenizer.tokens(q) or ["?"]], k=K, show_progress=False, n_threads=1
+            ),
+            queries,
+            1,
+        )
+        engines["bm25s-retrieve"] = latency(samples)
+
+
+def rank_bm25_engine(
+    engines: dict[str, dict[str, float]], docs: list[list[str]], queries: list[str]
+) -> None:
+    from rank_bm25 import BM25Okapi
+
+    built, seconds, rss = measured(lambda: BM25Okapi(docs))
+    assert isinstance(built, BM25Okapi)
+    tokenizer = Tokenizer()
+    samples = time_queries(
+        lambda q: top_k(built.get_scores(tokenizer.tokens(q)), K),
+        queries if len(docs) <= 1_000 else queries[:30],
+        1,
+    )
+    engines["rank_bm25"] = {
+        "build_s": seconds,
+        "rss_b_per_skill": rss / len(docs),
+        **latency(samples),
+    }
+
+
+def serving(
+    lib: SkillLibrary, parsed: list[ParsedSkill], real_tokens: list[Tokens], queries: list[str]
+) -> dict[str, float]:
+    """1,000 mixed operations on a live library: 50% query, 30% add, 20% remove."""
+    rng = random.Random(11)
+    index = lib.index
+    more, more_tokens = synthetic(parsed, real_tokens, 300, seed=3, start=10**7)
+    fresh = list(zip(more, more_tokens, strict=True))
+    live = index.ids()
+    adds: list[int] = []
+    removes: list[int] = []
+    query_ns: list[int] = []
+    clock = time.perf_counter_ns
+    for step in range(1_000):
+        roll = rng.random()
+        query = queries[step % len(queries)]
+        t0 = clock()
+        if roll < 0.3 and fresh:
+            skill, _ = fresh.pop()
+            lib.add(skill, body="")
+            lib.select(query, k=K)
+            adds.append(clock() - t0)
+            live.append(skill.id)
+        elif roll < 0.5:
+            lib.remove(live.pop(rng.randrange(len(live))))
+            lib.select(query, k=K)
+            removes.append(clock() - t0)
+        else:
+            lib.select(query, k=K)
+            query_ns.append(clock() - t0)
+    return {
+        "add_then_query_us": float(np.mean(adds)) / 1000,
+        "remove_then_query_us": float(np.mean(removes)) / 1000,
+        "n_adds": len(adds),
+        "n_removes": len(removes),
+        **{f"query_{k}": v for k, v in latency(query_ns).items()},
+    }
+
+
+def render(corpus: Path) -> dict[str, float]:
+    """Rendering three chosen skills for the prompt: read from disk vs the body cache."""
+    from paxis_router.skills.bodies import BodyCache
+    from paxis_router.skills.prompt import render_skills
+
+    warm = SkillLibrary.from_dir(corpus)
+    cold = SkillLibrary.from_dir(corpus, bodies=BodyCache(max_entries=0))
+    queries = [q.query for q in read_queries(corpus / "queries.jsonl")]
+    chosen = {id(lib): [lib.select(q, k=3) for q in queries] for lib in (warm, cold)}
+    result = {}
+    for label, lib in (("render_cold_us", cold), ("render_cached_us", warm)):
+        picks = chosen[id(lib)]
+        samples = time_queries(lambda q, p=picks: render_skills(p[hash(q) % len(p)]), queries, 3)
+        result[label] = pct_us(samples, 50)
+    return result
+
+
+def load_child(path: Path, reps: int, corpus: Path) -> dict[str, float]:
+    """In a fresh process: load a saved library, then query it."""
+    queries = [q.query for q in read_queries(corpus / "queries.jsonl")]
+    gc.collect()
+    rss0 = rss_bytes()
+    t0 = time.perf_counter()
+    lib = SkillLibrary.load(path, cache_size=0)
+    seconds = time.perf_counter() - t0
+    samples = time_queries(lambda q: lib.select(q, k=K), queries, reps)
+    gc.collect()
+    return {
+        "load_s": seconds,
+        "rss_b_per_skill": (rss_bytes() - rss0) / len(lib),
+        **latency(samples),
+    }
+
+
+# --- quality (1k, real corpus) -----------------------------------------------------------------
+
+
+def quality(
+    parsed: list[ParsedSkill], real_tokens: list[Tokens], corpus: Path, rerank: bool
 ) -> dict[str, dict[str, dict[str, float | int]]]:
     """Each configuration's figures on the dev set and on the held-out ``queries.jsonl``."""
     query_sets = {
@@ -300,26 +392,24 @@ def quality(
     def score(label: str, lib: SkillLibrary) -> None:
         rows[label] = {name: evaluate(lib, qs) for name, qs in query_sets.items()}
 
-    def lib_with(index: SkillIndex, tokens: list[dict[str, list[str]]]) -> SkillLibrary:
+    def lib_with(index: SkillIndex, tokens: list[Tokens]) -> SkillLibrary:
         fields = index.fields
-        for skill, field_tokens in zip(skills, tokens, strict=True):
-            index.add_tokens(skill.id, {f: field_tokens[f] for f in fields})
+        index.add_many(
+            (s.id, {f: t[f] for f in fields}) for s, t in zip(skills, tokens, strict=True)
+        )
         return SkillLibrary.from_index(index, skills)
 
     plain = Tokenizer(stem=False, stopwords=False)
     baseline = SkillIndex(mode="okapi", tokenizer=plain)
-    for skill in skills:
-        baseline.add_tokens(skill.id, {"text": plain.tokens(f"{skill.name} {skill.description}")})
+    baseline.add_many((s.id, {"text": plain.tokens(f"{s.name} {s.description}")}) for s in skills)
     score(
-        "okapi name+description, no stemming/stopwords",
-        SkillLibrary.from_index(baseline, skills),
+        "okapi name+description, no stemming/stopwords", SkillLibrary.from_index(baseline, skills)
     )
     name_desc = {f: LIBRARY_FIELD_WEIGHTS[f] for f in ("name", "description")}
     score(
         "bm25f name+description (stemming, stopwords)",
         lib_with(SkillIndex(field_weights=name_desc, field_b=LIBRARY_FIELD_B), real_tokens),
     )
-    # The defaults before they were tuned on the dev set: weights 3/2/1/1, bodies cut at 20k.
     tokenizer = Tokenizer()
     old_tokens = [
         {
@@ -348,102 +438,113 @@ def quality(
     }
 
 
+# --- report ------------------------------------------------------------------------------------
+
+
+def report(results: list[dict[str, object]]) -> str:
+    lines = []
+    for res in results:
+        engines = res["engines"]
+        assert isinstance(engines, dict)
+        kind = "synthetic, from the corpus vocabulary" if res["synthetic"] else "real corpus"
+        lines.append(f"\n{res['scale']}: {res['n_skills']:,} skills ({kind})")
+        lines.append(
+            f"  {'engine':<16}{'build s':>9}{'B/skill':>9}{'p50 us':>10}{'p99 us':>10}"
+            f"{'bm25s p50 / p50':>17}"
+        )
+        kernel = engines["bm25s"]["p50_us"]
+        for name in ("paxis", "paxis-cached", "paxis-load", "bm25s", "bm25s-retrieve", "rank_bm25"):
+            row = engines.get(name)
+            if row is None:
+                continue
+            build = row.get("build_s", row.get("load_s"))
+            build_cell = f"{build:>9.2f}" if build is not None else f"{'-':>9}"
+            per_skill = row.get("rss_b_per_skill")
+            size_cell = f"{per_skill:>9.0f}" if per_skill is not None else f"{'-':>9}"
+            lines.append(
+                f"  {name:<16}{build_cell}{size_cell}{row['p50_us']:>10.1f}{row['p99_us']:>10.1f}"
+                f"{kernel / row['p50_us']:>16.1f}x"
+            )
+        load = engines["paxis-load"]
+        lines.append(
+            f"  paxis save {load['save_s']:.2f} s, load {load['load_s']:.2f} s (fresh process, "
+            "memory-mapped; its B/skill is RSS after loading and querying)"
+        )
+        serving = engines["paxis-serving"]
+        lines.append(
+            f"  serving (1,000 ops): add+query {serving['add_then_query_us']:.0f} us, remove+query "
+            f"{serving['remove_then_query_us']:.0f} us (an update and the query after it), "
+            f"query p50 {serving['query_p50_us']:.0f} us / p99 {serving['query_p99_us']:.0f} us; "
+            f"an exact bm25s update = a rebuild = {engines['bm25s']['build_s']:.2f} s"
+        )
+        if "render" in res:
+            rendered = res["render"]
+            assert isinstance(rendered, dict)
+            cold, warm = rendered["render_cold_us"], rendered["render_cached_us"]
+            lines.append(
+                f"  render 3 chosen skills for the prompt: from disk {cold:.0f} us, from the "
+                f"body cache {warm:.1f} us"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--n-large", type=int, default=100_000)
-    parser.add_argument("--reps", type=int, default=10, help="passes over the queries at 1k")
+    parser.add_argument("--scales", default="1k,10k,100k,1m", help="comma-separated: 1k,10k,...")
+    parser.add_argument("--no-quality", action="store_true", help="skip the quality table")
     parser.add_argument("--no-rerank", action="store_true", help="skip the MiniLM rerank row")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--scale", help=argparse.SUPPRESS)  # internal: run one scale
+    parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)  # internal: load child
+    parser.add_argument("--reps", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    parsed = [parse_skill_dir(f, root=args.corpus) for f in find_skill_dirs(args.corpus)]
-    queries = [q.query for q in read_queries(args.corpus / "queries.jsonl")]
-    t0 = time.perf_counter()
-    real_tokens = tokenise_real(parsed)
-    tok_small = time.perf_counter() - t0
-    small = measure_scale(
-        [p.skill for p in parsed],
-        real_tokens,
-        queries,
-        reps=args.reps,
-        rank_bm25_queries=len(queries),
-        field_weights=LIBRARY_FIELD_WEIGHTS,
-        okapi=True,
-    )
-    t0 = time.perf_counter()
-    skills, large_tokens = synthetic(parsed, real_tokens, args.n_large)
-    tok_large = time.perf_counter() - t0
-    large = measure_scale(
-        skills,
-        large_tokens,
-        queries,
-        reps=2,
-        rank_bm25_queries=5,
-        field_weights={"name": 3.0, "description": 2.0},
-        okapi=False,
-    )
-    del skills, large_tokens
-    qual = quality(parsed, real_tokens, args.corpus, rerank=not args.no_rerank)
+    if args.load is not None:
+        sys.stdout.write(json.dumps(load_child(args.load, args.reps, args.corpus)) + "\n")
+        return 0
+    if args.scale is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run_scale(args.scale, args.corpus, Path(tmp))
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
 
-    p = small["paxis"]["p50_us"]
-    pl = large["paxis"]["p50_us"]
-    summary = {
-        "p50_us_1k": round(p, 1),
-        "p99_us_1k": round(small["paxis"]["p99_us"], 1),
-        "p50_us_100k": round(pl, 1),
-        "speedup_vs_rank_bm25": round(small["rank_bm25"]["p50_us"] / p, 1),
-        "speedup_vs_bm25s": round(small["bm25s"]["p50_us"] / p, 1),
-        "speedup_vs_bm25s_get_scores": round(small["bm25s-scores"]["p50_us"] / p, 1),
-        "p50_us_1k_cold_cache": round(small["paxis-cold"]["p50_us"], 1),
-        "p50_us_1k_with_terms": round(small["paxis+terms"]["p50_us"], 1),
-        "p99_us_100k": round(large["paxis"]["p99_us"], 1),
-        "speedup_vs_rank_bm25_100k": round(large["rank_bm25"]["p50_us"] / pl, 1),
-        "speedup_vs_bm25s_100k": round(large["bm25s"]["p50_us"] / pl, 1),
-        "speedup_vs_bm25s_get_scores_100k": round(large["bm25s-scores"]["p50_us"] / pl, 1),
-        "tokenise_s_1k": round(tok_small, 2),
-        "tokenise_s_100k": round(tok_large, 2),
-        "n_skills_1k": len(parsed),
-        "n_skills_100k": args.n_large,
-        "quality": qual,
-    }
+    results = []
+    for scale in args.scales.split(","):
+        if scale not in SCALES:
+            parser.error(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+        done = subprocess.run(
+            [sys.executable, __file__, "--scale", scale, "--corpus", str(args.corpus)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if not args.json:
+            sys.stdout.write(report(results[-1:]))
+            sys.stdout.flush()
+    summary: dict[str, object] = {"scales": results}
+    if not args.no_quality:
+        parsed, real_tokens = real_corpus(args.corpus)
+        summary["quality"] = quality(parsed, real_tokens, args.corpus, rerank=not args.no_rerank)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return 0
-    scales = (
-        ("real corpus", small, len(parsed), tok_small),
-        ("synthetic", large, args.n_large, tok_large),
-    )
-    for label, table, n, tok_s in scales:
+    if "quality" in summary:
+        qual = summary["quality"]
+        assert isinstance(qual, dict)
+        any_row = next(iter(qual.values()))
+        sizes = ", ".join(f"{name} n={int(r['n'])}" for name, r in any_row.items())
         sys.stdout.write(
-            f"\n{label}: {n:,} skills; tokens made once in {tok_s:.1f} s, every engine built from"
-            " them; latency per query includes tokenising the query\n"
+            f"\nselection quality, recall@1 / recall@5 / MRR ({sizes}; parameters chosen on dev)\n"
         )
-        sys.stdout.write(
-            f"{'engine':<13}{'build s':>8} {'RSS MB':>8} {'index MB':>9} "
-            f"{'p50 us':>10} {'p99 us':>10} {'queries':>8} {'p50 / paxis':>12}\n"
-        )
-        base = table["paxis"]["p50_us"]
-        for engine, fig in table.items():
-            index_mb = f"{fig['index_mb']:.1f}" if "index_mb" in fig else "-"
-            sys.stdout.write(
-                f"{engine:<13}{fig['build_s']:>8.2f} {fig['rss_mb']:>8.1f} {index_mb:>9} "
-                f"{fig['p50_us']:>10.1f} {fig['p99_us']:>10.1f} {int(fig['n_queries']):>8} "
-                f"{fig['p50_us'] / base:>11.1f}x\n"
+        sys.stdout.write(f"  {'configuration':<52}{'dev':>19}{'held-out':>19}\n")
+        for label, by_set in qual.items():
+            cells = "".join(
+                f" {r['recall_at_1']:>5.2f} {r['recall_at_5']:>5.2f} {r['mrr']:>6.3f}"
+                for r in by_set.values()
             )
-    any_row = next(iter(qual.values()))
-    sizes = ", ".join(f"{name} n={int(r['n'])}" for name, r in any_row.items())
-    sys.stdout.write(
-        f"\nselection quality, recall@1 / recall@5 / MRR ({sizes}; parameters chosen on dev)\n"
-    )
-    sys.stdout.write(f"  {'configuration':<52}{'dev':>19}{'held-out':>19}\n")
-    for label, by_set in qual.items():
-        cells = "".join(
-            f" {r['recall_at_1']:>5.2f} {r['recall_at_5']:>5.2f} {r['mrr']:>6.3f}"
-            for r in by_set.values()
-        )
-        sys.stdout.write(f"  {label:<52}{cells}\n")
-    sys.stdout.write("\n" + json.dumps({k: v for k, v in summary.items() if k != "quality"}) + "\n")
+            sys.stdout.write(f"  {label:<52}{cells}\n")
     return 0
 
 

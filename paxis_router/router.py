@@ -44,7 +44,7 @@ from paxis_router.policy.outage import OutagePolicy
 from paxis_router.policy.predicates import EscalationPolicy, Predicate, RouteState
 from paxis_router.shadow import ShadowBacklog, ShadowSampling
 from paxis_router.skills.model import SkillMatch
-from paxis_router.skills.prompt import render_instructions
+from paxis_router.skills.prompt import arender_instructions
 from paxis_router.types import (
     Attempt,
     AttemptStatus,
@@ -301,9 +301,10 @@ class Router:
         if self.budgets is not None:
             self.budgets.check_start(request)
         matches = self._select_skills(request)
+        instructions = await arender_instructions([m.skill for m in matches])
         route = _Route(
             request=request,
-            prepared=request.with_system(render_instructions(m.skill for m in matches)),
+            prepared=request.with_system(instructions),
             skill_ids=tuple(m.skill.id for m in matches),
             skill=matches[0].skill if matches else None,
             outage_mode=self.outage.mode_for(

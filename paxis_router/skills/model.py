@@ -16,7 +16,20 @@ class Skill:
 
     ``id`` is the skill folder's path relative to the library root (``owner__repo/skill-name``);
     ``name`` and ``description`` come from the SKILL.md frontmatter; ``metadata`` is its string map,
-    where routing hints live (see the skills README for the keys).
+    where routing hints live; the hints are also parsed into typed fields
+    (:mod:`paxis_router.skills.hints`):
+
+    - ``pin_tier``: the tier to start the ladder at (``paxis-tier``), or None;
+    - ``verifiers``: verifier specs (``{"kind": ..., ...}``, paths made absolute) to run on
+      answers for this skill (``paxis-verifier``);
+    - ``policy``: policy overrides (the ``policy:`` keys of a policy file) (``paxis-policy``);
+    - ``data_class``: the data class of the skill's inputs (``paxis-data-class``), or None.
+
+    Example:
+        >>> Skill(id="csv", name="csv", description="Merge CSV files", pin_tier="local:qwen")
+        Skill(id='csv', name='csv', description='Merge CSV files', path=None, metadata={}, \
+license=None, compatibility=None, allowed_tools=(), scripts=(), references=(), assets=(), \
+pin_tier='local:qwen', verifiers=(), policy=None, data_class=None)
     """
 
     id: str
@@ -31,10 +44,30 @@ class Skill:
     references: tuple[str, ...] = ()
     assets: tuple[str, ...] = ()
     load_body: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+    pin_tier: str | None = None
+    verifiers: tuple[Mapping[str, object], ...] = ()
+    policy: Mapping[str, object] | None = None
+    data_class: str | None = None
 
     def body(self) -> str:
-        """The Markdown body of SKILL.md (read now, not at index time)."""
+        """The Markdown body of SKILL.md: from the library's body cache when the skill came
+        from a folder (read once, re-read when the file changes), else from ``load_body``."""
         return self.load_body() if self.load_body is not None else ""
+
+    async def abody(self) -> str:
+        """:meth:`body` without blocking the event loop: a cached body at once, else the read
+        runs in a worker thread (``asyncio.to_thread``)."""
+        loader = self.load_body
+        if loader is None:
+            return ""
+        cached = getattr(loader, "cached", None)
+        if cached is not None:
+            text = cached()
+            if isinstance(text, str):
+                return text
+        import asyncio
+
+        return await asyncio.to_thread(loader)
 
 
 class SkillMatch:

@@ -12,7 +12,10 @@ Lenient (load, with a warning): extra top-level keys, a ``name`` that breaks the
 long, differs from the folder or is missing (the folder name is used), a description over 1024
 chars, non-string ``metadata`` values (stringified).
 
-Routing hints live under ``metadata`` (see :data:`ROUTING_HINT_KEYS`).
+Routing hints live under ``metadata`` (see :data:`ROUTING_HINT_KEYS`) and are parsed into the
+skill's typed fields by :mod:`paxis_router.skills.hints` (a malformed hint is strict). The YAML
+is parsed once, here, with libyaml's ``CSafeLoader`` when PyYAML has it; a body read later for the
+prompt is found with a regular expression alone (:mod:`paxis_router.skills.bodies`).
 
 Example:
     >>> import tempfile, pathlib
@@ -27,43 +30,46 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 import yaml
 
 from paxis_router.errors import SkillError
+from paxis_router.skills.bodies import (
+    MAX_SKILL_BYTES,
+    BodyCache,
+    read_skill_file,
+    split_text,
+)
+from paxis_router.skills.hints import ROUTING_HINT_KEYS, parse_hints
 from paxis_router.skills.model import Skill
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+__all__ = [
+    "MAX_SKILL_BYTES",
+    "ROUTING_HINT_KEYS",
+    "ParsedSkill",
+    "find_skill_dirs",
+    "parse_skill_dir",
+    "read_skill_text",
+    "split_frontmatter",
+]
+
 logger = logging.getLogger(__name__)
-
-#: Largest SKILL.md accepted (bytes). Real ones are under 100 kB; bulk text belongs in references/.
-MAX_SKILL_BYTES = 1 << 20
-
-#: ``metadata`` keys paxis_router reads as routing hints (all optional, all strings).
-ROUTING_HINT_KEYS: dict[str, str] = {
-    "paxis-adapter": "LoRA adapter the local worker should load for this skill",
-    "paxis-tier": "name of the cheapest tier to start the ladder at",
-    "paxis-verifier": "verifier kind to run on answers (e.g. json_schema, arithmetic)",
-    "paxis-policy": "policy file (relative to the skill folder) that overrides the default",
-    "paxis-data-class": "data classification the skill's inputs carry (public/internal/restricted)",
-}
 
 _SPEC_KEYS = frozenset(
     {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
 )
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_FRONTMATTER_RE = re.compile(
-    r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE
-)
 _LISTED_DIRS = ("scripts", "references", "assets")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,45 +87,21 @@ def split_frontmatter(text: str, *, path: str) -> tuple[dict[str, object], str]:
     Raises:
         SkillError: no frontmatter, unparsable YAML, or frontmatter that is not a mapping.
     """
-    text = text.removeprefix("\ufeff")
-    match = _FRONTMATTER_RE.match(text)
-    if match is None:
-        raise SkillError(
-            "no YAML frontmatter: SKILL.md must start with a '---' line, then name and "
-            "description, then a closing '---' line",
-            path=path,
-        )
+    source, body = split_text(text, path=path)
     try:
-        data = yaml.safe_load(match.group(1))
+        data = yaml.load(source, Loader=_YAML_LOADER)  # a safe loader (C or Python)
     except yaml.YAMLError as exc:
         raise SkillError(
             f"frontmatter is not valid YAML ({exc}); fix the syntax", path=path
         ) from exc
     if not isinstance(data, dict):
         raise SkillError("frontmatter must be a YAML mapping of keys to values", path=path)
-    return {str(k): v for k, v in data.items()}, text[match.end() :]
+    return {str(k): v for k, v in data.items()}, body
 
 
 def read_skill_text(path: Path, *, max_bytes: int = MAX_SKILL_BYTES) -> str:
     """Read SKILL.md as UTF-8, refusing files over ``max_bytes`` and invalid encodings."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise SkillError(
-            f"SKILL.md is {size:,} bytes, over the {max_bytes:,}-byte limit; move bulk text "
-            "into references/ (or raise max_bytes)",
-            path=str(path),
-        )
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SkillError(
-            f"SKILL.md is not valid UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8",
-            path=str(path),
-        ) from exc
-
-
-def _load_body(path: Path, max_bytes: int) -> str:
-    return split_frontmatter(read_skill_text(path, max_bytes=max_bytes), path=str(path))[1]
+    return read_skill_file(path, max_bytes=max_bytes)[0]
 
 
 def _optional_str(data: dict[str, object], key: str, warnings: list[str]) -> str | None:
@@ -140,16 +122,27 @@ def _listed(folder: Path, name: str) -> tuple[str, ...]:
 
 
 def parse_skill_dir(
-    folder: Path, *, root: Path | None = None, max_bytes: int = MAX_SKILL_BYTES
+    folder: Path,
+    *,
+    root: Path | None = None,
+    max_bytes: int = MAX_SKILL_BYTES,
+    bodies: BodyCache | None = None,
 ) -> ParsedSkill:
     """Parse the skill in ``folder`` (which holds SKILL.md); its id is the path under ``root``.
+
+    ``bodies``: the cache the skill's ``load_body`` reads through; the body just read is put
+    in it. Without one, ``body()`` reads the file on every call (no YAML parse).
 
     Raises:
         SkillError: on the strict failures listed in the module docstring, naming the path.
     """
     path = folder / "SKILL.md"
     where = str(path)
-    data, body = split_frontmatter(read_skill_text(path, max_bytes=max_bytes), path=where)
+    try:
+        text, stamp = read_skill_file(path, max_bytes=max_bytes)
+    except OSError as exc:
+        raise SkillError(f"cannot read SKILL.md: {exc}", path=where) from exc
+    data, body = split_frontmatter(text, path=where)
     warnings: list[str] = []
     skill_id = (
         folder.name if root is None or folder == root else folder.relative_to(root).as_posix()
@@ -187,11 +180,20 @@ def parse_skill_dir(
     raw_meta = data.get("metadata")
     if isinstance(raw_meta, dict):
         for key, value in raw_meta.items():
-            if not isinstance(value, str):
+            if isinstance(value, str):
+                metadata[str(key)] = value
+            elif str(key) in ROUTING_HINT_KEYS:  # a structured hint: kept as JSON text
+                metadata[str(key)] = json.dumps(value, default=str)
+            else:
                 warnings.append(f"metadata.{key} is not a string; stringified")
-            metadata[str(key)] = value if isinstance(value, str) else str(value)
+                metadata[str(key)] = str(value)
     elif raw_meta is not None:
         warnings.append("'metadata' should be a mapping of strings; ignored")
+    hints = parse_hints(
+        {str(k): v for k, v in raw_meta.items()} if isinstance(raw_meta, dict) else {},
+        folder=folder,
+        where=where,
+    )
 
     tools_raw = data.get("allowed-tools")
     if isinstance(tools_raw, str):
@@ -217,8 +219,16 @@ def parse_skill_dir(
         scripts=_listed(folder, "scripts"),
         references=_listed(folder, "references"),
         assets=_listed(folder, "assets"),
-        load_body=partial(_load_body, path, max_bytes),
+        load_body=(bodies if bodies is not None else BodyCache(max_entries=0)).loader(
+            path, max_bytes
+        ),
+        pin_tier=hints.pin_tier,
+        verifiers=hints.verifiers,
+        policy=hints.policy,
+        data_class=hints.data_class,
     )
+    if bodies is not None:
+        bodies.put(path, body, stamp)
     for message in warnings:
         logger.info("%s: %s", where, message)
     return ParsedSkill(skill=skill, body=body, warnings=tuple(warnings))

@@ -1,28 +1,56 @@
-"""The instructions of chosen skills, as the system prompt a model reads (progressive disclosure:
-only the chosen skills' bodies are read and sent).
+"""The chosen skills' instructions as the worker's system prompt, without blocking the loop.
+
+``render_instructions(skills)`` is what the router (and the agent) put before the request's
+messages; with a library loaded from a folder it costs microseconds (bodies come from the
+library's :class:`~paxis_router.skills.bodies.BodyCache`). ``await arender_instructions(skills)``
+is the same text, reading any body missing from the cache in worker threads, all at once: the
+form an async router calls. Progressive disclosure: only the chosen skills' bodies are read.
 
 Example:
     >>> from paxis_router.skills.model import Skill
-    >>> print(render_instructions([Skill("csv", "csv", "Merge CSV files")]))
+    >>> csv = Skill(id="csv", name="csv", description="Merge CSV files.",
+    ...             load_body=lambda: "1. Read both files.")
+    >>> print(render_instructions([csv]))
     Use these skills where they apply.
     <BLANKLINE>
     ## Skill: csv
-    Merge CSV files
+    Merge CSV files.
+    <BLANKLINE>
+    1. Read both files.
+    >>> import asyncio
+    >>> asyncio.run(arender_instructions([csv])) == render_instructions([csv])
+    True
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from paxis_router.skills.model import Skill
 
+_HEADER = "Use these skills where they apply."
+
+
+def _section(skill: Skill, body: str) -> str:
+    return f"## Skill: {skill.name}\n{skill.description}\n\n{body}".rstrip()
+
 
 def render_instructions(skills: Iterable[Skill]) -> str:
-    """One system-prompt section per skill (name, description, body); "" for no skills."""
-    parts = [f"## Skill: {s.name}\n{s.description}\n\n{s.body()}".rstrip() for s in skills]
-    if not parts:
+    """The system-prompt text for ``skills`` ("" for none); reads bodies through each skill's
+    ``body()`` (a cache hit for library skills, so no I/O once warm)."""
+    sections = [_section(skill, skill.body()) for skill in skills]
+    return "\n\n".join([_HEADER, *sections]) if sections else ""
+
+
+async def arender_instructions(skills: Sequence[Skill]) -> str:
+    """:func:`render_instructions`, with bodies from ``Skill.abody()``: cached ones at once,
+    missing ones read in worker threads concurrently. The event loop never waits on the disk."""
+    if not skills:
         return ""
-    return "\n\n".join(["Use these skills where they apply.", *parts])
+    bodies = await asyncio.gather(*(skill.abody() for skill in skills))
+    sections = (_section(skill, body) for skill, body in zip(skills, bodies, strict=True))
+    return "\n\n".join([_HEADER, *sections])

@@ -86,6 +86,24 @@ class Tokenizer:
             return [_stem(w) for w in words]
         return words
 
+    def surface_forms(self, text: str) -> dict[str, str]:
+        """Each index term of ``text`` -> the word that gave it, as written (first occurrence):
+        what to show a person instead of a stem.
+
+        Example:
+            >>> Tokenizer().surface_forms("Parse the Invoices; deploy to Kubernetes")
+            {'pars': 'Parse', 'invoic': 'Invoices', 'deploi': 'deploy', 'kubernet': 'Kubernetes'}
+        """
+        stop, min_len = self.stopwords, self.min_len
+        out: dict[str, str] = {}
+        for match in _TOKEN_RE.finditer(text):
+            word = match.group(0)
+            lower = word.lower()
+            if lower in stop or len(lower) < min_len:
+                continue
+            out.setdefault(_stem(lower) if self.stem else lower, word)
+        return out
+
     def config(self) -> dict[str, object]:
         """JSON-serialisable settings, for saving with an index."""
         stop: bool | list[str] = (

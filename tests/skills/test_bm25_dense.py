@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paxis_router.skills.bm25 import SkillIndex, _top_k
+from paxis_router.skills._segment import top_k
+from paxis_router.skills.bm25 import SkillIndex
 from paxis_router.skills.tokenize import Tokenizer
 
 N_DOCS = 300
@@ -70,10 +71,10 @@ def _same(left: SkillIndex, right: SkillIndex) -> None:
 def test_dense_rows_rank_score_and_match_like_sparse_postings(mode: str, dense_rows: int) -> None:
     sparse, dense = _index(0, mode), _index(dense_rows, mode)
     _same(dense, sparse)
-    main = dense._main
-    assert main is not None and main.dense is not None
-    assert main.dense.shape[0] == min(dense_rows, len(dense._terms))
-    assert sparse._main is not None and sparse._main.dense is None
+    [main] = dense._segments
+    assert main.dense is not None
+    assert main.dense.shape[0] - 1 == min(dense_rows, len(dense._terms))  # + the zero row
+    assert sparse._segments[0].dense is None
 
 
 def test_matched_terms_are_the_query_terms_each_document_contains() -> None:
@@ -168,7 +169,7 @@ def test_top_k_is_exact_with_ties_zeros_and_floors(n_docs: int, k: int) -> None:
             values[n_docs // 2] = 50.0
         floor = [0.0, 0.0, 0.0, 0.0, 1.0, 2.0][case]
         expected = _reference_top_k(values.tolist(), k, floor)
-        assert _top_k(values.copy(), k, floor) == expected
+        assert top_k(values.copy(), k, floor) == expected
 
 
 def test_skill_match_terms_are_computed_once_on_first_read_and_are_read_only() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from paxis_router.errors import SkillError
 from paxis_router.skills.library import SkillLibrary
-from paxis_router.skills.model import Skill, SkillSelector
+from paxis_router.skills.model import Skill, SkillMatch, SkillSelector
 from paxis_router.skills.rerank import EmbeddingReranker
 
 
@@ -175,3 +175,41 @@ def test_minilm_rerank_loads_offline_and_ranks_a_paraphrase(tmp_path: Path) -> N
     lib = SkillLibrary.from_dir(make_skills(tmp_path), reranker=EmbeddingReranker())
     top = lib.select("find scratches in photos from the factory camera", k=1)
     assert top[0].skill.name == "image-detection"
+
+
+def test_repeated_selections_come_from_the_cache_until_the_library_changes(
+    tmp_path: Path,
+) -> None:
+    lib = SkillLibrary.from_dir(make_skills(tmp_path), fallback="general")
+    first = lib.select("speed up my slow SQL", k=2)
+    again = lib.select("speed up my slow SQL", k=2)
+    assert again == first and again[0] is first[0]  # the same match objects: not rescored
+    assert lib.select("speed up my slow SQL", k=1) == first[:1]
+    lib.add(Skill(id="x/sql-slow", name="sql-slow", description="Slow SQL: speed up."), body="")
+    assert lib.select("speed up my slow SQL", k=1)[0].skill.id == "x/sql-slow"
+    lib.remove("x/sql-slow")
+    assert lib.select("speed up my slow SQL", k=2) == first
+    uncached = SkillLibrary.from_dir(tmp_path, cache_size=0)
+    assert (
+        uncached.select("speed up my slow SQL", k=2)[0]
+        is not (uncached.select("speed up my slow SQL", k=2)[0])
+    )
+    assert lib.select("zzz") == lib.select("zzz") == [SkillMatch(lib.get("general"), 0.0, ())]
+
+
+def test_a_loaded_library_reads_skill_records_on_use(tmp_path: Path) -> None:
+    lib = SkillLibrary.from_dir(make_skills(tmp_path / "src"), fallback="general")
+    lib.remove("team__skills/image-detection")
+    lib.save(tmp_path / "saved")
+    loaded = SkillLibrary.load(tmp_path / "saved")
+    assert len(loaded) == 3 and "team__skills/sql-tuning" in loaded
+    assert [s.id for s in loaded] == [s.id for s in lib]
+    assert loaded.get("sql-tuning") == lib.get("sql-tuning")
+    loaded.add(Skill(id="new/yaml", name="yaml", description="Lint YAML files."), body="")
+    loaded.remove("team__skills/sql-tuning")
+    assert loaded.select("lint yaml", k=1)[0].skill.id == "new/yaml"
+    top = loaded.select("extract invoice totals from emails", k=1)[0]
+    assert top.skill.id == "team__skills/invoice-extraction" and top.skill.path is not None
+    assert "BODY-OF-invoice-extraction" in top.skill.body()
+    with pytest.raises(SkillError, match="no skill with id 'sql-tuning'"):
+        loaded.get("sql-tuning")

@@ -8,12 +8,43 @@ from types import ModuleType
 import pytest
 
 import paxis_router.skills as skills_package
-from paxis_router.skills import _porter, bm25, evaluate, library, parse, rerank, tokenize
+from paxis_router.skills import (
+    _ids,
+    _porter,
+    _scoring,
+    _segment,
+    bm25,
+    bodies,
+    cache,
+    evaluate,
+    hints,
+    library,
+    parse,
+    prompt,
+    rerank,
+    tokenize,
+)
 
 
 @pytest.mark.parametrize(
     "module",
-    [skills_package, _porter, bm25, evaluate, library, parse, rerank, tokenize],
+    [
+        skills_package,
+        _ids,
+        _porter,
+        _scoring,
+        _segment,
+        bm25,
+        bodies,
+        cache,
+        evaluate,
+        hints,
+        library,
+        parse,
+        prompt,
+        rerank,
+        tokenize,
+    ],
     ids=lambda m: m.__name__.rsplit(".", 1)[-1],
 )
 def test_docstring_examples(module: ModuleType) -> None:

@@ -10,7 +10,16 @@ from paxis_router.errors import SkillError
 from paxis_router.skills.library import SkillLibrary
 from paxis_router.skills.parse import find_skill_dirs, parse_skill_dir
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "skills-corpus"
+# The shared data sits beside the main checkout (``../shared``); a git worktree is one level
+# further down (``../../shared`` from it).
+CORPUS = next(
+    (
+        root / "shared" / "data" / "skills-corpus"
+        for root in Path(__file__).resolve().parents[3:5]
+        if (root / "shared" / "data" / "skills-corpus").is_dir()
+    ),
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "skills-corpus",
+)
 BUNDLED = Path(__file__).resolve().parents[2] / "skills"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="skills corpus not present")
 

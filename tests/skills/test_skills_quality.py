@@ -20,7 +20,16 @@ from paxis_router.skills.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "benchmarks" / "data" / "skills_dev_queries.jsonl"
-CORPUS = REPO.parent / "shared" / "data" / "skills-corpus"
+# The shared data sits beside the main checkout (``../shared``); a git worktree is one level
+# further down (``../../shared`` from it).
+CORPUS = next(
+    (
+        root / "shared" / "data" / "skills-corpus"
+        for root in Path(__file__).resolve().parents[3:5]
+        if (root / "shared" / "data" / "skills-corpus").is_dir()
+    ),
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "skills-corpus",
+)
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="skills corpus not present")
 
 
