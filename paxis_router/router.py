@@ -95,6 +95,19 @@ class _Checked(Protocol):
     def check(self) -> None: ...
 
 
+class SkillHints(Protocol):
+    """Builds what a skill's SKILL.md asks for (``paxis-verifier``, ``paxis-policy``) into live
+    objects; the policy file provides one (``paxis_router.config``), which checks the kinds."""
+
+    def verifiers(self, skill: Skill) -> Sequence[Verifier]: ...
+
+    def policy(self, skill: Skill) -> EscalationPolicy | None: ...
+
+
+# Data classes from the least to the most guarded: a skill's hint can only raise a request's.
+DATA_CLASS_ORDER = ("public", "internal", "confidential", "restricted")
+
+
 class Router:
     """Routes a request up a ladder of tiers until an answer passes the policy.
 
@@ -117,6 +130,11 @@ class Router:
             share of routes whose lower-tier answer was accepted also calls the next tier, as a
             ``shadow`` ledger row, for ``paxis calibrate --ledger``; off by default. The shadow
             call runs in the background (``drain()``/``aclose()`` await it).
+        skill_hints: builds the verifiers and the policy a skill's SKILL.md names
+            (``paxis-verifier``, ``paxis-policy``); a policy file's Router has one. The other
+            hints need nothing built: the top skill's ``paxis-tier`` starts its ladder at that
+            tier, and the most guarded ``paxis-data-class`` of the chosen skills raises the
+            request's data class (the gate decides on it).
         clock: a monotonic clock in seconds (injectable for tests).
     """
 
@@ -134,6 +152,7 @@ class Router:
         outage: OutagePolicy | None = None,
         budgets: Budgets | None = None,
         shadow: ShadowSampling | float | None = None,
+        skill_hints: SkillHints | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
         if not tiers:
@@ -157,6 +176,7 @@ class Router:
         self.outage = outage or OutagePolicy()
         self.budgets = budgets
         self.shadow = ShadowSampling.coerce(shadow)
+        self.skill_hints = skill_hints
         self._clock = clock
         self._backlog = ShadowBacklog(self.shadow.max_pending if self.shadow else None)
         # One stream of records, several observers: the ledger, the budgets that count spend
@@ -301,19 +321,25 @@ class Router:
         if self.budgets is not None:
             self.budgets.check_start(request)
         matches = self._select_skills(request)
-        instructions = await arender_instructions([m.skill for m in matches])
+        skills = [m.skill for m in matches]
+        request = _with_skill_data_class(request, skills)
+        top = skills[0] if skills else None
+        instructions = await arender_instructions(skills)
         route = _Route(
             request=request,
             prepared=request.with_system(instructions),
-            skill_ids=tuple(m.skill.id for m in matches),
-            skill=matches[0].skill if matches else None,
+            skill_ids=tuple(s.id for s in skills),
+            skill=top,
             outage_mode=self.outage.mode_for(
-                [*(m.skill.id for m in matches), request.metadata.get("skill", "")]
+                [*(s.id for s in skills), request.metadata.get("skill", "")]
             ),
+            verifiers=self._verifiers_for(top),
+            policy=self._policy_for(top),
         )
-        for index, tier in enumerate(self.tiers):
+        for index in range(self._first_tier(top), len(self.tiers)):
+            tier = self.tiers[index]
             attempt = await self._attempt(route, tier, index)
-            decided = decide(self._state(route, attempt, index), self.policy)
+            decided = decide(self._state(route, attempt, index), route.policy)
             attempt = replace(attempt, decision=decided.decision, reason=decided.reason)
             route.add(attempt)
             self._emit(route, attempt, tier, decided)
@@ -336,6 +362,29 @@ class Router:
             # An unknown id raises SkillError from the library's get().
             return tuple(SkillMatch(get(s.strip()), 0.0, ()) for s in named.split(",") if s)
         return self.skills.select(request.query, k=self.skills_k)
+
+    def _first_tier(self, skill: Skill | None) -> int:
+        """Where the ladder starts: the tier the top skill pins (``paxis-tier``), else 0."""
+        if skill is None or skill.pin_tier is None:
+            return 0
+        for index, tier in enumerate(self.tiers):
+            if tier.name == skill.pin_tier:
+                return index
+        names = ", ".join(t.name for t in self.tiers)
+        raise ConfigError(
+            f"skill {skill.id!r} pins tier {skill.pin_tier!r} (paxis-tier), which is not in the "
+            f"ladder ({names}); fix the SKILL.md or the policy's tier names"
+        )
+
+    def _verifiers_for(self, skill: Skill | None) -> tuple[Verifier, ...]:
+        if skill is None or not skill.verifiers or self.skill_hints is None:
+            return self.verifiers
+        return (*self.verifiers, *self.skill_hints.verifiers(skill))
+
+    def _policy_for(self, skill: Skill | None) -> EscalationPolicy:
+        if skill is None or skill.policy is None or self.skill_hints is None:
+            return self.policy
+        return self.skill_hints.policy(skill) or self.policy
 
     def _state(self, route: _Route, attempt: Attempt, index: int) -> RouteState:
         spent = route.spent_usd + (attempt.cost_usd or 0)
@@ -387,7 +436,7 @@ class Router:
         latency_s = self._clock() - t0
         if completion is not None and screened is not None:
             completion = screened.restore(completion)  # placeholders out, originals back in
-        verdicts = await self._verify(route.request, completion) if completion else ()
+        verdicts = await _verify(route.verifiers, route.request, completion) if completion else ()
         status, called = (AttemptStatus.ANSWERED, True) if error is None else classify_error(error)
         attempt = Attempt(
             tier=tier.name,
@@ -453,15 +502,6 @@ class Router:
             sent = request_payload(screened.request or request)
             self.audit.record_gate(action, screened.decision, request=request, payload=sent)
         return screened
-
-    async def _verify(self, request: ChatRequest, completion: Completion) -> tuple[Verdict, ...]:
-        if not self.verifiers:
-            return ()
-        if len(self.verifiers) == 1:
-            return (await _safe_verify(self.verifiers[0], request, completion),)
-        return tuple(
-            await asyncio.gather(*(_safe_verify(v, request, completion) for v in self.verifiers))
-        )
 
     def _emit(self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided | None) -> None:
         """One record of ``attempt`` to every observer (ledger, budgets, audit log)."""
@@ -599,6 +639,8 @@ class _Route:
     skill_ids: tuple[str, ...]
     skill: Skill | None
     outage_mode: Literal["degrade", "refuse"]
+    verifiers: tuple[Verifier, ...]
+    policy: EscalationPolicy
     route_id: str = field(default_factory=new_id)
     attempts: list[Attempt] = field(default_factory=list)
     spent_usd: Decimal = Decimal(0)
@@ -692,6 +734,37 @@ def _describe_budget(budget: Any) -> str:  # Any: governance.budgets.Budget (a l
     from paxis_router.governance.budgets import describe
 
     return describe(budget)
+
+
+async def _verify(
+    verifiers: Sequence[Verifier], request: ChatRequest, completion: Completion
+) -> tuple[Verdict, ...]:
+    """Every verifier's verdict on ``completion``, run concurrently."""
+    if not verifiers:
+        return ()
+    if len(verifiers) == 1:
+        return (await _safe_verify(verifiers[0], request, completion),)
+    return tuple(await asyncio.gather(*(_safe_verify(v, request, completion) for v in verifiers)))
+
+
+def _with_skill_data_class(request: ChatRequest, skills: Sequence[Skill]) -> ChatRequest:
+    """``request`` with its data class raised to the most guarded one its skills declare
+    (``paxis-data-class``). A class outside ``DATA_CLASS_ORDER`` (``pci``, say) ranks just below
+    ``restricted``: it replaces a lesser known class, never ``restricted``."""
+    declared = [s.data_class for s in skills if s.data_class]
+    if not declared:
+        return request
+    current = request.data_class
+    strictest = max([current, *declared], key=_data_class_rank)
+    if _data_class_rank(strictest) == _data_class_rank(current):
+        return request
+    return request.model_copy(update={"metadata": {**request.metadata, "data_class": strictest}})
+
+
+def _data_class_rank(data_class: str) -> float:
+    if data_class in DATA_CLASS_ORDER:
+        return DATA_CLASS_ORDER.index(data_class)
+    return len(DATA_CLASS_ORDER) - 1.5  # unknown: between confidential and restricted
 
 
 async def _safe_verify(verifier: Verifier, request: ChatRequest, completion: Completion) -> Verdict:

@@ -47,6 +47,7 @@ from pydantic import (
 )
 
 from paxis_router.config.predicates import parse_predicate
+from paxis_router.config.skill_hints import PolicySkillHints, check_library
 from paxis_router.config.verifiers import VERIFIER_KINDS, VerifierSpec, build_verifier
 from paxis_router.errors import ConfigError
 from paxis_router.governance.gate import GatePolicy
@@ -59,7 +60,7 @@ from paxis_router.workers.destination import LOCAL, destination_for_url, host_on
 from paxis_router.workers.resilience import ResilienceConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from paxis_router.ledger.postgres import PostgresLedger
     from paxis_router.ledger.sqlite import SQLiteLedger
@@ -747,6 +748,7 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         from paxis_router.governance.budgets import Budgets
 
         budgets = Budgets.from_config(cfg.budgets, ledger=ledger, source=cfg._source)
+    hints = PolicySkillHints(_build_policy_section, gate=gate, audit=audit)
     skills = None
     skills_k = 3
     if cfg.skills is not None:
@@ -756,6 +758,8 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
             root / cfg.skills.dir, fallback=cfg.skills.fallback, min_score=cfg.skills.min_score
         )
         skills_k = cfg.skills.k
+        with _located(cfg, "skills"):
+            check_library(skills, hints)
     calibration = cfg.calibration or CalibrationSpec()
     return Router(
         tiers=tiers,
@@ -768,6 +772,7 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
         audit=audit,
         outage=cfg.policy.outage,
         budgets=budgets,
+        skill_hints=hints,
         shadow=ShadowSampling(
             rate=calibration.shadow_rate,
             seed=calibration.shadow_seed,
@@ -775,6 +780,11 @@ def build_router(cfg: RouterConfig, *, base_dir: str | Path | None = None) -> Ro
             max_pending=calibration.max_pending,
         ),
     )
+
+
+def _build_policy_section(section: Mapping[str, object]) -> EscalationPolicy:
+    """A skill's ``paxis-policy`` (a ``policy:`` section) -> its EscalationPolicy."""
+    return PolicySpec.model_validate(dict(section)).build()
 
 
 @contextlib.contextmanager
