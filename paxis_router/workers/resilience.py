@@ -53,6 +53,7 @@ from paxis_router.errors import (
     ContextWindowTooSmall,
     DegradedRefused,
     TiersUnavailable,
+    UnsupportedContent,
     WorkerError,
     WorkerTimeout,
     WorkerUnavailable,
@@ -87,7 +88,7 @@ logger = logging.getLogger(__name__)
 #: error_type values that mean "the tier could not serve" (a route using others is degraded).
 UNAVAILABLE_ERRORS = frozenset({"WorkerUnavailable", "WorkerTimeout", "CircuitOpen"})
 #: errors raised before any call was made: such an attempt costs exactly zero.
-NOT_CALLED: tuple[type[WorkerError], ...] = (CircuitOpen, ContextWindowTooSmall)
+NOT_CALLED: tuple[type[WorkerError], ...] = (CircuitOpen, ContextWindowTooSmall, UnsupportedContent)
 
 Sleep = Callable[[float], Awaitable[None]]
 OutageMode = Literal["degrade", "refuse"]
@@ -269,7 +270,7 @@ class Resilience:
                     worker=worker.name,
                     request_id=request.request_id,
                 ) from exc
-        except ContextWindowExceeded:
+        except (ContextWindowExceeded, UnsupportedContent):
             self.breaker.release()  # the prompt's fault, not the tier's
             raise
         except WorkerUnavailable as exc:
