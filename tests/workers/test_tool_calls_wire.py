@@ -1,4 +1,4 @@
-"""Tools, tool calls, content parts and every sampling field, over real sockets to the fake upstream.
+"""Tools, tool calls, content parts and every sampling field, over real sockets to a fake upstream.
 
 The fake upstream records each JSON body it received and rejects what OpenAI would reject, so
 these tests assert on the exact JSON a worker sent and on what it parsed back.
@@ -37,7 +37,9 @@ from paxis_router.workers._wire import LOCAL_FIELDS, SENT_FIELDS, ToolCallAssemb
 from paxis_router.workers.openai_compat import OpenAICompatWorker
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+    Closing = Callable[[OpenAICompatWorker], OpenAICompatWorker]  # the closing fixture
 
 WEATHER = Tool(
     function=FunctionDefinition(
@@ -123,8 +125,10 @@ def test_wire_message_is_openais_shape(message: Message) -> None:
     assert wire_message(message) == message.wire()
 
 
-async def test_every_request_field_reaches_the_tier_exactly(upstream: FakeUpstream) -> None:
-    worker = OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5)
+async def test_every_request_field_reaches_the_tier_exactly(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
+    worker = closing(OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5))
     await worker.complete(_full_request(), None)
     await worker.aclose()
     assert upstream.requests == [
@@ -168,10 +172,12 @@ async def test_every_request_field_reaches_the_tier_exactly(upstream: FakeUpstre
     ]
 
 
-async def test_a_named_tool_choice_is_sent_in_openais_shape(upstream: FakeUpstream) -> None:
+async def test_a_named_tool_choice_is_sent_in_openais_shape(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
     choice = NamedToolChoice.model_validate({"function": {"name": "get_time"}})
     request = _full_request().model_copy(update={"tool_choice": choice})
-    worker = OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5)
+    worker = closing(OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5))
     await worker.complete(request, None)
     await worker.aclose()
     sent = upstream.requests[-1]
@@ -182,8 +188,10 @@ def _expected_calls() -> tuple[tuple[str, dict[str, Any]], ...]:  # Any: decoded
     return tuple((c["name"], c["arguments"]) for c in CALLS)
 
 
-async def test_tool_calls_come_back_from_a_json_answer(upstream: FakeUpstream) -> None:
-    worker = OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5)
+async def test_tool_calls_come_back_from_a_json_answer(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
+    worker = closing(OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5))
     completion = await worker.complete(_full_request(), None)
     plain = await worker.complete(_full_request().model_copy(update={"tool_choice": "none"}), None)
     await worker.aclose()
@@ -210,12 +218,14 @@ async def _stream(worker: OpenAICompatWorker, request: ChatRequest) -> tuple[lis
 @pytest.mark.parametrize("interleave", [False, True], ids=["one-after-another", "interleaved"])
 @pytest.mark.parametrize("chunk", [1, 3, 1000])
 async def test_streamed_tool_call_deltas_are_assembled_by_index(
-    interleave: bool, chunk: int
+    interleave: bool,
+    chunk: int,
+    closing: Closing,
 ) -> None:
     with FakeUpstream(
         tool_calls=CALLS, tool_call_chunk_chars=chunk, interleave_tool_calls=interleave
     ) as up:
-        worker = OpenAICompatWorker("local:qwen", "m", up.base_url, timeout_s=5)
+        worker = closing(OpenAICompatWorker("local:qwen", "m", up.base_url, timeout_s=5))
         deltas, final = await _stream(worker, _full_request())
         await worker.aclose()
     assert deltas == []
@@ -225,10 +235,10 @@ async def test_streamed_tool_call_deltas_are_assembled_by_index(
     assert final.usage is not None
 
 
-async def test_malformed_arguments_come_back_as_sent_for_the_verifiers() -> None:
+async def test_malformed_arguments_come_back_as_sent_for_the_verifiers(closing: Closing) -> None:
     broken = [{"name": "get_weather", "arguments": '{"city": "Par'}]
     with FakeUpstream(tool_calls=broken, tool_call_chunk_chars=4) as up:
-        worker = OpenAICompatWorker("local:qwen", "m", up.base_url, timeout_s=5)
+        worker = closing(OpenAICompatWorker("local:qwen", "m", up.base_url, timeout_s=5))
         whole = await worker.complete(_full_request(), None)
         _, streamed = await _stream(worker, _full_request())
         await worker.aclose()
@@ -238,6 +248,7 @@ async def test_malformed_arguments_come_back_as_sent_for_the_verifiers() -> None
 
 async def test_a_tool_result_answering_no_call_is_rejected_by_the_upstream(
     upstream: FakeUpstream,
+    closing: Closing,
 ) -> None:
     orphan = ChatRequest(
         messages=(
@@ -245,8 +256,8 @@ async def test_a_tool_result_answering_no_call_is_rejected_by_the_upstream(
             Message(role="tool", tool_call_id="call_zzz", content="42"),
         )
     )
-    worker = OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5)
-    with pytest.raises(WorkerError, match="HTTP 400 .*'call_zzz' answers no earlier"):
+    worker = closing(OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5))
+    with pytest.raises(WorkerError, match=r"HTTP 400 .*'call_zzz' answers no earlier"):
         await worker.complete(orphan, None)
     await worker.aclose()
 
@@ -293,8 +304,10 @@ def _image_request() -> ChatRequest:
     return ChatRequest(messages=(Message(role="user", content=content),))
 
 
-async def test_a_text_only_tier_refuses_images_without_calling(upstream: FakeUpstream) -> None:
-    worker = OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5)
+async def test_a_text_only_tier_refuses_images_without_calling(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
+    worker = closing(OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=5))
     with pytest.raises(UnsupportedContent, match=r"local:qwen: .*carries an image.*text-only"):
         await worker.complete(_image_request(), None)
     with pytest.raises(UnsupportedContent, match="accepts_images=True"):
@@ -303,9 +316,13 @@ async def test_a_text_only_tier_refuses_images_without_calling(upstream: FakeUps
     assert upstream.requests == []
 
 
-async def test_a_vision_tier_gets_the_image_part_as_sent(upstream: FakeUpstream) -> None:
-    worker = OpenAICompatWorker(
-        "local:vl", "qwen-vl", upstream.base_url, timeout_s=5, accepts_images=True
+async def test_a_vision_tier_gets_the_image_part_as_sent(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
+    worker = closing(
+        OpenAICompatWorker(
+            "local:vl", "qwen-vl", upstream.base_url, timeout_s=5, accepts_images=True
+        )
     )
     completion = await worker.complete(_image_request(), None)
     await worker.aclose()
@@ -317,12 +334,16 @@ async def test_a_vision_tier_gets_the_image_part_as_sent(upstream: FakeUpstream)
 
 
 async def test_the_router_skips_a_text_only_tier_at_zero_cost(
-    upstream: FakeUpstream, tmp_path: Path
+    upstream: FakeUpstream,
+    tmp_path: Path,
+    closing: Closing,
 ) -> None:
     price = GpuHourPrice(usd_per_gpu_hour=Decimal("2"))
-    text = OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, price=price)
-    vision = OpenAICompatWorker(
-        "local:vl", "qwen-vl", upstream.base_url, price=price, accepts_images=True
+    text = closing(OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, price=price))
+    vision = closing(
+        OpenAICompatWorker(
+            "local:vl", "qwen-vl", upstream.base_url, price=price, accepts_images=True
+        )
     )
     ledger = SQLiteLedger(tmp_path / "l.db")
     router = Router(tiers=[text, vision], ledger=ledger)
@@ -331,7 +352,7 @@ async def test_the_router_skips_a_text_only_tier_at_zero_cost(
     rows = ledger.rows()
     ledger.close()
     assert (result.tier, result.content) == ("local:vl", "It is sunny")
-    assert [(r.tier, r.error_type, r.cost_usd) for r in rows][0] == (
+    assert (rows[0].tier, rows[0].error_type, rows[0].cost_usd) == (
         "local:qwen",
         "UnsupportedContent",
         Decimal(0),
@@ -342,7 +363,7 @@ async def test_the_router_skips_a_text_only_tier_at_zero_cost(
 # --- the httpx path (a caller's client) ---------------------------------------------------------
 
 
-async def test_tool_calls_over_a_callers_http_client() -> None:
+async def test_tool_calls_over_a_callers_http_client(closing: Closing) -> None:
     seen: list[dict[str, Any]] = []  # Any: JSON
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -362,7 +383,7 @@ async def test_tool_calls_over_a_callers_http_client() -> None:
         return httpx.Response(200, json=body)
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    worker = OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client)
+    worker = closing(OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client))
     completion = await worker.complete(_full_request(), None)
     await worker.aclose()
     assert seen[0]["tools"] == [WEATHER.wire(), TIME.wire()]
