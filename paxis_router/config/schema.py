@@ -149,6 +149,12 @@ class OpenAICompatTierSpec(_TierSpec):
     skill_adapters: bool = Field(
         default=True, description="request a skill's `paxis-adapter` LoRA adapter as the model"
     )
+    accepts_images: bool = Field(
+        default=False, description="the served model reads image parts (else they are refused)"
+    )
+    max_response_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1, description="cap on a response body (a stream's total)"
+    )
 
 
 class LiteLLMTierSpec(_TierSpec):
@@ -159,6 +165,9 @@ class LiteLLMTierSpec(_TierSpec):
     model: str = Field(min_length=1)
     timeout_s: float = Field(default=120.0, gt=0)
     completion_kwargs: dict[str, Any] = Field(default_factory=dict)  # Any: litellm keywords
+    accepts_images: bool | None = Field(
+        default=None, description="the model reads images; default: litellm's map says"
+    )
 
 
 class ReplayTierSpec(_TierSpec):
@@ -424,6 +433,8 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
                 max_context_tokens=spec.max_context_tokens,
                 connect_timeout_s=spec.resilience.connect_timeout_s if spec.resilience else None,
                 read_timeout_s=spec.resilience.read_timeout_s if spec.resilience else None,
+                accepts_images=spec.accepts_images,
+                max_response_bytes=spec.max_response_bytes,
             )
             return Tier(lora, price, lora.destination, spec.max_context_tokens)
         worker_oc = OpenAICompatWorker(
@@ -440,6 +451,8 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
             skill_adapters=spec.skill_adapters,
             connect_timeout_s=spec.resilience.connect_timeout_s if spec.resilience else None,
             read_timeout_s=spec.resilience.read_timeout_s if spec.resilience else None,
+            accepts_images=spec.accepts_images,
+            max_response_bytes=spec.max_response_bytes,
         )
         return Tier(worker_oc, price, worker_oc.destination, spec.max_context_tokens)
     if isinstance(spec, LiteLLMTierSpec):
@@ -453,6 +466,7 @@ def build_tier(spec: TierSpec, cfg: RouterConfig, base_dir: Path) -> Tier:
             destination=spec.destination,
             timeout_s=spec.timeout_s,
             completion_kwargs=spec.completion_kwargs,
+            accepts_images=spec.accepts_images,
         )
         window = spec.max_context_tokens or worker_ll.max_context_tokens
         return Tier(worker_ll, price, worker_ll.destination, window)

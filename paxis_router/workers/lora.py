@@ -30,7 +30,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paxis_router.workers.openai_compat import ADAPTER_KEY, OpenAICompatWorker
+from paxis_router.workers.openai_compat import (
+    ADAPTER_KEY,
+    MAX_ERROR_BYTES,
+    MAX_RESPONSE_BYTES,
+    OpenAICompatWorker,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -56,7 +61,8 @@ class LoRAWorker(OpenAICompatWorker):
         adapter_key: the skill metadata key naming the adapter (default ``paxis-adapter``).
         price: how a call is priced (a ``GpuHourPrice``: adapters share the base's GPU).
         destination, timeout_s, logprobs, api_key, http_client, extra_body, max_context_tokens,
-        max_connections, connect_timeout_s, read_timeout_s: as for ``OpenAICompatWorker``.
+        max_connections, connect_timeout_s, read_timeout_s, accepts_images,
+        max_response_bytes, max_error_bytes: as for ``OpenAICompatWorker``.
     """
 
     def __init__(
@@ -78,6 +84,9 @@ class LoRAWorker(OpenAICompatWorker):
         max_connections: int = 1000,
         connect_timeout_s: float | None = None,
         read_timeout_s: float | None = None,
+        accepts_images: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_error_bytes: int = MAX_ERROR_BYTES,
     ):
         super().__init__(
             name,
@@ -97,6 +106,9 @@ class LoRAWorker(OpenAICompatWorker):
             read_timeout_s=read_timeout_s,
             adapters=adapters,
             adapter_key=adapter_key,
+            accepts_images=accepts_images,
+            max_response_bytes=max_response_bytes,
+            max_error_bytes=max_error_bytes,
         )
 
     def __repr__(self) -> str:
