@@ -115,7 +115,7 @@ class ToolCallVerifier:
         offered = {tool.name: tool for tool in request.tools or ()}
         for index, call in enumerate(calls):
             problems.extend(_call_problems(index, call, offered))
-        return problems
+        return list(dict.fromkeys(problems))  # one schema error may be reported per property
 
 
 def _names(calls: tuple[ToolCall, ...]) -> str:

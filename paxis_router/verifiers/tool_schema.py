@@ -6,8 +6,10 @@ Tool schemas in the wild use type names JSON Schema does not have: Python's (``d
 written this way. :func:`to_json_schema` maps them onto JSON Schema's names (an unknown name
 and ``any`` constrain nothing), and closes every object that lists its ``properties``
 (``additionalProperties: false`` unless the schema says otherwise), so an argument the function
-does not declare is reported instead of ignored. A function without ``parameters`` takes none
-(OpenAI's reading).
+does not declare is reported instead of ignored. Two more readings of how such schemas are
+written: an ``enum`` of scalars on an array constrains its items (a multiple choice), and a
+parameter whose ``default`` is null may be sent as null. A function without ``parameters``
+takes none (OpenAI's reading).
 
 Example:
     >>> to_json_schema({"type": "dict", "properties": {"x": {"type": "float"}}})
@@ -108,7 +110,38 @@ def _normalise(schema: Any) -> Any:  # Any: a (sub)schema, or a boolean schema
             out[key] = value
     if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
         out["additionalProperties"] = False
+    _enum_of_items(out)
+    if "default" in out and out["default"] is None:
+        _allow_null(out)
     return out
+
+
+def _enum_of_items(schema: JsonSchema) -> None:
+    """An ``enum`` of scalars on an array lists what its items may be (how tool schemas write
+    a multiple choice): moved onto ``items``."""
+    enum = schema.get("enum")
+    if schema.get("type") != "array" or not isinstance(enum, list):
+        return
+    if any(isinstance(value, list | dict) for value in enum):
+        return  # an enum of whole arrays: as written
+    items = schema.get("items")
+    items = dict(items) if isinstance(items, dict) else {}
+    if "enum" not in items:
+        items["enum"] = enum
+        schema["items"] = items
+        del schema["enum"]
+
+
+def _allow_null(schema: JsonSchema) -> None:
+    """A parameter whose declared default is null may be sent as null ("use the default")."""
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind != "null":
+        schema["type"] = [kind, "null"]
+    elif isinstance(kind, list) and "null" not in kind:
+        schema["type"] = [*kind, "null"]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and None not in enum:
+        schema["enum"] = [*enum, None]
 
 
 def _type(value: Any) -> str | list[str] | None:  # Any: a "type" as written
