@@ -48,7 +48,7 @@ from paxis_router.types import NamedToolChoice, Verdict
 from paxis_router.verifiers.tool_schema import to_json_schema, validator_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from jsonschema import ValidationError
 
@@ -118,7 +118,7 @@ class ToolCallVerifier:
         return list(dict.fromkeys(problems))  # one schema error may be reported per property
 
 
-def _names(calls: tuple[ToolCall, ...]) -> str:
+def _names(calls: Sequence[ToolCall]) -> str:
     return ", ".join(repr(c.name) for c in calls)
 
 
@@ -182,7 +182,8 @@ def _describe(error: ValidationError) -> str:
     kind = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
     if kind == "required" and isinstance(instance, dict):
-        missing = [name for name in error.validator_value if name not in instance]
+        required: list[str] = list(error.validator_value)  # type: ignore[arg-type]  # a list here
+        missing = [name for name in required if name not in instance]
         names = ", ".join(repr(_join(path, name)) for name in missing)
         return f"missing required argument {names}"
     if kind == "additionalProperties" and isinstance(instance, dict):

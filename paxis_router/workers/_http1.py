@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from paxis_router.workers._loop_guard import LoopGuard
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
 _NO_BODY = frozenset({204, 304})
 
@@ -234,7 +234,7 @@ class Http1Pool:
     @contextlib.asynccontextmanager
     async def stream(
         self, path: str, body: bytes, timeout_s: float, accept: str
-    ) -> AsyncIterator[tuple[Reply, AsyncIterator[bytes]]]:
+    ) -> AsyncIterator[tuple[Reply, AsyncGenerator[bytes, None]]]:
         """Send ``POST path``; yields the reply and its body's pieces as they arrive: the
         reply within ``timeout_s`` (waiting for a free connection included), then each piece
         within ``timeout_s`` (or ``read_timeout_s``, when shorter). The connection goes back
@@ -249,7 +249,7 @@ class Http1Pool:
 
             gap_s = min(timeout_s, self.read_timeout_s or timeout_s)
 
-            async def pieces() -> AsyncIterator[bytes]:
+            async def pieces() -> AsyncGenerator[bytes, None]:
                 nonlocal done
                 async with contextlib.aclosing(_body(conn[0], reply)) as chunks:
                     while True:
@@ -331,7 +331,7 @@ def _length(reply: Reply) -> int:
         return -1
 
 
-async def _body(reader: asyncio.StreamReader, reply: Reply) -> AsyncIterator[bytes]:
+async def _body(reader: asyncio.StreamReader, reply: Reply) -> AsyncGenerator[bytes, None]:
     """The body's pieces: chunked, Content-Length, or up to the connection's end."""
     try:
         if reply.status in _NO_BODY or 100 <= reply.status < 200:

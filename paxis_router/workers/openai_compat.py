@@ -75,7 +75,7 @@ from paxis_router.workers._wire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 
     import httpx
 
@@ -366,7 +366,7 @@ class OpenAICompatWorker:
 
     async def stream(
         self, request: ChatRequest, skill: Skill | None
-    ) -> AsyncIterator[str | Completion]:
+    ) -> AsyncGenerator[str | Completion, None]:
         """Stream one chat completion: its text deltas as they arrive, then the whole
         Completion (content, tool calls, usage when the server reports it, finish reason,
         logprobs). Tool calls are not yielded as deltas: they come whole in the Completion.

@@ -16,6 +16,7 @@ from paxis_router.errors import ConfigError
 from paxis_router.testing import FakeWorker
 from paxis_router.types import ChatRequest, Completion, FunctionCall, ToolCall, Usage
 from paxis_router.verifiers import implicit, response_format, tool_calls, tool_schema
+from paxis_router.verifiers.base import Verifier
 from paxis_router.verifiers.implicit import implicit_verifiers
 from paxis_router.verifiers.non_empty import NonEmptyVerifier
 from paxis_router.verifiers.response_format import ResponseFormatVerifier
@@ -350,7 +351,10 @@ def test_implicit_verifiers_follow_the_request() -> None:
     json_request = plain.model_copy(update={"response_format": {"type": "json_object"}})
     text = Completion("hi", "m")
     called = _calling(_call("get_time", {}))
-    names = lambda vs: [v.name for v in vs]  # noqa: E731
+
+    def names(verifiers: tuple[Verifier, ...]) -> list[str]:
+        return [v.name for v in verifiers]
+
     assert names(implicit_verifiers(plain, text, ())) == []
     assert names(implicit_verifiers(json_request, text, ())) == ["response_format"]
     assert names(implicit_verifiers(_request(), text, ())) == ["tool_calls"]
