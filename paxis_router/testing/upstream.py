@@ -296,6 +296,7 @@ class _Server:
         self.state.connections += 1
         with self.state.received:
             self.state.open_connections += 1
+        broken = False
         try:
             keep_alive = True
             while keep_alive and not self.killed:
@@ -308,18 +309,23 @@ class _Server:
         except _NotHttp:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
         except (ConnectionError, asyncio.IncompleteReadError, _Killed):
-            pass
+            broken = True
         finally:
-            self.writers.discard(writer)
-            if self.killed:
-                writer.transport.abort()
-            else:
-                writer.close()
-            with contextlib.suppress(Exception):  # the peer may have gone already
-                await writer.wait_closed()
-            with self.state.received:
-                self.state.open_connections -= 1
-                self.state.received.notify_all()
+            try:
+                # A peer that has gone cannot take what is still buffered: abort, or the close
+                # would wait for a flush that never comes (and the socket outlive the server).
+                if self.killed or broken:
+                    writer.transport.abort()
+                else:
+                    writer.close()
+                with contextlib.suppress(Exception):  # the peer may have gone already
+                    await writer.wait_closed()
+                # Forgotten only once closed: until then a shutdown still aborts it.
+                self.writers.discard(writer)
+            finally:
+                with self.state.received:
+                    self.state.open_connections -= 1
+                    self.state.received.notify_all()
 
     async def _read_request(
         self, reader: asyncio.StreamReader
@@ -631,13 +637,10 @@ class _Server:
             piece = b" " * 65536
         opening = b'{"id":"chatcmpl-endless","choices":[' if not stream else b""
         writer.write(head + _chunk(opening or piece))
-        try:
-            while not self.stopped.is_set():
-                writer.write(_chunk(piece))
-                await writer.drain()
-                self.state.endless_bytes_sent += len(piece)
-        except (ConnectionError, OSError):
-            return
+        while not self.stopped.is_set():  # a ConnectionError ends it: the client hung up
+            writer.write(_chunk(piece))
+            await writer.drain()
+            self.state.endless_bytes_sent += len(piece)
 
     # -- socket-level behaviour ---------------------------------------------------------------
 

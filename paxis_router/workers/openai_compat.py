@@ -396,19 +396,25 @@ class OpenAICompatWorker:
         calls = ToolCallAssembler()
         state: JsonObject = {"calls": calls}
         t0 = time.perf_counter()
-        buffer = b""
+        pending: list[bytes] = []  # the start of a line not ended yet
         whole: list[bytes] = []  # the body, kept until it proves to be SSE
-        async for chunk in self._stream_bytes(content, request):
-            if not parts and "sse" not in state:
-                whole.append(chunk)
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                event = self._event(line, request, state)
-                if event is not None and (delta := self._apply(event, state, logprobs, request)):
-                    parts.append(delta)
-                    yield delta
-        event = self._event(buffer, request, state)
+        async with contextlib.aclosing(self._stream_bytes(content, request)) as chunks:
+            async for chunk in chunks:
+                if not parts and "sse" not in state:
+                    whole.append(chunk)
+                pending.append(chunk)
+                if b"\n" not in chunk:
+                    continue
+                *lines, rest = b"".join(pending).split(b"\n")
+                pending = [rest]
+                for line in lines:
+                    event = self._event(line, request, state)
+                    if event is not None and (
+                        delta := self._apply(event, state, logprobs, request)
+                    ):
+                        parts.append(delta)
+                        yield delta
+        event = self._event(b"".join(pending), request, state)
         if event is not None and (delta := self._apply(event, state, logprobs, request)):
             parts.append(delta)
             yield delta
@@ -433,18 +439,23 @@ class OpenAICompatWorker:
             tool_calls=calls.result(),
         )
 
-    async def _stream_bytes(self, content: bytes, request: ChatRequest) -> AsyncIterator[bytes]:
+    async def _stream_bytes(
+        self, content: bytes, request: ChatRequest
+    ) -> AsyncGenerator[bytes, None]:
         """The SSE body's pieces as they arrive, at most ``max_response_bytes`` in all;
         failures as WorkerError subclasses."""
         total = 0
-        async for piece in self._stream_pieces(content, request):
-            total += len(piece)
-            if total > self.max_response_bytes:
-                exc = BodyTooLarge(self.max_response_bytes)
-                raise self._map_transport(exc, request) from exc
-            yield piece
+        async with contextlib.aclosing(self._stream_pieces(content, request)) as pieces:
+            async for piece in pieces:
+                total += len(piece)
+                if total > self.max_response_bytes:
+                    exc = BodyTooLarge(self.max_response_bytes)
+                    raise self._map_transport(exc, request) from exc
+                yield piece
 
-    async def _stream_pieces(self, content: bytes, request: ChatRequest) -> AsyncIterator[bytes]:
+    async def _stream_pieces(
+        self, content: bytes, request: ChatRequest
+    ) -> AsyncGenerator[bytes, None]:
         if self._pool is not None:
             try:
                 async with (
