@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import threading
@@ -436,3 +437,16 @@ def test_an_endless_body_goes_on_until_the_client_hangs_up(up: FakeUpstream) -> 
     assert r.status_code == 200
     assert up.wait_for_open_connections(0)
     assert up.endless_bytes_sent >= 3 << 20
+
+
+def test_a_connection_made_just_before_stop_is_closed_with_the_server() -> None:
+    # The client is done before stop(); the server accepts it in the loop iteration that runs
+    # the shutdown: its transport must be made (and aborted) before the server closes, or it
+    # is left half-built and collected later as an unclosed socket (an error in this suite).
+    for _ in range(20):
+        upstream = FakeUpstream().start()
+        with socket.create_connection(("127.0.0.1", upstream.port), timeout=5):
+            pass
+        upstream.stop()
+        assert upstream.wait_for_open_connections(0)
+    gc.collect()
