@@ -95,6 +95,11 @@ class ContextWindowTooSmall(ContextWindowExceeded):
     """The tier was skipped without a call: its window is no larger than one that overflowed."""
 
 
+class UnsupportedContent(WorkerError):
+    """The tier cannot take what the request carries (images sent to a text-only model):
+    refused before any call, at zero cost, so the router tries the next tier."""
+
+
 class EscalationExhausted(PaxisError):
     """Every tier failed or was rejected. ``attempts`` holds what each tier did."""
 

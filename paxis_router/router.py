@@ -58,6 +58,8 @@ from paxis_router.types import (
     new_id,
     utc_now,
 )
+from paxis_router.verifiers.implicit import implicit_verifiers
+from paxis_router.workers.background_loop import run_sync
 from paxis_router.workers.base import (
     RelaysStream,
     Tier,
@@ -214,10 +216,11 @@ class Router:
         return await self._route(request, "inline" if inline else "skip")
 
     def route_sync(self, request: ChatRequest) -> RouteResult:
-        """``route`` for synchronous callers. It runs its own event loop, which must outlive
-        the route's shadow call, so a sampled route's shadow call runs inline here (the caller
-        would wait for it either way; safe from several threads at once)."""
-        return asyncio.run(self._route(request, "inline"))
+        """``route`` for synchronous callers, on the process's shared background event loop (so
+        sync calls reuse the workers' keep-alive connections). A sampled route's shadow call runs
+        inline here (the caller would wait for it either way). Safe from several threads at
+        once, and from a thread that runs an event loop of its own."""
+        return run_sync(self._route(request, "inline"))
 
     async def drain(self) -> None:
         """Wait for every background shadow call to finish and be recorded, then make the
@@ -436,7 +439,11 @@ class Router:
         latency_s = self._clock() - t0
         if completion is not None and screened is not None:
             completion = screened.restore(completion)  # placeholders out, originals back in
-        verdicts = await _verify(route.verifiers, route.request, completion) if completion else ()
+        verdicts: tuple[Verdict, ...] = ()
+        if completion is not None:
+            # the checks the request itself asks for (JSON answers, tool calls) come with it
+            implicit = implicit_verifiers(route.request, completion, route.verifiers)
+            verdicts = await _verify((*route.verifiers, *implicit), route.request, completion)
         status, called = (AttemptStatus.ANSWERED, True) if error is None else classify_error(error)
         attempt = Attempt(
             tier=tier.name,

@@ -479,10 +479,18 @@ class Completion:
 
     @property
     def mean_token_prob(self) -> float | None:
-        """exp(mean log-probability) of the generated tokens, or None without logprobs."""
-        if not self.token_logprobs:
+        """exp(mean log-probability) of the generated tokens, or None without logprobs.
+
+        0.0 when any logprob is not a log-probability (NaN, infinite, or above 0): logprobs
+        that cannot be trusted give no confidence, so every threshold counts them as too low
+        (and nothing overflows).
+        """
+        logprobs = self.token_logprobs
+        if not logprobs:
             return None
-        return math.exp(sum(self.token_logprobs) / len(self.token_logprobs))
+        if not all(math.isfinite(lp) and lp <= 0.0 for lp in logprobs):
+            return 0.0
+        return math.exp(sum(logprobs) / len(logprobs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from paxis_router.errors import ConfigError, PaxisError
 from paxis_router.governance.gate import Action
 from paxis_router.skills.prompt import render_instructions
 from paxis_router.types import ChatRequest, Message, new_id
+from paxis_router.workers.background_loop import run_sync
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -241,8 +242,9 @@ class Agent:
         return self._result(state, "max_steps")
 
     def run_sync(self, task: str, **options: Any) -> TaskResult:  # Any: run()'s keywords
-        """``run`` for synchronous callers (its own event loop)."""
-        return asyncio.run(self.run(task, **options))
+        """``run`` for synchronous callers (on the shared background loop, like
+        ``Router.route_sync``)."""
+        return run_sync(self.run(task, **options))
 
     # --- steps --------------------------------------------------------------------------------
 

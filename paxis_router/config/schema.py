@@ -166,6 +166,12 @@ class OpenAICompatTierSpec(_TierSpec):
     skill_adapters: bool = Field(
         default=True, description="request a skill's `paxis-adapter` LoRA adapter as the model"
     )
+    accepts_images: bool = Field(
+        default=False, description="the served model reads image parts (else they are refused)"
+    )
+    max_response_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1, description="cap on a response body (a stream's total)"
+    )
 
     def build(self, cfg: RouterConfig, base_dir: Path) -> Tier:
         """An ``OpenAICompatWorker`` tier (with its LoRA adapters when ``adapters`` is given)."""
@@ -198,6 +204,8 @@ class OpenAICompatTierSpec(_TierSpec):
             connect_timeout_s=resilience.connect_timeout_s if resilience else None,
             read_timeout_s=resilience.read_timeout_s if resilience else None,
             adapters=self.adapters,
+            accepts_images=self.accepts_images,
+            max_response_bytes=self.max_response_bytes,
         )
         return Tier(worker, price, worker.destination, self.max_context_tokens)
 
@@ -210,6 +218,9 @@ class LiteLLMTierSpec(_TierSpec):
     model: str = Field(min_length=1)
     timeout_s: float = Field(default=120.0, gt=0)
     completion_kwargs: dict[str, Any] = Field(default_factory=dict)  # Any: litellm keywords
+    accepts_images: bool | None = Field(
+        default=None, description="the model reads images; default: litellm's map says"
+    )
 
     def build(self, cfg: RouterConfig, base_dir: Path) -> Tier:
         """A ``LiteLLMWorker`` tier, priced from the map under its model by default."""
@@ -224,6 +235,7 @@ class LiteLLMTierSpec(_TierSpec):
             destination=self.destination,
             timeout_s=self.timeout_s,
             completion_kwargs=self.completion_kwargs,
+            accepts_images=self.accepts_images,
         )
         window = self.max_context_tokens or worker.max_context_tokens
         return Tier(worker, price, worker.destination, window)

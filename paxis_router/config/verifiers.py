@@ -9,6 +9,8 @@ A policy file lists verifiers by kind; nested ``all_of`` / ``any_of`` take lists
         verifiers:
           - {kind: arithmetic}
           - {kind: logprob_confidence, min_mean_prob: 0.8}
+      - {kind: tool_calls, relevance: "my_app.checks:needs_a_tool"}
+      - {kind: well_formed, require_usage: true}
 
 A bare kind name (``- non_empty``) is short for ``{kind: non_empty}``.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
     from paxis_router.governance.audit import AuditLog
     from paxis_router.governance.sandbox import ScriptGate
+    from paxis_router.types import ChatRequest
     from paxis_router.verifiers.base import Verifier
 from paxis_router.verifiers.callable import CallableVerifier
 from paxis_router.verifiers.combine import AllOf, AnyOf
@@ -45,6 +48,9 @@ from paxis_router.verifiers.json_schema import JsonSchemaVerifier
 from paxis_router.verifiers.logprob import LogprobConfidenceVerifier
 from paxis_router.verifiers.non_empty import NonEmptyVerifier
 from paxis_router.verifiers.regex import RegexVerifier
+from paxis_router.verifiers.response_format import ResponseFormatVerifier
+from paxis_router.verifiers.tool_calls import ToolCallVerifier
+from paxis_router.verifiers.well_formed import WellFormedVerifier
 
 RegexFlagName = Literal["IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII"]
 
@@ -145,6 +151,29 @@ class ScriptSpec(_Spec):
     cpu_s: int = Field(default=10, gt=0)
 
 
+class ToolCallsSpec(_Spec):
+    """``{kind: tool_calls, relevance: "package.module:function"}``: see ToolCallVerifier.
+    ``relevance`` (optional) names a function of the request returning True (a call is
+    needed), False (no offered tool is relevant) or None (no judgement)."""
+
+    kind: Literal["tool_calls"]
+    relevance: str | None = Field(default=None, min_length=1)
+
+
+class WellFormedSpec(_Spec):
+    """``{kind: well_formed, require_usage: true}``: see WellFormedVerifier."""
+
+    kind: Literal["well_formed"]
+    require_usage: bool = True
+
+
+class ResponseFormatSpec(_Spec):
+    """``{kind: response_format}``: see ResponseFormatVerifier (the router also adds it by
+    itself to a request that asks for JSON)."""
+
+    kind: Literal["response_format"]
+
+
 class AllOfSpec(_Spec):
     """``{kind: all_of, verifiers: [...]}``: every inner verifier must pass."""
 
@@ -173,6 +202,9 @@ VerifierSpec = Annotated[
         PythonSpec,
         ArithmeticSpec,
         ScriptSpec,
+        ToolCallsSpec,
+        WellFormedSpec,
+        ResponseFormatSpec,
         AllOfSpec,
         AnyOfSpec,
     ],
@@ -191,6 +223,9 @@ VERIFIER_KINDS = (
     "python",
     "arithmetic",
     "script",
+    "tool_calls",
+    "well_formed",
+    "response_format",
     "all_of",
     "any_of",
 )
@@ -335,6 +370,26 @@ def _script(
     )
 
 
+def _tool_calls(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
+    assert isinstance(spec, ToolCallsSpec)
+    relevance = None
+    if spec.relevance is not None:
+        from paxis_router.verifiers.callable import import_callable
+
+        relevance = cast("Callable[[ChatRequest], bool | None]", import_callable(spec.relevance))
+    return ToolCallVerifier(relevance=relevance, name=_named(spec, "tool_calls"))
+
+
+def _well_formed(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
+    assert isinstance(spec, WellFormedSpec)
+    return WellFormedVerifier(require_usage=spec.require_usage, name=_named(spec, "well_formed"))
+
+
+def _response_format(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
+    assert isinstance(spec, ResponseFormatSpec)
+    return ResponseFormatVerifier(name=_named(spec, "response_format"))
+
+
 def _all_of(
     spec: Any, base_dir: Path, governance: _Governance
 ) -> Verifier:  # Any: narrowed by kind
@@ -364,6 +419,9 @@ _FACTORIES: dict[str, Callable[[Any, Path], Verifier]] = {
     "logprob_confidence": _logprob,
     "python": _python,
     "arithmetic": _arithmetic,
+    "tool_calls": _tool_calls,
+    "well_formed": _well_formed,
+    "response_format": _response_format,
 }
 # The kinds that run something (or hold verifiers that may): they get the policy's gate and log.
 _GOVERNED: dict[str, Callable[[Any, Path, _Governance], Verifier]] = {

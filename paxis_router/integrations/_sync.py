@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -12,10 +10,6 @@ if TYPE_CHECKING:
 
 
 def route_blocking(router: Router, request: ChatRequest) -> RouteResult:
-    """``router.route_sync(request)``, moved to a worker thread when a loop is running here."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return router.route_sync(request)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(router.route_sync, request).result()
+    """``router.route_sync(request)``: it runs on the shared background loop, so it works from a
+    thread with a running loop too and reuses the workers' connections between calls."""
+    return router.route_sync(request)

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -82,16 +83,29 @@ def verdict_failed() -> Predicate:
 
 
 def confidence_below(threshold: float) -> Predicate:
-    """True when the last answer's confidence is known and below ``threshold``."""
+    """True when the last answer's confidence is known and below ``threshold``.
+
+    A confidence that is not a probability (NaN, infinite, outside [0, 1]), from any verifier's
+    score, counts as below every threshold: a broken score never lets an answer through.
+    """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"confidence_below threshold must be in [0, 1], got {threshold}")
 
     def predicate(state: RouteState) -> bool:
+        if any(v.score is not None and not _probability(v.score) for v in state.verdicts):
+            return True
         confidence = state.confidence
-        return confidence is not None and confidence < threshold
+        if confidence is None:
+            return False
+        return not _probability(confidence) or confidence < threshold
 
     predicate.__name__ = f"confidence_below({threshold})"
     return predicate
+
+
+def _probability(value: float) -> bool:
+    """True for a finite number in [0, 1]."""
+    return math.isfinite(value) and 0.0 <= value <= 1.0
 
 
 def spent_over(limit_usd: Decimal | str | float) -> Predicate:

@@ -32,7 +32,22 @@ default):
 ``kill``                  send the headers and part of the body, then die: a subprocess
                           (:class:`FakeUpstreamProcess`) SIGKILLs itself; in-process, the
                           server aborts every connection and stops listening
+``endless_body``          ``200`` whose body never ends (a JSON body that keeps growing, or
+                          SSE events without end), until the client hangs up
+``huge_error``            ``500`` with an OpenAI error body of ``huge_error_bytes`` (20 MB)
 ========================  =================================================================
+
+Tool calls: ``FakeUpstream(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])``
+(or a function of the request returning such a list, or None for a text answer) answers with
+those calls and ``finish_reason: "tool_calls"``; streamed, each call comes as OpenAI streams it:
+a first delta with its index, id and name, then its arguments in pieces of
+``tool_call_chunk_chars`` characters (``interleave_tool_calls=True`` interleaves the pieces of
+several calls). ``arguments`` given as text are sent as they are (malformed JSON included).
+
+Every chat-completion request is checked the way OpenAI checks it (message roles and shapes,
+content parts, tool results answering an earlier call, tools, ``tool_choice`` naming an offered
+tool); a request that fails gets OpenAI's ``400 invalid_request_error`` naming the problem.
+``requests`` holds every JSON body received, so tests assert on the exact JSON a client sent.
 
 Example:
     >>> import httpx
@@ -51,6 +66,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -68,7 +84,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["FAULTS", "FakeUpstream", "FakeUpstreamProcess", "main"]
+__all__ = ["FAULTS", "FakeUpstream", "FakeUpstreamProcess", "ToolCalls", "main", "request_problem"]
 
 FAULTS: Final[frozenset[str]] = frozenset(
     {
@@ -91,11 +107,15 @@ FAULTS: Final[frozenset[str]] = frozenset(
         "length",
         "slow_trickle",
         "kill",
+        "endless_body",
+        "huge_error",
     }
 )
 
 JsonDict = dict[str, Any]  # vendor boundary: OpenAI wire JSON is free-form
 Answer = str | Callable[[JsonDict], str]
+#: Scripted tool calls: ``{"name": ..., "arguments": {...} or "raw text", "id"?: ...}`` each.
+ToolCalls = Sequence[JsonDict] | Callable[[JsonDict], Sequence[JsonDict] | None]
 
 _TOKEN_RE: Final = re.compile(r"\s*\S+|\s+")
 _REASONS: Final = {
@@ -164,6 +184,8 @@ class _State:
         self.faults: collections.deque[str] = collections.deque()
         self.requests: list[JsonDict] = []
         self.connections = 0
+        self.open_connections = 0
+        self.endless_bytes_sent = 0
         self.received = threading.Condition()
 
     def record(self, request: JsonDict) -> None:
@@ -193,7 +215,15 @@ class _Server:
         trickle_delay_s: float,
         state: _State,
         die_on_kill: bool,
+        tool_calls: ToolCalls | None = None,
+        tool_call_chunk_chars: int = 8,
+        interleave_tool_calls: bool = False,
+        huge_error_bytes: int = 20_000_000,
     ) -> None:
+        self.tool_calls = tool_calls
+        self.tool_call_chunk_chars = max(tool_call_chunk_chars, 1)
+        self.interleave_tool_calls = interleave_tool_calls
+        self.huge_error_bytes = huge_error_bytes
         self.answer = answer
         self.model = model
         self.logprobs = logprobs
@@ -216,6 +246,13 @@ class _Server:
 
     async def shutdown(self) -> None:
         """Stop listening, abort every connection and wait for every handler to end."""
+        # asyncio makes an accepted connection's transport one loop iteration after accepting
+        # it, and one made for a server already closed fails half-built (Python 3.11 asserts in
+        # Server._attach), its socket left to the garbage collector: a ResourceWarning later,
+        # in another test. Connections accepted by now get their transports (and are aborted
+        # below) before the server closes; only a client connecting during the stop races it.
+        for _ in range(3):
+            await asyncio.sleep(0)
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -264,6 +301,9 @@ class _Server:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self.state.connections += 1
+        with self.state.received:
+            self.state.open_connections += 1
+        broken = False
         try:
             keep_alive = True
             while keep_alive and not self.killed:
@@ -276,15 +316,23 @@ class _Server:
         except _NotHttp:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
         except (ConnectionError, asyncio.IncompleteReadError, _Killed):
-            pass
+            broken = True
         finally:
-            self.writers.discard(writer)
-            if self.killed:
-                writer.transport.abort()
-            else:
-                writer.close()
-            with contextlib.suppress(Exception):  # the peer may have gone already
-                await writer.wait_closed()
+            try:
+                # A peer that has gone cannot take what is still buffered: abort, or the close
+                # would wait for a flush that never comes (and the socket outlive the server).
+                if self.killed or broken:
+                    writer.transport.abort()
+                else:
+                    writer.close()
+                with contextlib.suppress(Exception):  # the peer may have gone already
+                    await writer.wait_closed()
+                # Forgotten only once closed: until then a shutdown still aborts it.
+                self.writers.discard(writer)
+            finally:
+                with self.state.received:
+                    self.state.open_connections -= 1
+                    self.state.received.notify_all()
 
     async def _read_request(
         self, reader: asyncio.StreamReader
@@ -337,6 +385,10 @@ class _Server:
             await self._send_error(writer, 400, "invalid_request_error", "bad_json", str(exc))
             return True
         self.state.record(request)
+        problem = request_problem(request)
+        if problem:
+            await self._send_error(writer, 400, "invalid_request_error", "invalid_request", problem)
+            return True
         return await self._complete(request, self.state.next_fault(), writer)
 
     async def _control(
@@ -380,12 +432,20 @@ class _Server:
             extra = {"retry-after": _seconds(self.retry_after_s)} if fault == "429" else {}
             await self._send_error(writer, status, kind, code, message, extra)
             return True
+        if fault == "huge_error":
+            message = "x" * self.huge_error_bytes
+            await self._send_error(writer, 500, "server_error", "internal_error", message)
+            return True
+        if fault == "endless_body":
+            await self._endless(request, writer)
+            return False
         answer = self.answer(request) if callable(self.answer) else self.answer
         if fault == "empty_content":
             answer = ""
+        calls = self._tool_calls(request)
         if request.get("stream"):
-            return await self._stream(request, answer, fault, writer)
-        body = self._completion_body(request, answer, fault)
+            return await self._stream(request, answer, fault, writer, calls)
+        body = self._completion_body(request, answer, fault, calls)
         data = json.dumps(body, separators=(",", ":")).encode()
         if fault == "malformed_json":
             data = data[: max(len(data) // 2, 1)]
@@ -408,14 +468,39 @@ class _Server:
         await writer.drain()
         return True
 
-    def _completion_body(self, request: JsonDict, answer: str, fault: str) -> JsonDict:
+    def _tool_calls(self, request: JsonDict) -> list[JsonDict]:
+        """The scripted calls for this request, in OpenAI's shape (arguments as text)."""
+        script = self.tool_calls(request) if callable(self.tool_calls) else self.tool_calls
+        calls = []
+        for i, call in enumerate(script or ()):
+            arguments = call.get("arguments", {})
+            if not isinstance(arguments, str):
+                arguments = json.dumps(arguments, separators=(",", ":"))
+            call_id = call.get("id") or f"call_{len(self.state.requests)}_{i}"
+            calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": arguments},
+                }
+            )
+        return calls
+
+    def _completion_body(
+        self, request: JsonDict, answer: str, fault: str, calls: list[JsonDict] | None = None
+    ) -> JsonDict:
         tokens = _tokens(answer)
         finish = "length" if fault == "length" else "stop"
+        message: JsonDict = {"role": "assistant", "content": answer}
+        if calls:
+            tokens = [t for c in calls for t in _tokens(c["function"]["arguments"])]
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+            finish = "tool_calls" if fault != "length" else finish
         choice: JsonDict = {
             "index": 0,
-            "message": {"role": "assistant", "content": answer},
+            "message": message,
             "finish_reason": finish,
-            "logprobs": self._logprobs(request, tokens),
+            "logprobs": self._logprobs(request, tokens) if not calls else None,
         }
         body: JsonDict = {
             "id": f"chatcmpl-fake{len(self.state.requests)}",
@@ -448,7 +533,12 @@ class _Server:
         return {"content": entries}
 
     async def _stream(
-        self, request: JsonDict, answer: str, fault: str, writer: asyncio.StreamWriter
+        self,
+        request: JsonDict,
+        answer: str,
+        fault: str,
+        writer: asyncio.StreamWriter,
+        calls: list[JsonDict] | None = None,
     ) -> bool:
         head = _head(
             200,
@@ -458,7 +548,7 @@ class _Server:
                 "transfer-encoding": "chunked",
             },
         )
-        events = [_sse(e) for e in self._stream_events(request, answer, fault)]
+        events = [_sse(e) for e in self._stream_events(request, answer, fault, calls)]
         events.append(b"data: [DONE]\n\n")
         if fault == "malformed_json":
             events[1] = b'data: {"id": "chatcmpl-fake", "choices": [\n\n'
@@ -479,7 +569,9 @@ class _Server:
             await writer.drain()
         return True
 
-    def _stream_events(self, request: JsonDict, answer: str, fault: str) -> list[JsonDict]:
+    def _stream_events(
+        self, request: JsonDict, answer: str, fault: str, calls: list[JsonDict] | None = None
+    ) -> list[JsonDict]:
         model = str(request.get("model") or self.model)
         base = {
             "id": f"chatcmpl-fake{len(self.state.requests)}",
@@ -488,16 +580,21 @@ class _Server:
             "model": model,
         }
         tokens = _tokens(answer)
-        events: list[JsonDict] = [
-            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
-        ]
-        for token in tokens or [""]:
-            choice: JsonDict = {"index": 0, "delta": {"content": token}, "finish_reason": None}
-            logprobs = self._logprobs(request, [token])
-            if logprobs is not None:
-                choice["logprobs"] = logprobs
-            events.append({**base, "choices": [choice]})
         finish = "length" if fault == "length" else "stop"
+        if calls:
+            events = [{**base, "choices": [{"index": 0, "delta": d}]} for d in self._deltas(calls)]
+            tokens = [t for c in calls for t in _tokens(c["function"]["arguments"])]
+            finish = "tool_calls" if fault != "length" else finish
+        else:
+            events = [
+                {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+            ]
+            for token in tokens or [""]:
+                choice: JsonDict = {"index": 0, "delta": {"content": token}, "finish_reason": None}
+                logprobs = self._logprobs(request, [token])
+                if logprobs is not None:
+                    choice["logprobs"] = logprobs
+                events.append({**base, "choices": [choice]})
         events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         options = request.get("stream_options") or {}
         if fault != "no_usage" and isinstance(options, dict) and options.get("include_usage"):
@@ -509,6 +606,48 @@ class _Server:
             }
             events.append({**base, "choices": [], "usage": usage})
         return events
+
+    def _deltas(self, calls: list[JsonDict]) -> list[JsonDict]:
+        """The ``delta`` objects OpenAI streams for ``calls``: per call a first delta with its
+        index, id, type and name (and empty arguments), then its arguments in pieces."""
+        step = self.tool_call_chunk_chars
+        per_call: list[list[JsonDict]] = []
+        for index, call in enumerate(calls):
+            head = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            text = call["function"]["arguments"]
+            pieces = [
+                {"index": index, "function": {"arguments": text[i : i + step]}}
+                for i in range(0, len(text), step)
+            ]
+            per_call.append([head, *pieces])
+        if self.interleave_tool_calls:
+            ordered = [d for group in itertools.zip_longest(*per_call) for d in group if d]
+        else:
+            ordered = [d for group in per_call for d in group]
+        first: JsonDict = {"role": "assistant", "content": None, "tool_calls": [ordered[0]]}
+        return [first, *({"tool_calls": [d]} for d in ordered[1:])]
+
+    async def _endless(self, request: JsonDict, writer: asyncio.StreamWriter) -> None:
+        """A ``200`` whose body never ends: SSE events for a stream, else one JSON body that
+        keeps growing; until the client hangs up or the server stops."""
+        stream = bool(request.get("stream"))
+        kind = "text/event-stream" if stream else "application/json"
+        head = _head(200, {"content-type": kind, "transfer-encoding": "chunked"})
+        if stream:
+            piece = _sse({"choices": [{"index": 0, "delta": {"content": "x" * 200}}]}) * 200
+        else:
+            piece = b" " * 65536
+        opening = b'{"id":"chatcmpl-endless","choices":[' if not stream else b""
+        writer.write(head + _chunk(opening or piece))
+        while not self.stopped.is_set():  # a ConnectionError ends it: the client hung up
+            writer.write(_chunk(piece))
+            await writer.drain()
+            self.state.endless_bytes_sent += len(piece)
 
     # -- socket-level behaviour ---------------------------------------------------------------
 
@@ -555,6 +694,100 @@ class _Server:
         await self._send_json(writer, status, error, extra)
 
 
+_ROLES: Final = frozenset({"system", "user", "assistant", "tool", "developer"})
+
+
+def request_problem(request: JsonDict) -> str:
+    """What OpenAI would reject in a chat-completion request body ("" when nothing): message
+    roles and shapes, content parts, tool results that answer no earlier call, tools, and a
+    ``tool_choice`` or ``parallel_tool_calls`` without tools or naming a tool not offered.
+
+    Example:
+        >>> request_problem({"model": "m", "messages": [{"role": "tool", "content": "4"}]})
+        "messages[0]: a 'tool' message needs a tool_call_id"
+    """
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages must be a non-empty array"
+    called: set[str] = set()
+    for i, message in enumerate(messages):
+        problem = _message_problem(message, called)
+        if problem:
+            return f"messages[{i}]: {problem}"
+    tools = request.get("tools")
+    names: list[str] = []
+    if tools is not None:
+        if not isinstance(tools, list) or not tools:
+            return "tools must be a non-empty array"
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not (isinstance(tool, dict) and tool.get("type") == "function"):
+                return f"tools[{i}]: type must be 'function'"
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                return f"tools[{i}]: function.name is required"
+            parameters = function.get("parameters")
+            if parameters is not None and not isinstance(parameters, dict):
+                return f"tools[{i}]: function.parameters must be a JSON Schema object"
+            names.append(function["name"])
+    choice = request.get("tool_choice")
+    if choice is not None:
+        if not names:
+            return "tool_choice is only allowed when tools are specified"
+        if isinstance(choice, dict):
+            name = (choice.get("function") or {}).get("name")
+            if choice.get("type") != "function" or name not in names:
+                return f"tool_choice names {name!r}, which is not among the tools"
+        elif choice not in ("none", "auto", "required"):
+            return f"tool_choice {choice!r} is not none, auto, required or a named function"
+    if request.get("parallel_tool_calls") is not None and not names:
+        return "parallel_tool_calls is only allowed when tools are specified"
+    return ""
+
+
+def _message_problem(message: object, called: set[str]) -> str:
+    if not isinstance(message, dict) or message.get("role") not in _ROLES:
+        return f"role must be one of {sorted(_ROLES)}"
+    role = message["role"]
+    content = message.get("content")
+    calls = message.get("tool_calls")
+    if calls is not None:
+        if role != "assistant" or not isinstance(calls, list) or not calls:
+            return "only an assistant message carries tool_calls, as a non-empty array"
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not (
+                isinstance(call, dict)
+                and isinstance(call.get("id"), str)
+                and call.get("type") == "function"
+                and isinstance(function, dict)
+                and isinstance(function.get("name"), str)
+                and isinstance(function.get("arguments"), str)
+            ):
+                return "a tool call needs id, type 'function' and function {name, arguments}"
+            called.add(call["id"])
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str):
+            return "a 'tool' message needs a tool_call_id"
+        if call_id not in called:
+            return f"tool_call_id {call_id!r} answers no earlier assistant tool call"
+    if content is None:
+        return "" if calls else "content is required"
+    if isinstance(content, str):
+        return ""
+    if not isinstance(content, list):
+        return "content must be a string or an array of content parts"
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            continue
+        url = part.get("image_url") if isinstance(part, dict) else None
+        if kind == "image_url" and isinstance(url, dict) and isinstance(url.get("url"), str):
+            continue
+        return f"a content part must be text or image_url, got {part!r:.80}"
+    return ""
+
+
 def _model_entry(model: str) -> JsonDict:
     return {"id": model, "object": "model", "created": 0, "owned_by": "paxis-fake"}
 
@@ -591,6 +824,11 @@ class FakeUpstream:
         trickle_delay_s: Pause between writes in ``slow_trickle``.
         host: The interface to bind; loopback only by default.
         port: The port to bind; ``0`` picks a free one.
+        tool_calls: Scripted tool calls (a list, or a function of the request returning one
+            or None): the answer calls them (see the module doc).
+        tool_call_chunk_chars: Characters of arguments per streamed tool-call delta.
+        interleave_tool_calls: Stream the pieces of several calls interleaved.
+        huge_error_bytes: The size of the ``huge_error`` fault's error message.
 
     Example:
         >>> import httpx
@@ -615,6 +853,10 @@ class FakeUpstream:
         trickle_delay_s: float = 0.02,
         host: str = "127.0.0.1",
         port: int = 0,
+        tool_calls: ToolCalls | None = None,
+        tool_call_chunk_chars: int = 8,
+        interleave_tool_calls: bool = False,
+        huge_error_bytes: int = 20_000_000,
     ) -> None:
         _check_faults([mode])
         self.host = host
@@ -630,6 +872,10 @@ class FakeUpstream:
             trickle_delay_s=trickle_delay_s,
             state=self._state,
             die_on_kill=False,
+            tool_calls=tool_calls,
+            tool_call_chunk_chars=tool_call_chunk_chars,
+            interleave_tool_calls=interleave_tool_calls,
+            huge_error_bytes=huge_error_bytes,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -743,6 +989,23 @@ class FakeUpstream:
     def connections(self) -> int:
         """How many TCP connections were accepted so far (keep-alive reuses one)."""
         return self._state.connections
+
+    @property
+    def open_connections(self) -> int:
+        """How many accepted connections are still open (the client has not closed them)."""
+        return self._state.open_connections
+
+    def wait_for_open_connections(self, count: int, timeout_s: float = 10.0) -> bool:
+        """Block until at most ``count`` connections are open; False on timeout."""
+        with self._state.received:
+            return self._state.received.wait_for(
+                lambda: self._state.open_connections <= count, timeout=timeout_s
+            )
+
+    @property
+    def endless_bytes_sent(self) -> int:
+        """Body bytes the ``endless_body`` fault got into the socket before the client left."""
+        return self._state.endless_bytes_sent
 
     @property
     def killed(self) -> bool:

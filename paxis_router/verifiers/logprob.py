@@ -20,7 +20,8 @@ class LogprobConfidenceVerifier:
     ``min_mean_prob`` and every token's probability is at least ``min_token_prob`` (either
     threshold may be None to skip it). ``score`` is the mean probability. Without logprobs the
     verdict fails (``missing="fail"``, the default) or passes with no score (``missing="pass"``);
-    ask the worker for them with ``ChatRequest(logprobs=True)``.
+    ask the worker for them with ``ChatRequest(logprobs=True)``. A logprob that is not a
+    log-probability (NaN, infinite, above 0) fails the verdict with score 0, naming the token.
 
     Example:
         >>> import asyncio, math
@@ -61,6 +62,15 @@ class LogprobConfidenceVerifier:
                 "logprobs are missing: request them (ChatRequest.logprobs=True) from a backend "
                 "that returns them, or set missing='pass'",
             )
+        for index, logprob in enumerate(logprobs):
+            if not (math.isfinite(logprob) and logprob <= 0.0):
+                return Verdict(
+                    self.name,
+                    False,
+                    0.0,
+                    f"token {index} has logprob {logprob!r}, which is not a log-probability "
+                    "(finite and <= 0): the backend's logprobs cannot be trusted",
+                )
         mean_prob = math.exp(sum(logprobs) / len(logprobs))
         min_index = min(range(len(logprobs)), key=logprobs.__getitem__)
         min_prob = math.exp(logprobs[min_index])

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 
 class NonEmptyVerifier:
-    """Rejects an empty or whitespace-only answer, and one truncated at the token limit
-    (``finish_reason == "length"``).
+    """Rejects an empty or whitespace-only answer (one that calls tools instead is not empty),
+    and one truncated at the token limit (``finish_reason == "length"``).
 
     Example:
         >>> import asyncio
@@ -28,7 +28,7 @@ class NonEmptyVerifier:
         self.name = name
 
     async def verify(self, request: ChatRequest, completion: Completion) -> Verdict:
-        if not completion.content.strip():
+        if not completion.content.strip() and not completion.tool_calls:
             return Verdict(self.name, False, None, "empty answer")
         if completion.finish_reason == "length":
             return Verdict(
@@ -38,4 +38,6 @@ class NonEmptyVerifier:
                 "answer truncated at the token limit (finish_reason='length'); raise max_tokens "
                 "or let a larger tier answer",
             )
+        if completion.tool_calls and not completion.content.strip():
+            return Verdict(self.name, True, None, f"{len(completion.tool_calls)} tool call(s)")
         return Verdict(self.name, True, None, f"{len(completion.content)} characters")

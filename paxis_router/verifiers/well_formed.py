@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from paxis_router.types import Verdict
+from paxis_router.verifiers.response_format import response_format_problem
 
 if TYPE_CHECKING:
     from paxis_router.types import ChatRequest, Completion
-
-_JSON_FORMATS = frozenset({"json_object", "json_schema"})
 
 
 class WellFormedVerifier:
     """Rejects answers a backend returned broken, so the router escalates instead of serving them.
 
-    Fails on: empty content; ``finish_reason == "length"`` (truncated); no ``usage`` reported
-    (the cost cannot be accounted; ``require_usage=False`` turns this off); text that was not
-    valid UTF-8 on the wire (U+FFFD replacement characters or lone surrogates); content that is
-    not JSON when the request asked for ``response_format`` ``json_object``/``json_schema``.
+    Fails on: empty content (an answer that calls tools may have none); ``finish_reason ==
+    "length"`` (truncated); no ``usage`` reported (the cost cannot be accounted;
+    ``require_usage=False`` turns this off); text that was not valid UTF-8 on the wire (U+FFFD
+    replacement characters or lone surrogates); content that is not the JSON the request's
+    ``response_format`` asked for (``json_object``, or ``json_schema`` with its schema: the
+    check of :class:`~paxis_router.verifiers.response_format.ResponseFormatVerifier`).
+    YAML: ``{kind: well_formed, require_usage: true}``.
 
     Example:
         >>> import asyncio
@@ -42,7 +43,7 @@ class WellFormedVerifier:
 
     def _problem(self, request: ChatRequest, completion: Completion) -> str:
         content = completion.content
-        if not content.strip():
+        if not content.strip() and not completion.tool_calls:
             return "empty answer"
         if completion.finish_reason == "length":
             return "truncated: finish_reason=length (raise max_tokens or escalate)"
@@ -50,13 +51,7 @@ class WellFormedVerifier:
             return "the answer is not valid UTF-8"
         if self.require_usage and completion.usage is None:
             return "no token usage reported: the cost cannot be accounted"
-        kind = (request.response_format or {}).get("type")
-        if kind in _JSON_FORMATS:
-            try:
-                json.loads(content)
-            except ValueError as exc:
-                return f"the answer is not the JSON the request asked for: {exc}"
-        return ""
+        return response_format_problem(request, completion)
 
 
 def _encodes(text: str) -> bool:

@@ -9,7 +9,10 @@ worker uses httpx for those.
 
 Failures are raised as the stdlib raises them: ``TimeoutError``, ``OSError`` (refused, reset,
 DNS), and :class:`ProtocolError` (a ``ConnectionError``: the server closed the connection
-early or sent something that is not HTTP/1.x).
+early or sent something that is not HTTP/1.x); a body over its cap is :class:`BodyTooLarge`.
+
+The pool's connections belong to one event loop: they are closed when that loop shuts down
+(see ``_loop_guard``), and a call from another loop starts a fresh pool there.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import contextlib
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from paxis_router.workers._loop_guard import LoopGuard
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
 _NO_BODY = frozenset({204, 304})
 
@@ -42,6 +47,14 @@ class StatusError(Exception):
         self.reason = reason
         self.body = body
         super().__init__(f"HTTP {status} {reason}".strip())
+
+
+class BodyTooLarge(Exception):
+    """A response body grew past its cap (the connection was closed, the rest left unread)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        super().__init__(f"the response body is over {limit} bytes")
 
 
 class Reply:
@@ -93,15 +106,20 @@ class Http1Pool:
         self.read_timeout_s = read_timeout_s
         self._idle: list[_Conn] = []
         self._slots: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard = LoopGuard()
 
-    def _for_loop(self) -> asyncio.Semaphore:
-        # Connections belong to one event loop (route_sync runs a new loop per call).
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._slots is None:
-            self._idle = []
+    async def _for_loop(self) -> asyncio.Semaphore:
+        """The running loop's slots; a pool bound to another loop starts afresh here (the
+        other loop's idle connections are closed on it, or when it shuts down)."""
+        if self._guard.loop is not asyncio.get_running_loop() or self._slots is None:
+            idle: list[_Conn] = []
+            self._idle = idle
             self._slots = asyncio.Semaphore(self._max_connections)
-            self._loop = loop
+
+            async def close() -> None:
+                _close_all(idle)
+
+            await self._guard.bind(close)
         return self._slots
 
     def _request_bytes(self, path: str, body: bytes, extra: str) -> bytes:
@@ -149,12 +167,22 @@ class Http1Pool:
                 raise
             return conn, reply, keep
 
-    async def post(self, path: str, body: bytes, timeout_s: float) -> tuple[Reply, bytes]:
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        timeout_s: float,
+        max_bytes: int | None = None,
+        max_error_bytes: int | None = None,
+    ) -> tuple[Reply, bytes]:
         """Send ``POST path`` and read the whole answer within ``timeout_s`` seconds (waiting
         for a free connection included), with at most ``read_timeout_s`` of silence from the
         server between sending the request and the first byte of the answer, and between two
-        reads of its body."""
-        slots = self._for_loop()
+        reads of its body.
+
+        A 2xx body over ``max_bytes`` raises :class:`BodyTooLarge`; of any other status's body
+        only the first ``max_error_bytes`` are read (the connection is then closed)."""
+        slots = await self._for_loop()
         read_s = self.read_timeout_s
         async with asyncio.timeout(timeout_s):
             await slots.acquire()
@@ -163,12 +191,28 @@ class Http1Pool:
                 try:
                     async with silence:
                         conn, reply, keep = await self._send(path, body, "")
+                        ok = 200 <= reply.status < 300
+                        limit = max_bytes if ok else max_error_bytes
+                        if ok and limit is not None and _length(reply) > limit:
+                            conn[1].close()
+                            raise BodyTooLarge(limit)
                         chunks = []
+                        size = 0
                         try:
-                            async for chunk in _body(conn[0], reply):
-                                chunks.append(chunk)
-                                if read_s is not None:
-                                    silence.reschedule(asyncio.get_running_loop().time() + read_s)
+                            async with contextlib.aclosing(_body(conn[0], reply)) as pieces:
+                                async for chunk in pieces:
+                                    chunks.append(chunk)
+                                    size += len(chunk)
+                                    if limit is not None and size > limit:
+                                        keep = False
+                                        conn[1].close()
+                                        if ok:
+                                            raise BodyTooLarge(limit)
+                                        chunks = [b"".join(chunks)[:limit]]
+                                        break
+                                    if read_s is not None:
+                                        now = asyncio.get_running_loop().time()
+                                        silence.reschedule(now + read_s)
                         except BaseException:
                             conn[1].close()
                             raise
@@ -190,12 +234,12 @@ class Http1Pool:
     @contextlib.asynccontextmanager
     async def stream(
         self, path: str, body: bytes, timeout_s: float, accept: str
-    ) -> AsyncIterator[tuple[Reply, AsyncIterator[bytes]]]:
+    ) -> AsyncIterator[tuple[Reply, AsyncGenerator[bytes, None]]]:
         """Send ``POST path``; yields the reply and its body's pieces as they arrive: the
         reply within ``timeout_s`` (waiting for a free connection included), then each piece
         within ``timeout_s`` (or ``read_timeout_s``, when shorter). The connection goes back
         to the pool only when the body was read to its end."""
-        slots = self._for_loop()
+        slots = await self._for_loop()
         async with asyncio.timeout(timeout_s):
             await slots.acquire()
         try:
@@ -205,23 +249,24 @@ class Http1Pool:
 
             gap_s = min(timeout_s, self.read_timeout_s or timeout_s)
 
-            async def pieces() -> AsyncIterator[bytes]:
+            async def pieces() -> AsyncGenerator[bytes, None]:
                 nonlocal done
-                chunks = _body(conn[0], reply)
-                while True:
-                    try:
-                        async with asyncio.timeout(gap_s):
-                            piece = await anext(chunks, None)
-                    except TimeoutError as exc:
-                        if gap_s < timeout_s:
-                            raise ReadTimeout(
-                                f"{self.host}:{self.port} sent nothing for {gap_s} s (read timeout)"
-                            ) from exc
-                        raise
-                    if piece is None:
-                        done = True
-                        return
-                    yield piece
+                async with contextlib.aclosing(_body(conn[0], reply)) as chunks:
+                    while True:
+                        try:
+                            async with asyncio.timeout(gap_s):
+                                piece = await anext(chunks, None)
+                        except TimeoutError as exc:
+                            if gap_s < timeout_s:
+                                raise ReadTimeout(
+                                    f"{self.host}:{self.port} sent nothing for {gap_s} s "
+                                    "(read timeout)"
+                                ) from exc
+                            raise
+                        if piece is None:
+                            done = True
+                            return
+                        yield piece
 
             try:
                 yield reply, pieces()
@@ -233,12 +278,19 @@ class Http1Pool:
         finally:
             slots.release()
 
-    def close(self) -> None:
-        """Close the idle connections."""
-        idle, self._idle = self._idle, []
-        for _, writer in idle:
-            with contextlib.suppress(RuntimeError):  # its event loop may be closed already
-                writer.close()
+    async def aclose(self) -> None:
+        """Close the idle connections (those of another loop, on that loop)."""
+        self._slots = None
+        await self._guard.aclose()
+
+
+def _close_all(idle: list[_Conn]) -> None:
+    """Close (and forget) the connections in ``idle``."""
+    conns = list(idle)
+    idle.clear()
+    for _, writer in conns:
+        with contextlib.suppress(RuntimeError):  # its event loop may be closed already
+            writer.close()
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
@@ -271,7 +323,15 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
     return Reply(status, reason.decode("latin-1"), headers), keep
 
 
-async def _body(reader: asyncio.StreamReader, reply: Reply) -> AsyncIterator[bytes]:
+def _length(reply: Reply) -> int:
+    """The Content-Length a reply declares; -1 when none (or not a number)."""
+    try:
+        return int(reply.headers.get("content-length", "-1"))
+    except ValueError:
+        return -1
+
+
+async def _body(reader: asyncio.StreamReader, reply: Reply) -> AsyncGenerator[bytes, None]:
     """The body's pieces: chunked, Content-Length, or up to the connection's end."""
     try:
         if reply.status in _NO_BODY or 100 <= reply.status < 200:
@@ -284,8 +344,15 @@ async def _body(reader: asyncio.StreamReader, reply: Reply) -> AsyncIterator[byt
                     while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
                         pass
                     return
-                data = await reader.readexactly(size + 2)
-                yield data[:-2]
+                left = size
+                while left > 0:  # in pieces: a chunk may claim any size
+                    data = await reader.read(min(left, 1 << 16))
+                    if not data:
+                        raise asyncio.IncompleteReadError(b"", left)
+                    left -= len(data)
+                    yield data
+                if await reader.readexactly(2) != b"\r\n":
+                    raise ValueError("a chunk does not end in CRLF")
         length = reply.headers.get("content-length")
         if length is not None:
             left = int(length)

@@ -9,6 +9,7 @@ from paxis_router.errors import (
     CircuitOpen,
     ContextWindowExceeded,
     ContextWindowTooSmall,
+    UnsupportedContent,
     WorkerError,
     WorkerTimeout,
     WorkerUnavailable,
@@ -110,8 +111,9 @@ class Tier:
 def classify_error(error: WorkerError) -> tuple[AttemptStatus, bool]:
     """How a failed call ended, by exception class (subclasses included): the attempt's status
     (``unavailable`` when the tier could not serve: down, timed out, breaker open; ``failed``
-    otherwise) and whether anything reached the tier (an open breaker or a prompt known too
-    long for the window: nothing did, the attempt costs exactly zero).
+    otherwise) and whether anything reached the tier (an open breaker, a prompt known too long
+    for the window, images a text-only tier cannot read: nothing did, the attempt costs exactly
+    zero).
 
     Example:
         >>> class ProviderDown(WorkerUnavailable): ...
@@ -122,7 +124,7 @@ def classify_error(error: WorkerError) -> tuple[AttemptStatus, bool]:
     """
     unavailable = isinstance(error, WorkerUnavailable | WorkerTimeout)
     status = AttemptStatus.UNAVAILABLE if unavailable else AttemptStatus.FAILED
-    return status, not isinstance(error, CircuitOpen | ContextWindowTooSmall)
+    return status, not isinstance(error, CircuitOpen | ContextWindowTooSmall | UnsupportedContent)
 
 
 def overflowed_window(error: WorkerError, tier: Tier) -> int | None:

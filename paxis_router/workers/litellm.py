@@ -11,6 +11,12 @@ authentication, permission, model-not-found, refused connections and DNS failure
 ``WorkerUnavailable(transient=False)``; ``ContextWindowExceededError`` ->
 ``ContextWindowExceeded``; any other bad request -> ``WorkerError``.
 
+Every request field a tier must see is passed (``tools``, ``tool_choice``,
+``parallel_tool_calls``, ``response_format``, ``stop``, ``seed``, ``top_p``, the penalties,
+``user``; the messages in OpenAI's shape), never dropped: a provider that does not support one
+fails the call through litellm's own error (``drop_params`` stays off unless a caller sets it in
+``completion_kwargs``). Tool calls come back in ``Completion.tool_calls``.
+
 Example:
     >>> worker = LiteLLMWorker("gpt-4o", completion_kwargs={"mock_response": "42"})
     >>> worker.name, worker.destination, worker.price is not None
@@ -25,9 +31,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from paxis_router.errors import ContextWindowExceeded, WorkerError, WorkerTimeout, WorkerUnavailable
-from paxis_router.pricing import context_window, litellm_price
+from paxis_router.pricing import context_window, litellm_price, litellm_price_map
 from paxis_router.types import Completion, Usage
 from paxis_router.workers._errors import connection_gone, error_detail, retry_after_s
+from paxis_router.workers._wire import refuse_images, request_params, tool_calls_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -105,6 +112,10 @@ class LiteLLMWorker:
         completion_kwargs: extra keyword arguments for ``litellm.acompletion`` (``api_base``,
             ``mock_response`` in tests, ...). Retries stay off (``num_retries=0``): they are the
             router's job.
+        accepts_images: the model reads image parts; default: what litellm's bundled model map
+            says (``supports_vision``; a model it does not list is taken as text-only). A
+            request with an image to a tier that does not is refused before any call with
+            ``UnsupportedContent`` (zero cost).
 
     Example:
         >>> LiteLLMWorker("anthropic/claude-3-5-sonnet-20240620").destination
@@ -119,6 +130,7 @@ class LiteLLMWorker:
         destination: str | None = None,
         timeout_s: float = 120.0,
         completion_kwargs: Mapping[str, Any] | None = None,  # Any: litellm's keyword arguments
+        accepts_images: bool | None = None,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -129,27 +141,36 @@ class LiteLLMWorker:
         self.timeout_s = timeout_s
         self.max_context_tokens = context_window(model)
         self.completion_kwargs: dict[str, Any] = dict(completion_kwargs or {})  # Any: litellm
+        self._accepts_images = accepts_images
+
+    @property
+    def accepts_images(self) -> bool:
+        """Whether the model reads image parts (given, or litellm's map's ``supports_vision``)."""
+        if self._accepts_images is None:
+            prices = litellm_price_map()
+            entry = prices.get(self.model)
+            if entry is None and "/" in self.model:  # "openai/gpt-4o" is keyed "gpt-4o"
+                entry = prices.get(self.model.split("/", 1)[1])
+            self._accepts_images = bool(entry and entry.get("supports_vision") is True)
+        return self._accepts_images
 
     def __repr__(self) -> str:
         return f"LiteLLMWorker(name={self.name!r}, model={self.model!r})"
 
     async def complete(self, request: ChatRequest, skill: Skill | None) -> Completion:
         """One completion from the provider; raises a WorkerError subclass when it fails."""
+        if request.has_images and not self.accepts_images:
+            refuse_images(request, self.name, f"({self.model}) does not read images")
         litellm = load_litellm()
         import openai
 
         kwargs: dict[str, Any] = {  # Any: litellm's keyword arguments
             "model": self.model,
-            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            "messages": [m.wire() for m in request.messages],
             "timeout": self.timeout_s,
             "num_retries": 0,
+            **request_params(request),
         }
-        if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        if request.response_format is not None:
-            kwargs["response_format"] = request.response_format
         if request.logprobs:
             kwargs["logprobs"] = True
         kwargs.update(self.completion_kwargs)
@@ -173,7 +194,10 @@ class LiteLLMWorker:
                 f"{self.model} returned no choices", worker=self.name, request_id=request_id
             )
         choice = choices[0]
-        content = getattr(getattr(choice, "message", None), "content", None) or ""
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None) or ""
+        raw_calls = getattr(message, "tool_calls", None)
+        calls = tool_calls_of([_plain(c) for c in raw_calls]) if raw_calls else ()
         raw_usage = getattr(response, "usage", None)
         usage = None
         if raw_usage is not None and getattr(raw_usage, "prompt_tokens", None) is not None:
@@ -193,6 +217,7 @@ class LiteLLMWorker:
             finish_reason=getattr(choice, "finish_reason", None),
             token_logprobs=token_logprobs,
             latency_s=latency_s,
+            tool_calls=calls,
         )
 
     def _map_error(
@@ -254,6 +279,12 @@ class LiteLLMWorker:
             worker=self.name,
             request_id=request_id,
         )
+
+
+def _plain(call: Any) -> Any:  # Any: litellm's ChatCompletionMessageToolCall, or a dict
+    """A tool call of litellm's response as plain JSON (pydantic objects or dicts)."""
+    dump = getattr(call, "model_dump", None)
+    return dump() if callable(dump) else call
 
 
 def _retry_after_of(exc: Any) -> float | None:  # Any: a litellm exception

@@ -17,11 +17,19 @@ connection refused, DNS or TLS failure     ``WorkerUnavailable(transient=False)`
 401 / 403 / 404 (model withdrawn)          ``WorkerUnavailable(transient=False)``
 400 "context length" / "maximum context"   ``ContextWindowExceeded``
 other 4xx, a body that is not JSON         ``WorkerError``
+a body over ``max_response_bytes``         ``WorkerError`` (the rest is not read)
+an image part, ``accepts_images=False``    ``UnsupportedContent`` (not sent; zero cost)
 ========================================== ==================================================
+
+Every field of the request a tier must see is sent: the messages in OpenAI's shape (content
+parts, assistant ``tool_calls``, ``tool`` results), ``tools``, ``tool_choice``,
+``parallel_tool_calls``, ``response_format``, ``stop``, ``seed``, ``top_p``, the penalties and
+``user``. Tool calls come back in ``Completion.tool_calls`` (with ``finish_reason
+"tool_calls"``), also from a stream, whose tool-call deltas are assembled by index.
 
 Bad output is a value, not an exception: empty content comes back as ``""`` (a NonEmptyVerifier
 rejects it), a missing ``usage`` as ``usage=None`` (cost unknown), ``finish_reason="length"`` is
-kept.
+kept, tool-call arguments that are not JSON are kept as sent (a ToolCallVerifier rejects them).
 
 Example:
     >>> worker = OpenAICompatWorker(
@@ -34,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -48,6 +57,7 @@ from paxis_router.errors import (
 from paxis_router.types import Completion, Usage
 from paxis_router.workers._errors import connection_gone, retry_after_s, root_message
 from paxis_router.workers._http1 import (
+    BodyTooLarge,
     ConnectTimeout,
     Http1Pool,
     ProtocolError,
@@ -55,10 +65,18 @@ from paxis_router.workers._http1 import (
     StatusError,
     acquire,
 )
+from paxis_router.workers._loop_guard import LoopGuard
+from paxis_router.workers._wire import (
+    ToolCallAssembler,
+    refuse_images,
+    request_params,
+    tool_calls_of,
+    wire_message,
+)
 from paxis_router.workers.destination import destination_for_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 
     import httpx
 
@@ -81,6 +99,12 @@ _CONTEXT_MARKERS = (
 )
 
 JsonObject = dict[str, Any]  # Any: OpenAI wire JSON is free-form
+
+#: Default cap on a response body (streamed or not): far above any real answer (32k tokens
+#: with logprobs stream as ~10 MB), low enough that a server streaming without end fails fast.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+#: Default cap on the bytes of an error body read and kept for the error message.
+MAX_ERROR_BYTES = 4096
 
 
 class OpenAICompatWorker:
@@ -119,6 +143,13 @@ class OpenAICompatWorker:
         max_connections: the most calls in flight to the server at once (and the size of the
             keep-alive pool); further calls wait their turn. vLLM batches what it receives, so
             keep this at or above its ``--max-num-seqs``.
+        accepts_images: the served model reads image parts (a vision model). False (default):
+            a request carrying an image is refused before any call with
+            ``UnsupportedContent`` (zero cost), and the router tries the next tier.
+        max_response_bytes: the most bytes of a response body (a stream's in total) read
+            before the call fails with a WorkerError (default 16 MiB).
+        max_error_bytes: the most bytes of an error response's body read and kept for the
+            error message (default 4 KiB); the rest is left unread.
 
     Example:
         >>> OpenAICompatWorker("local:w", "w", "http://127.0.0.1:8000/v1").model
@@ -144,6 +175,9 @@ class OpenAICompatWorker:
         read_timeout_s: float | None = None,
         adapters: Iterable[str] | None = None,
         adapter_key: str = ADAPTER_KEY,
+        accepts_images: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_error_bytes: int = MAX_ERROR_BYTES,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -168,6 +202,15 @@ class OpenAICompatWorker:
         if read_timeout_s is not None and read_timeout_s <= 0:
             raise ValueError(f"read_timeout_s must be > 0, got {read_timeout_s}")
         self.read_timeout_s = read_timeout_s
+        for label, cap in (
+            ("max_response_bytes", max_response_bytes),
+            ("max_error_bytes", max_error_bytes),
+        ):
+            if cap < 1:
+                raise ValueError(f"{label} must be >= 1, got {cap}")
+        self.accepts_images = accepts_images
+        self.max_response_bytes = max_response_bytes
+        self.max_error_bytes = max_error_bytes
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {
             "authorization": f"Bearer {api_key or 'EMPTY'}",
@@ -186,7 +229,7 @@ class OpenAICompatWorker:
             )
         self._http_client = http_client
         self._client: httpx.AsyncClient | None = http_client
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._client_guard = LoopGuard()
         # httpcore scans its whole pool on every request and every queued request: calls wait
         # here (O(1)) instead of in its queue, so its queue stays empty.
         self._slots: asyncio.Semaphore | None = None
@@ -196,11 +239,12 @@ class OpenAICompatWorker:
             f"OpenAICompatWorker(name={self.name!r}, model={self.model!r}, url={self.base_url!r})"
         )
 
-    def _client_for_loop(self) -> httpx.AsyncClient:
-        # A connection pool belongs to one event loop (route_sync runs a new loop per call), so
-        # our client is rebuilt when the loop changes. A caller's http_client is always reused.
+    async def _client_for_loop(self) -> httpx.AsyncClient:
+        # A connection pool belongs to one event loop: our client is rebuilt when the loop
+        # changes, and closed when its loop shuts down. A caller's http_client is always reused
+        # (and closed only by aclose).
         loop = asyncio.get_running_loop()
-        if self._client_loop is not loop or self._client is None:
+        if self._client_guard.loop is not loop or self._client is None:
             if self._http_client is None:
                 import httpx
 
@@ -208,7 +252,7 @@ class OpenAICompatWorker:
                     max_connections=self.max_connections,
                     max_keepalive_connections=self.max_connections,
                 )
-                self._client = httpx.AsyncClient(
+                client = httpx.AsyncClient(
                     timeout=httpx.Timeout(
                         self.timeout_s,
                         connect=self.connect_timeout_s or self.timeout_s,
@@ -217,10 +261,19 @@ class OpenAICompatWorker:
                     limits=limits,
                     follow_redirects=False,
                 )
+
+                async def close() -> None:
+                    await client.aclose()
+
             else:
-                self._client = self._http_client
+                client = self._http_client
+
+                async def close() -> None:
+                    pass
+
+            self._client = client
             self._slots = asyncio.Semaphore(self.max_connections)
-            self._client_loop = loop
+            await self._client_guard.bind(close)
         assert self._client is not None
         return self._client
 
@@ -245,21 +298,13 @@ class OpenAICompatWorker:
         return adapter
 
     def _body(self, request: ChatRequest, skill: Skill | None) -> JsonObject:
+        if not self.accepts_images:
+            refuse_images(request, self.name, "is declared text-only (accepts_images=False)")
         body: JsonObject = {
             "model": self.model_for(skill),
-            "messages": [
-                {"role": m.role, "content": m.content}
-                if m.name is None
-                else {"role": m.role, "content": m.content, "name": m.name}
-                for m in request.messages
-            ],
+            "messages": [wire_message(m) for m in request.messages],
         }
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.response_format is not None:
-            body["response_format"] = request.response_format
+        body.update(request_params(request))
         if self.logprobs or request.logprobs:
             body["logprobs"] = True
         if self.extra_body:
@@ -272,8 +317,14 @@ class OpenAICompatWorker:
         t0 = time.perf_counter()
         if self._pool is not None:
             try:
-                reply, data = await self._pool.post("/chat/completions", content, self.timeout_s)
-            except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
+                reply, data = await self._pool.post(
+                    "/chat/completions",
+                    content,
+                    self.timeout_s,
+                    self.max_response_bytes,
+                    self.max_error_bytes,
+                )
+            except (OSError, ProtocolError, BodyTooLarge) as exc:  # TimeoutError: an OSError
                 raise self._map_transport(exc, request) from exc
             status, reason = reply.status, reply.reason
             headers: Mapping[str, str] = reply.headers
@@ -294,25 +345,34 @@ class OpenAICompatWorker:
     ) -> tuple[int, str, Mapping[str, str], bytes]:
         import httpx
 
-        client = self._client_for_loop()
+        client = await self._client_for_loop()
         assert self._slots is not None
         try:
             await acquire(self._slots, self.timeout_s)
         except TimeoutError as exc:
             raise self._map_transport(exc, request) from exc
         try:
-            response = await client.post(self._url, content=content, headers=self._headers)
-        except httpx.HTTPError as exc:
+            async with client.stream(
+                "POST", self._url, content=content, headers=self._headers
+            ) as response:
+                ok = 200 <= response.status_code < 300
+                data = await _read_capped(
+                    response.aiter_bytes(),
+                    self.max_response_bytes if ok else self.max_error_bytes,
+                    fail=ok,
+                )
+        except (httpx.HTTPError, BodyTooLarge) as exc:
             raise self._map_transport(exc, request) from exc
         finally:
             self._slots.release()
-        return response.status_code, response.reason_phrase, response.headers, response.content
+        return response.status_code, response.reason_phrase, response.headers, data
 
     async def stream(
         self, request: ChatRequest, skill: Skill | None
-    ) -> AsyncIterator[str | Completion]:
+    ) -> AsyncGenerator[str | Completion, None]:
         """Stream one chat completion: its text deltas as they arrive, then the whole
-        Completion (content, usage when the server reports it, finish reason, logprobs).
+        Completion (content, tool calls, usage when the server reports it, finish reason,
+        logprobs). Tool calls are not yielded as deltas: they come whole in the Completion.
 
         Raises the same WorkerError subclasses as ``complete``, also after deltas were yielded
         (a connection lost mid-stream is ``WorkerUnavailable(transient=True)``).
@@ -336,21 +396,28 @@ class OpenAICompatWorker:
         content = json.dumps(body).encode()
         parts: list[str] = []
         logprobs: list[float] = []
-        state: JsonObject = {}
+        calls = ToolCallAssembler()
+        state: JsonObject = {"calls": calls}
         t0 = time.perf_counter()
-        buffer = b""
+        pending: list[bytes] = []  # the start of a line not ended yet
         whole: list[bytes] = []  # the body, kept until it proves to be SSE
-        async for chunk in self._stream_bytes(content, request):
-            if not parts and "sse" not in state:
-                whole.append(chunk)
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                event = self._event(line, request, state)
-                if event is not None and (delta := self._apply(event, state, logprobs, request)):
-                    parts.append(delta)
-                    yield delta
-        event = self._event(buffer, request, state)
+        async with contextlib.aclosing(self._stream_bytes(content, request)) as chunks:
+            async for chunk in chunks:
+                if not parts and "sse" not in state:
+                    whole.append(chunk)
+                pending.append(chunk)
+                if b"\n" not in chunk:
+                    continue
+                *lines, rest = b"".join(pending).split(b"\n")
+                pending = [rest]
+                for line in lines:
+                    event = self._event(line, request, state)
+                    if event is not None and (
+                        delta := self._apply(event, state, logprobs, request)
+                    ):
+                        parts.append(delta)
+                        yield delta
+        event = self._event(b"".join(pending), request, state)
         if event is not None and (delta := self._apply(event, state, logprobs, request)):
             parts.append(delta)
             yield delta
@@ -372,19 +439,39 @@ class OpenAICompatWorker:
             finish_reason=state.get("finish_reason"),
             token_logprobs=tuple(logprobs) if logprobs else None,
             latency_s=time.perf_counter() - t0,
+            tool_calls=calls.result(),
         )
 
-    async def _stream_bytes(self, content: bytes, request: ChatRequest) -> AsyncIterator[bytes]:
-        """The SSE body's pieces as they arrive; failures as WorkerError subclasses."""
+    async def _stream_bytes(
+        self, content: bytes, request: ChatRequest
+    ) -> AsyncGenerator[bytes, None]:
+        """The SSE body's pieces as they arrive, at most ``max_response_bytes`` in all;
+        failures as WorkerError subclasses."""
+        total = 0
+        async with contextlib.aclosing(self._stream_pieces(content, request)) as pieces:
+            async for piece in pieces:
+                total += len(piece)
+                if total > self.max_response_bytes:
+                    exc = BodyTooLarge(self.max_response_bytes)
+                    raise self._map_transport(exc, request) from exc
+                yield piece
+
+    async def _stream_pieces(
+        self, content: bytes, request: ChatRequest
+    ) -> AsyncGenerator[bytes, None]:
         if self._pool is not None:
             try:
-                async with self._pool.stream(
-                    "/chat/completions", content, self.timeout_s, "text/event-stream"
-                ) as (reply, pieces):
+                async with (
+                    self._pool.stream(
+                        "/chat/completions", content, self.timeout_s, "text/event-stream"
+                    ) as (reply, pieces),
+                    contextlib.aclosing(pieces),
+                ):
                     if not 200 <= reply.status < 300:
-                        data = b"".join([piece async for piece in pieces])
+                        data = await _read_capped(pieces, self.max_error_bytes, fail=False)
                         cause = StatusError(reply.status, reply.reason, data)
-                        raise self._map_status(cause, reply.headers, request.request_id) from cause
+                        rid = request.request_id
+                        raise self._map_status(cause, reply.headers, rid) from cause
                     async for piece in pieces:
                         yield piece
             except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
@@ -392,7 +479,7 @@ class OpenAICompatWorker:
             return
         import httpx
 
-        client = self._client_for_loop()
+        client = await self._client_for_loop()
         assert self._slots is not None
         headers = {**self._headers, "accept": "text/event-stream"}
         try:
@@ -404,7 +491,9 @@ class OpenAICompatWorker:
                 "POST", self._url, content=content, headers=headers
             ) as response:
                 if not 200 <= response.status_code < 300:
-                    data = await response.aread()
+                    data = await _read_capped(
+                        response.aiter_bytes(), self.max_error_bytes, fail=False
+                    )
                     cause = StatusError(response.status_code, response.reason_phrase, data)
                     raise self._map_status(cause, response.headers, request.request_id) from cause
                 async for piece in response.aiter_bytes():
@@ -457,7 +546,11 @@ class OpenAICompatWorker:
             state["finish_reason"] = choice["finish_reason"]
         logprobs.extend(self._logprobs(choice, request))
         delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else None
+        if not isinstance(delta, dict):
+            return ""
+        if delta.get("tool_calls"):
+            state["calls"].add(delta["tool_calls"])
+        text = delta.get("content")
         return text if isinstance(text, str) else ""
 
     def _not_json(self, request: ChatRequest, exc: ValueError | None) -> WorkerError:
@@ -528,12 +621,23 @@ class OpenAICompatWorker:
             finish_reason=finish_reason if isinstance(finish_reason, str) else None,
             token_logprobs=tuple(token_logprobs) if token_logprobs else None,
             latency_s=latency_s,
+            tool_calls=tool_calls_of(message.get("tool_calls"))
+            if isinstance(message, dict)
+            else (),
         )
 
     def _map_transport(self, exc: Exception, request: ChatRequest) -> WorkerError:
         """A network failure (httpx's, or the stdlib's from the lean pool) -> WorkerTimeout /
         WorkerUnavailable / WorkerError."""
         rid = request.request_id
+        if isinstance(exc, BodyTooLarge):
+            return WorkerError(
+                f"the server at {self.base_url} sent a response body over {exc.limit} bytes "
+                "(max_response_bytes); the rest was not read. Raise max_response_bytes if "
+                "answers really are this large, else check the server",
+                worker=self.name,
+                request_id=rid,
+            )
         if isinstance(exc, ConnectTimeout) or _is_httpx(exc, "ConnectTimeout"):
             return WorkerTimeout(
                 f"could not connect to {self.base_url} within {self.connect_timeout_s} s "
@@ -608,13 +712,32 @@ class OpenAICompatWorker:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (a caller's http_client too)."""
+        """Close the HTTP connections (a caller's http_client too).
+
+        Connections are also closed when the event loop they were opened in shuts down
+        (``asyncio.run`` and the like finalise them), so a worker called from one
+        ``asyncio.run`` per call leaks none; call this to close them earlier."""
         if self._pool is not None:
-            self._pool.close()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._client_loop = None
+            await self._pool.aclose()
+        client, self._client = self._client, None
+        await self._client_guard.aclose()  # closes our own client
+        if client is not None and client is self._http_client:
+            await client.aclose()
+
+
+async def _read_capped(pieces: AsyncIterator[bytes], limit: int, *, fail: bool) -> bytes:
+    """A body read up to ``limit`` bytes: over it, :class:`BodyTooLarge` when ``fail``, else
+    the first ``limit`` bytes (the rest left unread)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for piece in pieces:
+        chunks.append(piece)
+        size += len(piece)
+        if size > limit:
+            if fail:
+                raise BodyTooLarge(limit)
+            return b"".join(chunks)[:limit]
+    return b"".join(chunks)
 
 
 def _error_message(body: object) -> str:

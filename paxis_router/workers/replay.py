@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from paxis_router.pricing import Price
     from paxis_router.skills.model import Skill
-    from paxis_router.types import ChatRequest
+    from paxis_router.types import ChatRequest, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +69,16 @@ class Outcome:
         completion_tokens: tokens of the response, counted or recorded; None when unknown.
         cost_usd: the recorded cost of the call, when the dataset has one (the router still
             prices a replayed call with its tier's price, from the token counts).
+        tool_calls: the tool calls the model made, when it called tools (replayed with
+            ``finish_reason "tool_calls"``).
 
     Example:
         >>> Outcome("42", correct=True, prompt_tokens=12, completion_tokens=1).correct
         True
+        >>> from paxis_router.types import FunctionCall, ToolCall
+        >>> call = ToolCall(id="c1", function=FunctionCall(name="add", arguments='{"a": 1}'))
+        >>> Outcome("", tool_calls=(call,)).tool_calls[0].name
+        'add'
     """
 
     response: str
@@ -81,6 +87,7 @@ class Outcome:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: Decimal | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def usage(self) -> Usage | None:
@@ -154,7 +161,8 @@ class ReplayWorker:
             content=outcome.response,
             model=self.model,
             usage=outcome.usage,
-            finish_reason="stop",
+            finish_reason="tool_calls" if outcome.tool_calls else "stop",
+            tool_calls=outcome.tool_calls,
         )
 
 

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from paxis_router.errors import (
     CircuitOpen,
     ContextWindowExceeded,
+    UnsupportedContent,
     WorkerError,
     WorkerTimeout,
     WorkerUnavailable,
@@ -71,7 +72,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -252,7 +252,7 @@ class Resilience:
                     worker=worker.name,
                     request_id=request.request_id,
                 ) from exc
-        except ContextWindowExceeded:
+        except (ContextWindowExceeded, UnsupportedContent):
             self.breaker.release()  # the prompt's fault, not the tier's
             raise
         except WorkerUnavailable as exc:

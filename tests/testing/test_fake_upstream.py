@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import threading
@@ -309,3 +310,143 @@ def test_loopback_only_by_default(up: FakeUpstream) -> None:
     with socket.create_connection(("127.0.0.1", up.port), timeout=5) as sock:
         assert sock.getpeername()[0] == "127.0.0.1"
     assert up.base_url.startswith("http://127.0.0.1:")
+
+
+# --- tool calls, request checks, endless and huge bodies ---------------------------------------
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+SCRIPTED: list[dict[str, object]] = [
+    {"name": "get_weather", "arguments": {"city": "Paris"}},
+    {"name": "get_weather", "arguments": '{"city": "Oslo"}', "id": "call_fixed"},
+]
+
+
+def test_the_openai_sdk_reads_scripted_tool_calls() -> None:
+    with (
+        FakeUpstream(tool_calls=SCRIPTED) as upstream,
+        openai.OpenAI(base_url=upstream.base_url, api_key="test", max_retries=0) as client,
+    ):
+        out = client.chat.completions.create(
+            model="fake-model",
+            messages=[{"role": "user", "content": "weather?"}],
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        )
+    choice = out.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    calls = choice.message.tool_calls or []
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [  # type: ignore[union-attr]
+        ("call_1_0", "get_weather", '{"city":"Paris"}'),
+        ("call_fixed", "get_weather", '{"city": "Oslo"}'),
+    ]
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_streamed_tool_calls_are_openai_deltas_the_sdk_can_fold(interleave: bool) -> None:
+    with (
+        FakeUpstream(
+            tool_calls=SCRIPTED, tool_call_chunk_chars=3, interleave_tool_calls=interleave
+        ) as upstream,
+        openai.OpenAI(base_url=upstream.base_url, api_key="test", max_retries=0) as client,
+        client.chat.completions.stream(
+            model="fake-model",
+            messages=[{"role": "user", "content": "weather?"}],
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        ) as stream,
+    ):
+        final = stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls or []
+    assert [(c.id, c.function.arguments) for c in calls] == [
+        ("call_1_0", '{"city":"Paris"}'),
+        ("call_fixed", '{"city": "Oslo"}'),
+    ]
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"messages": []}, "messages must be a non-empty array"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0]: role must be one of"),
+        ({"messages": [{"role": "user"}]}, "messages[0]: content is required"),
+        (
+            {"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "4"}]},
+            "messages[1]: a 'tool' message needs a tool_call_id",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "audio"}]}]},
+            "messages[0]: a content part must be text or image_url",
+        ),
+        (
+            {"messages": [{"role": "user", "tool_calls": [{"id": "a"}], "content": "x"}]},
+            "messages[0]: only an assistant message carries tool_calls",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "q"}], "tool_choice": "auto"},
+            "tool_choice is only allowed when tools are specified",
+        ),
+        (
+            {
+                "messages": [{"role": "user", "content": "q"}],
+                "tools": [WEATHER_TOOL],
+                "tool_choice": {"type": "function", "function": {"name": "nope"}},
+            },
+            "tool_choice names 'nope', which is not among the tools",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "q"}], "tools": [{"type": "function"}]},
+            "tools[0]: function.name is required",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "q"}], "parallel_tool_calls": False},
+            "parallel_tool_calls is only allowed when tools are specified",
+        ),
+    ],
+)
+def test_requests_openai_would_reject_get_its_400(
+    up: FakeUpstream, body: dict[str, object], problem: str
+) -> None:
+    response = _post(up, {"model": "fake-model", **body})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(problem)
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_huge_error_is_as_big_as_asked() -> None:
+    with FakeUpstream(huge_error_bytes=100_000) as upstream:
+        upstream.inject("huge_error")
+        response = _post(upstream)
+    assert response.status_code == 500
+    assert len(response.json()["error"]["message"]) == 100_000
+
+
+def test_an_endless_body_goes_on_until_the_client_hangs_up(up: FakeUpstream) -> None:
+    up.inject("endless_body")
+    with httpx.stream("POST", f"{up.base_url}/chat/completions", json=BODY, timeout=5) as r:
+        read = 0
+        for piece in r.iter_bytes():
+            read += len(piece)
+            if read > 3 << 20:
+                break
+    assert r.status_code == 200
+    assert up.wait_for_open_connections(0)
+    assert up.endless_bytes_sent >= 3 << 20
+
+
+def test_a_connection_made_just_before_stop_is_closed_with_the_server() -> None:
+    # The client is done before stop(); the server accepts it in the loop iteration that runs
+    # the shutdown: its transport must be made (and aborted) before the server closes, or it
+    # is left half-built and collected later as an unclosed socket (an error in this suite).
+    for _ in range(20):
+        upstream = FakeUpstream().start()
+        with socket.create_connection(("127.0.0.1", upstream.port), timeout=5):
+            pass
+        upstream.stop()
+        assert upstream.wait_for_open_connections(0)
+    gc.collect()

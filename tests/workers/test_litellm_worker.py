@@ -10,6 +10,7 @@ import pytest
 
 from paxis_router.errors import (
     ContextWindowExceeded,
+    UnsupportedContent,
     WorkerError,
     WorkerTimeout,
     WorkerUnavailable,
@@ -141,3 +142,126 @@ async def test_bad_request_is_a_plain_worker_error() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="timeout_s must be > 0"):
         LiteLLMWorker(MODEL, timeout_s=-1)
+
+
+# --- tools, tool calls, images ------------------------------------------------------------------
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def _tool_request() -> ChatRequest:
+    return ChatRequest.model_validate(
+        {
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [WEATHER],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": False,
+            "response_format": {"type": "text"},
+            "stop": ["\n\n"],
+            "seed": 5,
+            "top_p": 0.5,
+            "presence_penalty": 0.5,
+            "frequency_penalty": 0.25,
+            "user": "u-9",
+            "max_tokens": 32,
+            "temperature": 0.0,
+        }
+    )
+
+
+async def test_every_request_field_reaches_litellm_and_tool_calls_come_back() -> None:
+    logged: list[dict[str, object]] = []
+    calls = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+    ]
+    worker = LiteLLMWorker(
+        MODEL,
+        completion_kwargs={
+            "mock_response": "",
+            "mock_tool_calls": calls,
+            "logger_fn": logged.append,  # litellm's per-call log hook: what it was given
+        },
+    )
+    completion = await worker.complete(_tool_request(), None)
+    params = logged[0]["optional_params"]
+    assert isinstance(params, dict)
+    assert {k: params[k] for k in params if k not in ("extra_body", "max_retries")} == {
+        "tools": [WEATHER],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "parallel_tool_calls": False,
+        "response_format": {"type": "text"},
+        "stop": ["\n\n"],
+        "seed": 5,
+        "top_p": 0.5,
+        "presence_penalty": 0.5,
+        "frequency_penalty": 0.25,
+        "user": "u-9",
+        "max_tokens": 32,
+        "temperature": 0.0,
+    }
+    assert [(c.id, c.name, c.parsed_arguments()) for c in completion.tool_calls] == [
+        ("call_1", "get_weather", {"city": "Paris"})
+    ]
+
+
+async def test_messages_go_to_litellm_in_openais_shape() -> None:
+    logged: list[dict[str, object]] = []
+    request = ChatRequest.model_validate(
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c1", "function": {"name": "get_weather", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            ],
+            "tools": [WEATHER],
+        }
+    )
+    worker = LiteLLMWorker(
+        MODEL, completion_kwargs={"mock_response": "ok", "logger_fn": logged.append}
+    )
+    await worker.complete(request, None)
+    assert logged[0]["messages"] == [m.wire() for m in request.messages]
+
+
+def _image_request() -> ChatRequest:
+    return ChatRequest.model_validate(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this?"},
+                        {"type": "image_url", "image_url": {"url": "https://img.test/a.png"}},
+                    ],
+                }
+            ]
+        }
+    )
+
+
+async def test_images_follow_litellms_map_of_vision_models() -> None:
+    seeing = _worker("a cat")
+    blind = LiteLLMWorker("gpt-3.5-turbo", completion_kwargs={"mock_response": "?"})
+    told = LiteLLMWorker(
+        "gpt-3.5-turbo", completion_kwargs={"mock_response": "a dog"}, accepts_images=True
+    )
+    assert (seeing.accepts_images, blind.accepts_images) == (True, False)
+    assert (await seeing.complete(_image_request(), None)).content == "a cat"
+    assert (await told.complete(_image_request(), None)).content == "a dog"
+    with pytest.raises(UnsupportedContent, match=r"gpt-3\.5-turbo\) does not read images"):
+        await blind.complete(_image_request(), None)

@@ -24,6 +24,8 @@ from paxis_router.workers.openai_compat import OpenAICompatWorker
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
 
+    Closing = Callable[[OpenAICompatWorker], OpenAICompatWorker]  # the closing fixture
+
 
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
@@ -59,8 +61,8 @@ async def test_logprobs_when_request_asks(worker: OpenAICompatWorker) -> None:
     assert completion.mean_token_prob == pytest.approx(0.7788, abs=1e-4)
 
 
-async def test_logprobs_when_worker_asks(upstream: FakeUpstream) -> None:
-    w = OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, logprobs=True)
+async def test_logprobs_when_worker_asks(upstream: FakeUpstream, closing: Closing) -> None:
+    w = closing(OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, logprobs=True))
     completion = await w.complete(_request(), None)
     await w.aclose()
     assert completion.token_logprobs is not None
@@ -119,8 +121,8 @@ async def test_dropped_connection_is_transient(
     assert info.value.transient is True
 
 
-async def test_stall_times_out(upstream: FakeUpstream) -> None:
-    w = OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, timeout_s=0.3)
+async def test_stall_times_out(upstream: FakeUpstream, closing: Closing) -> None:
+    w = closing(OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, timeout_s=0.3))
     upstream.inject("stall")
     with pytest.raises(WorkerTimeout, match=r"within 0\.3 s"):
         await w.complete(_request(), None)
@@ -129,9 +131,12 @@ async def test_stall_times_out(upstream: FakeUpstream) -> None:
 
 async def test_stall_mid_answer_fails_on_the_read_timeout_not_the_total(
     upstream: FakeUpstream,
+    closing: Closing,
 ) -> None:
-    w = OpenAICompatWorker(
-        "local:q", "qwen-ft", upstream.base_url, timeout_s=30, read_timeout_s=0.3
+    w = closing(
+        OpenAICompatWorker(
+            "local:q", "qwen-ft", upstream.base_url, timeout_s=30, read_timeout_s=0.3
+        )
     )
     upstream.inject("stall_after_first_chunk")  # headers and half the body, then silence
     with pytest.raises(WorkerTimeout, match=r"stopped sending for 0\.3 s .*\(read timeout\)"):
@@ -142,20 +147,26 @@ async def test_stall_mid_answer_fails_on_the_read_timeout_not_the_total(
     await w.aclose()
 
 
-async def test_slow_but_steady_answer_outlives_the_read_timeout() -> None:
+async def test_slow_but_steady_answer_outlives_the_read_timeout(closing: Closing) -> None:
     # 20 writes 0.05 s apart: the whole answer takes ~1 s, no silence reaches 0.5 s.
     answer = "x" * 300
     with FakeUpstream(answer=answer, trickle_bytes=30, trickle_delay_s=0.05) as up:
         up.inject("slow_trickle")
-        w = OpenAICompatWorker("local:q", "m", up.base_url, timeout_s=30, read_timeout_s=0.5)
+        w = closing(
+            OpenAICompatWorker("local:q", "m", up.base_url, timeout_s=30, read_timeout_s=0.5)
+        )
         completion = await w.complete(_request(), None)
         await w.aclose()
     assert completion.content == answer
 
 
-async def test_streams_fail_on_the_read_timeout_between_pieces(upstream: FakeUpstream) -> None:
-    w = OpenAICompatWorker(
-        "local:q", "qwen-ft", upstream.base_url, timeout_s=30, read_timeout_s=0.3
+async def test_streams_fail_on_the_read_timeout_between_pieces(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
+    w = closing(
+        OpenAICompatWorker(
+            "local:q", "qwen-ft", upstream.base_url, timeout_s=30, read_timeout_s=0.3
+        )
     )
     upstream.inject("stall_after_first_chunk")
     with pytest.raises(WorkerTimeout, match=r"\(read timeout\)"):
@@ -169,11 +180,11 @@ def test_read_timeout_must_be_positive() -> None:
         OpenAICompatWorker("local:w", "m", "http://127.0.0.1:1/v1", read_timeout_s=0)
 
 
-async def test_connection_refused_is_not_transient() -> None:
+async def test_connection_refused_is_not_transient(closing: Closing) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    w = OpenAICompatWorker("local:q", "m", f"http://127.0.0.1:{port}/v1", timeout_s=2.0)
+    w = closing(OpenAICompatWorker("local:q", "m", f"http://127.0.0.1:{port}/v1", timeout_s=2.0))
     with pytest.raises(WorkerUnavailable, match="is the server running") as info:
         await w.complete(_request(), None)
     await w.aclose()
@@ -380,13 +391,15 @@ async def test_skill_adapter_is_requested_as_the_model() -> None:
     assert models == ["qwen-invoices-lora", "adapter-x", "adapter-x", "adapter-x"]
 
 
-async def test_low_logprob_confidence_escalates_through_the_router(tmp_path: Path) -> None:
+async def test_low_logprob_confidence_escalates_through_the_router(
+    tmp_path: Path, closing: Closing
+) -> None:
     from paxis_router.ledger.sqlite import SQLiteLedger
     from paxis_router.router import Router
     from paxis_router.testing import FakeWorker
 
     with FakeUpstream(answer="maybe 41", token_logprob=-1.0) as up:  # mean prob 0.37
-        local = OpenAICompatWorker("local:qwen", "qwen-ft", up.base_url, logprobs=True)
+        local = closing(OpenAICompatWorker("local:qwen", "qwen-ft", up.base_url, logprobs=True))
         ledger = SQLiteLedger(tmp_path / "l.db")
         router = Router(
             tiers=[local, FakeWorker(["42"], name="frontier:f")], policy=0.7, ledger=ledger
@@ -400,7 +413,7 @@ async def test_low_logprob_confidence_escalates_through_the_router(tmp_path: Pat
     assert rows[0].completion_tokens == 2
 
 
-async def test_connect_timeout_is_a_worker_timeout_over_a_real_socket() -> None:
+async def test_connect_timeout_is_a_worker_timeout_over_a_real_socket(closing: Closing) -> None:
     """A listener whose accept queue is full drops new SYNs, so a connect hangs: the connect
     timeout ends it long before the call's total timeout."""
     import socket
@@ -419,8 +432,10 @@ async def test_connect_timeout_is_a_worker_timeout_over_a_real_socket() -> None:
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", port))
             fillers.append(filler)
-        worker = OpenAICompatWorker(
-            "local:w", "m", f"http://127.0.0.1:{port}/v1", timeout_s=30, connect_timeout_s=0.3
+        worker = closing(
+            OpenAICompatWorker(
+                "local:w", "m", f"http://127.0.0.1:{port}/v1", timeout_s=30, connect_timeout_s=0.3
+            )
         )
         with pytest.raises(Timeout, match=r"within 0\.3 s \(connect timeout\)"):
             await worker.complete(Request.from_text("hi"), None)

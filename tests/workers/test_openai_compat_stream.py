@@ -22,6 +22,8 @@ from paxis_router.workers.openai_compat import OpenAICompatWorker
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+    Closing = Callable[[OpenAICompatWorker], OpenAICompatWorker]  # the closing fixture
+
 
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
@@ -110,8 +112,10 @@ async def test_stream_cut_mid_body_is_transient(
     assert info.value.transient is True
 
 
-async def test_stream_stalled_after_first_chunk_times_out(upstream: FakeUpstream) -> None:
-    w = OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, timeout_s=0.3)
+async def test_stream_stalled_after_first_chunk_times_out(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
+    w = closing(OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, timeout_s=0.3))
     upstream.inject("stall_after_first_chunk")
     with pytest.raises(WorkerTimeout, match=r"within 0\.3 s"):
         await _collect(w, ChatRequest.from_text("6*7?"))
@@ -129,8 +133,10 @@ async def test_keep_alive_reuses_one_connection(
     assert len(upstream.requests) == 5
 
 
-async def test_concurrent_calls_stay_within_max_connections(upstream: FakeUpstream) -> None:
-    w = OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, max_connections=2)
+async def test_concurrent_calls_stay_within_max_connections(
+    upstream: FakeUpstream, closing: Closing
+) -> None:
+    w = closing(OpenAICompatWorker("local:q", "qwen-ft", upstream.base_url, max_connections=2))
     results = await asyncio.gather(
         *(w.complete(ChatRequest.from_text(f"q{i}"), None) for i in range(12))
     )
@@ -155,19 +161,24 @@ async def test_a_reused_connection_closed_unanswered_is_retried_once_on_a_new_on
 
 async def test_waiting_for_a_free_connection_counts_in_the_timeout(
     upstream: FakeUpstream,
+    closing: Closing,
 ) -> None:
-    w = OpenAICompatWorker(
-        "local:q", "qwen-ft", upstream.base_url, timeout_s=0.3, max_connections=1
+    # A stream holds the only connection until it is read to its end or closed: a second call
+    # waits for it and times out within its own 0.3 s, never reaching the server.
+    w = closing(
+        OpenAICompatWorker(
+            "local:q", "qwen-ft", upstream.base_url, timeout_s=0.3, max_connections=1
+        )
     )
-    upstream.inject("stall")
-    results = await asyncio.gather(
-        w.complete(ChatRequest.from_text("a"), None),
-        w.complete(ChatRequest.from_text("b"), None),
-        return_exceptions=True,
-    )
-    await w.aclose()
-    assert [type(r) for r in results] == [WorkerTimeout, WorkerTimeout]
+    holder = w.stream(ChatRequest.from_text("a"), None)
+    assert await anext(holder) == "The"
+    with pytest.raises(WorkerTimeout, match=r"within 0\.3 s"):
+        await w.complete(ChatRequest.from_text("b"), None)
+    await holder.aclose()
     assert len(upstream.requests) == 1  # the second never got a connection
+    again = await w.complete(ChatRequest.from_text("c"), None)  # the slot came back
+    await w.aclose()
+    assert again.content == "The answer is 42"
 
 
 def test_docstring_examples() -> None:
@@ -227,10 +238,10 @@ _OK_JSON = json.dumps(
     ],
     ids=["http10-until-close", "connection-close", "chunked"],
 )
-async def test_bodies_framed_every_http11_way(answer: bytes) -> None:
+async def test_bodies_framed_every_http11_way(answer: bytes, closing: Closing) -> None:
     server, stop = await _serve_once(answer)
     port = server.sockets[0].getsockname()[1]
-    w = OpenAICompatWorker("local:q", "m", f"http://127.0.0.1:{port}/v1", timeout_s=2.0)
+    w = closing(OpenAICompatWorker("local:q", "m", f"http://127.0.0.1:{port}/v1", timeout_s=2.0))
     first = await w.complete(ChatRequest.from_text("hi"), None)
     second = await w.complete(ChatRequest.from_text("hi"), None)  # a fresh connection
     await w.aclose()
@@ -238,10 +249,10 @@ async def test_bodies_framed_every_http11_way(answer: bytes) -> None:
     assert (first.content, second.content, first.usage) == ("hi", "hi", None)
 
 
-async def test_not_http_is_transient_unavailable() -> None:
+async def test_not_http_is_transient_unavailable(closing: Closing) -> None:
     server, stop = await _serve_once(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
     port = server.sockets[0].getsockname()[1]
-    w = OpenAICompatWorker("local:q", "m", f"http://127.0.0.1:{port}/v1", timeout_s=2.0)
+    w = closing(OpenAICompatWorker("local:q", "m", f"http://127.0.0.1:{port}/v1", timeout_s=2.0))
     with pytest.raises(WorkerUnavailable, match=r"not an HTTP/1\.x response") as info:
         await w.complete(ChatRequest.from_text("hi"), None)
     await w.aclose()
@@ -257,7 +268,7 @@ def _sse(*events: dict[str, object]) -> bytes:
     return b": keep-alive comment\n\n" + b"".join(lines) + b"data: [DONE]\n\n"
 
 
-async def test_stream_over_a_callers_http_client() -> None:
+async def test_stream_over_a_callers_http_client(closing: Closing) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.headers["accept"] == "text/event-stream"
         assert json.loads(request.content)["stream"] is True
@@ -270,7 +281,7 @@ async def test_stream_over_a_callers_http_client() -> None:
         return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    w = OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client)
+    w = closing(OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client))
     deltas, final = await _collect(w, ChatRequest.from_text("6*7?"))
     await w.aclose()
     assert deltas == ["4", "2"]
@@ -279,7 +290,7 @@ async def test_stream_over_a_callers_http_client() -> None:
     assert final.usage.total_tokens == 5
 
 
-async def test_stream_error_event_and_status_over_a_callers_http_client() -> None:
+async def test_stream_error_event_and_status_over_a_callers_http_client(closing: Closing) -> None:
     replies = [
         httpx.Response(503, json={"error": {"message": "overloaded"}}),
         httpx.Response(200, content=_sse({"error": {"message": "engine died"}})),
@@ -289,7 +300,7 @@ async def test_stream_error_event_and_status_over_a_callers_http_client() -> Non
         return replies.pop(0)
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    w = OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client)
+    w = closing(OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client))
     with pytest.raises(WorkerUnavailable, match=r"HTTP 503 .*overloaded"):
         await _collect(w, ChatRequest.from_text("6*7?"))
     with pytest.raises(WorkerError, match="ended the stream with an error: engine died"):
@@ -297,7 +308,7 @@ async def test_stream_error_event_and_status_over_a_callers_http_client() -> Non
     await w.aclose()
 
 
-async def test_a_server_that_does_not_stream_answers_in_one_piece() -> None:
+async def test_a_server_that_does_not_stream_answers_in_one_piece(closing: Closing) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         body = {
             "model": "m",
@@ -307,7 +318,7 @@ async def test_a_server_that_does_not_stream_answers_in_one_piece() -> None:
         return httpx.Response(200, json=body)
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    w = OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client)
+    w = closing(OpenAICompatWorker("local:m", "m", "https://vllm.test/v1", http_client=client))
     deltas, final = await _collect(w, ChatRequest.from_text("6*7?"))
     await w.aclose()
     assert deltas == ["42"]
@@ -320,9 +331,11 @@ async def test_a_server_that_does_not_stream_answers_in_one_piece() -> None:
 
 
 async def test_proxy_passthrough_relays_the_upstreams_tokens(
-    upstream: FakeUpstream, tmp_path: Path
+    upstream: FakeUpstream,
+    tmp_path: Path,
+    closing: Closing,
 ) -> None:
-    local = OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=2.0)
+    local = closing(OpenAICompatWorker("local:qwen", "qwen-ft", upstream.base_url, timeout_s=2.0))
     ledger = SQLiteLedger(tmp_path / "ledger.db")
     app = create_app(
         Router(tiers=[local], ledger=ledger),

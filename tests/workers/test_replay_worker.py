@@ -136,3 +136,12 @@ async def test_replayed_route_is_priced_and_recorded(tmp_path: Path) -> None:
     assert rows[0].cost_usd == Decimal("0.000075")
     assert rows[1].cost_usd == Decimal("0.0016")
     assert result.cost_usd == Decimal("0.001675")
+
+
+async def test_recorded_tool_calls_are_replayed() -> None:
+    from paxis_router.types import FunctionCall, ToolCall
+
+    call = ToolCall(id="c1", function=FunctionCall(name="get_time", arguments='{"zone": "UTC"}'))
+    worker = ReplayWorker("local:w", {"q": Outcome("", tool_calls=(call,))})
+    completion = await worker.complete(ChatRequest.from_text("time?", replay_id="q"), None)
+    assert (completion.tool_calls, completion.finish_reason) == ((call,), "tool_calls")
