@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -55,16 +55,33 @@ from paxis_router.verifiers.well_formed import WellFormedVerifier
 RegexFlagName = Literal["IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII"]
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What building a verifier may need: the policy file's folder (where ``schema_file`` paths
+    start) and the policy's gate and audit log (a ``script`` verifier's sandbox asks the gate
+    before every run and records each run or denial in the log)."""
+
+    base_dir: Path
+    gate: ScriptGate | None = None
+    audit: AuditLog | None = None
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str | None = Field(default=None, description="overrides the verifier's default name")
+
+    def _named(self, default: str) -> str:
+        return self.name or default
 
 
 class NonEmptySpec(_Spec):
     """``{kind: non_empty}``: see NonEmptyVerifier."""
 
     kind: Literal["non_empty"]
+
+    def build(self, ctx: BuildContext) -> Verifier:
+        return NonEmptyVerifier(name=self._named("non_empty"))
 
 
 class RegexSpec(_Spec):
@@ -92,6 +109,17 @@ class RegexSpec(_Spec):
                     ) from exc
         return self
 
+    def build(self, ctx: BuildContext) -> Verifier:
+        flags = re.RegexFlag(0)
+        for flag in self.flags:
+            flags |= re.RegexFlag[flag]
+        return RegexVerifier(
+            must_match=self.must_match,
+            must_not_match=self.must_not_match,
+            flags=flags,
+            name=self._named("regex"),
+        )
+
 
 class JsonSchemaSpec(_Spec):
     """``{kind: json_schema, schema: {...}}`` or ``{kind: json_schema, schema_file: path}``
@@ -109,6 +137,17 @@ class JsonSchemaSpec(_Spec):
             raise ValueError("json_schema needs exactly one of schema (inline) or schema_file")
         return self
 
+    def build(self, ctx: BuildContext) -> Verifier:
+        if self.schema_file is None:
+            assert self.inline_schema is not None
+            return JsonSchemaVerifier(self.inline_schema, name=self._named("json_schema"))
+        path = ctx.base_dir / self.schema_file
+        schema = _load_schema_file(path)
+        try:
+            return JsonSchemaVerifier(schema, name=self._named("json_schema"))
+        except ConfigError as exc:
+            raise ConfigError(str(exc), source=str(path)) from exc
+
 
 class LogprobConfidenceSpec(_Spec):
     """``{kind: logprob_confidence, min_mean_prob: 0.7, min_token_prob: 0.1, missing: fail}``."""
@@ -118,6 +157,14 @@ class LogprobConfidenceSpec(_Spec):
     min_token_prob: float | None = Field(default=None, ge=0.0, le=1.0)
     missing: Literal["fail", "pass"] = "fail"
 
+    def build(self, ctx: BuildContext) -> Verifier:
+        return LogprobConfidenceVerifier(
+            min_mean_prob=self.min_mean_prob,
+            min_token_prob=self.min_token_prob,
+            missing=self.missing,
+            name=self._named("logprob_confidence"),
+        )
+
 
 class PythonSpec(_Spec):
     """``{kind: python, function: "package.module:function", threshold: 0.5}``."""
@@ -125,6 +172,9 @@ class PythonSpec(_Spec):
     kind: Literal["python"]
     function: str = Field(min_length=1)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    def build(self, ctx: BuildContext) -> Verifier:
+        return CallableVerifier(self.function, name=self.name, threshold=self.threshold)
 
 
 class ArithmeticSpec(_Spec):
@@ -137,10 +187,20 @@ class ArithmeticSpec(_Spec):
     rel_tol: float = Field(default=1e-6, ge=0.0, allow_inf_nan=False)
     abs_tol: float = Field(default=1e-9, ge=0.0, allow_inf_nan=False)
 
+    def build(self, ctx: BuildContext) -> Verifier:
+        return ArithmeticVerifier(
+            require_final_answer=self.require_final_answer,
+            require_supported_answer=self.require_supported_answer,
+            rel_tol=self.rel_tol,
+            abs_tol=self.abs_tol,
+            name=self._named("arithmetic"),
+        )
+
 
 class ScriptSpec(_Spec):
     """``{kind: script, skill: skills/invoice, script: scripts/check.py, answer_via: stdin,
-    wall_s: 30, cpu_s: 10}``: the skill's own check script, run in the sandbox."""
+    wall_s: 30, cpu_s: 10}``: the skill's own check script, run in the sandbox under the
+    policy's gate and audit log."""
 
     kind: Literal["script"]
     skill: str = Field(min_length=1)
@@ -149,6 +209,22 @@ class ScriptSpec(_Spec):
     answer_via: Literal["stdin", "file"] = "stdin"
     wall_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     cpu_s: int = Field(default=10, gt=0)
+
+    def build(self, ctx: BuildContext) -> Verifier:
+        from paxis_router.governance.sandbox import Sandbox, SandboxLimits
+        from paxis_router.verifiers.script import ScriptVerifier
+
+        sandbox = Sandbox(
+            SandboxLimits(wall_s=self.wall_s, cpu_s=self.cpu_s), gate=ctx.gate, audit=ctx.audit
+        )
+        return ScriptVerifier(
+            ctx.base_dir / self.skill,  # an absolute skill path replaces base_dir
+            self.script,
+            args=self.args,
+            answer_via=self.answer_via,
+            sandbox=sandbox,
+            name=self.name,
+        )
 
 
 class ToolCallsSpec(_Spec):
@@ -159,12 +235,24 @@ class ToolCallsSpec(_Spec):
     kind: Literal["tool_calls"]
     relevance: str | None = Field(default=None, min_length=1)
 
+    def build(self, ctx: BuildContext) -> Verifier:
+        relevance = None
+        if self.relevance is not None:
+            from paxis_router.verifiers.callable import import_callable
+
+            found = import_callable(self.relevance)
+            relevance = cast("Callable[[ChatRequest], bool | None]", found)
+        return ToolCallVerifier(relevance=relevance, name=self._named("tool_calls"))
+
 
 class WellFormedSpec(_Spec):
     """``{kind: well_formed, require_usage: true}``: see WellFormedVerifier."""
 
     kind: Literal["well_formed"]
     require_usage: bool = True
+
+    def build(self, ctx: BuildContext) -> Verifier:
+        return WellFormedVerifier(require_usage=self.require_usage, name=self._named("well_formed"))
 
 
 class ResponseFormatSpec(_Spec):
@@ -173,12 +261,18 @@ class ResponseFormatSpec(_Spec):
 
     kind: Literal["response_format"]
 
+    def build(self, ctx: BuildContext) -> Verifier:
+        return ResponseFormatVerifier(name=self._named("response_format"))
+
 
 class AllOfSpec(_Spec):
     """``{kind: all_of, verifiers: [...]}``: every inner verifier must pass."""
 
     kind: Literal["all_of"]
     verifiers: tuple[VerifierSpec, ...] = Field(min_length=1)
+
+    def build(self, ctx: BuildContext) -> Verifier:
+        return AllOf(*(s.build(ctx) for s in self.verifiers), name=self._named("all_of"))
 
 
 class AnyOfSpec(_Spec):
@@ -187,12 +281,16 @@ class AnyOfSpec(_Spec):
     kind: Literal["any_of"]
     verifiers: tuple[VerifierSpec, ...] = Field(min_length=1)
 
+    def build(self, ctx: BuildContext) -> Verifier:
+        return AnyOf(*(s.build(ctx) for s in self.verifiers), name=self._named("any_of"))
+
 
 def _shorthand(value: object) -> object:
     """A bare kind name is short for ``{kind: name}``."""
     return {"kind": value} if isinstance(value, str) else value
 
 
+# Every verifier kind: adding one is a spec class with ``kind`` and ``build``, listed here.
 VerifierSpec = Annotated[
     Union[  # noqa: UP007  # a discriminated union needs the Union form
         NonEmptySpec,
@@ -215,28 +313,10 @@ VerifierSpec = Annotated[
 AllOfSpec.model_rebuild()
 AnyOfSpec.model_rebuild()
 
-VERIFIER_KINDS = (
-    "non_empty",
-    "regex",
-    "json_schema",
-    "logprob_confidence",
-    "python",
-    "arithmetic",
-    "script",
-    "tool_calls",
-    "well_formed",
-    "response_format",
-    "all_of",
-    "any_of",
+VERIFIER_SPECS: tuple[type[_Spec], ...] = get_args(get_args(VerifierSpec)[0])
+VERIFIER_KINDS: tuple[str, ...] = tuple(
+    kind for spec in VERIFIER_SPECS for kind in get_args(spec.model_fields["kind"].annotation)
 )
-
-
-@dataclass(frozen=True)
-class _Governance:
-    """The policy's gate and audit log, for the verifiers that act (``script`` runs one)."""
-
-    gate: ScriptGate | None = None
-    audit: AuditLog | None = None
 
 
 def build_verifier(
@@ -259,45 +339,7 @@ def build_verifier(
         >>> build_verifier(ArithmeticSpec(kind="arithmetic"), Path(".")).name
         'arithmetic'
     """
-    governed = _GOVERNED.get(spec.kind)
-    if governed is not None:
-        return governed(spec, base_dir, _Governance(gate, audit))
-    return _FACTORIES[spec.kind](spec, base_dir)
-
-
-def _named(spec: _Spec, default: str) -> str:
-    return spec.name or default
-
-
-def _non_empty(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, NonEmptySpec)
-    return NonEmptyVerifier(name=_named(spec, "non_empty"))
-
-
-def _regex(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, RegexSpec)
-    flags = re.RegexFlag(0)
-    for flag in spec.flags:
-        flags |= re.RegexFlag[flag]
-    return RegexVerifier(
-        must_match=spec.must_match,
-        must_not_match=spec.must_not_match,
-        flags=flags,
-        name=_named(spec, "regex"),
-    )
-
-
-def _json_schema(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, JsonSchemaSpec)
-    if spec.schema_file is None:
-        assert spec.inline_schema is not None
-        return JsonSchemaVerifier(spec.inline_schema, name=_named(spec, "json_schema"))
-    path = base_dir / spec.schema_file
-    schema = _load_schema_file(path)
-    try:
-        return JsonSchemaVerifier(schema, name=_named(spec, "json_schema"))
-    except ConfigError as exc:
-        raise ConfigError(str(exc), source=str(path)) from exc
+    return spec.build(BuildContext(base_dir, gate, audit))
 
 
 def _load_schema_file(path: Path) -> dict[str, Any]:  # Any: free-form JSON Schema
@@ -320,112 +362,3 @@ def _load_schema_file(path: Path) -> dict[str, Any]:  # Any: free-form JSON Sche
             f"a JSON Schema is an object, got {type(data).__name__}", source=str(path)
         )
     return data
-
-
-def _logprob(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, LogprobConfidenceSpec)
-    return LogprobConfidenceVerifier(
-        min_mean_prob=spec.min_mean_prob,
-        min_token_prob=spec.min_token_prob,
-        missing=spec.missing,
-        name=_named(spec, "logprob_confidence"),
-    )
-
-
-def _python(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, PythonSpec)
-    return CallableVerifier(spec.function, name=spec.name, threshold=spec.threshold)
-
-
-def _arithmetic(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, ArithmeticSpec)
-    return ArithmeticVerifier(
-        require_final_answer=spec.require_final_answer,
-        require_supported_answer=spec.require_supported_answer,
-        rel_tol=spec.rel_tol,
-        abs_tol=spec.abs_tol,
-        name=_named(spec, "arithmetic"),
-    )
-
-
-def _script(
-    spec: Any, base_dir: Path, governance: _Governance
-) -> Verifier:  # Any: narrowed by kind
-    assert isinstance(spec, ScriptSpec)
-    from paxis_router.governance.sandbox import Sandbox, SandboxLimits
-    from paxis_router.verifiers.script import ScriptVerifier
-
-    skill_dir = base_dir / spec.skill  # an absolute spec.skill replaces base_dir
-    return ScriptVerifier(
-        skill_dir,
-        spec.script,
-        args=spec.args,
-        answer_via=spec.answer_via,
-        sandbox=Sandbox(
-            SandboxLimits(wall_s=spec.wall_s, cpu_s=spec.cpu_s),
-            gate=governance.gate,
-            audit=governance.audit,
-        ),
-        name=spec.name,
-    )
-
-
-def _tool_calls(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, ToolCallsSpec)
-    relevance = None
-    if spec.relevance is not None:
-        from paxis_router.verifiers.callable import import_callable
-
-        relevance = cast("Callable[[ChatRequest], bool | None]", import_callable(spec.relevance))
-    return ToolCallVerifier(relevance=relevance, name=_named(spec, "tool_calls"))
-
-
-def _well_formed(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, WellFormedSpec)
-    return WellFormedVerifier(require_usage=spec.require_usage, name=_named(spec, "well_formed"))
-
-
-def _response_format(spec: Any, base_dir: Path) -> Verifier:  # Any: narrowed by the kind dispatch
-    assert isinstance(spec, ResponseFormatSpec)
-    return ResponseFormatVerifier(name=_named(spec, "response_format"))
-
-
-def _all_of(
-    spec: Any, base_dir: Path, governance: _Governance
-) -> Verifier:  # Any: narrowed by kind
-    assert isinstance(spec, AllOfSpec)
-    inner = [
-        build_verifier(s, base_dir, gate=governance.gate, audit=governance.audit)
-        for s in spec.verifiers
-    ]
-    return AllOf(*inner, name=_named(spec, "all_of"))
-
-
-def _any_of(
-    spec: Any, base_dir: Path, governance: _Governance
-) -> Verifier:  # Any: narrowed by kind
-    assert isinstance(spec, AnyOfSpec)
-    inner = [
-        build_verifier(s, base_dir, gate=governance.gate, audit=governance.audit)
-        for s in spec.verifiers
-    ]
-    return AnyOf(*inner, name=_named(spec, "any_of"))
-
-
-_FACTORIES: dict[str, Callable[[Any, Path], Verifier]] = {
-    "non_empty": _non_empty,
-    "regex": _regex,
-    "json_schema": _json_schema,
-    "logprob_confidence": _logprob,
-    "python": _python,
-    "arithmetic": _arithmetic,
-    "tool_calls": _tool_calls,
-    "well_formed": _well_formed,
-    "response_format": _response_format,
-}
-# The kinds that run something (or hold verifiers that may): they get the policy's gate and log.
-_GOVERNED: dict[str, Callable[[Any, Path, _Governance], Verifier]] = {
-    "script": _script,
-    "all_of": _all_of,
-    "any_of": _any_of,
-}

@@ -16,11 +16,20 @@ from paxis_router.errors import ConfigError
 from paxis_router.governance.audit import AuditLog
 from paxis_router.governance.gate import Gate, parse_gate_policy
 from paxis_router.governance.sandbox import Sandbox, SandboxLimits
+from paxis_router.policy.predicates import EscalationPolicy, tiers_exhausted, verdict_failed
 from paxis_router.pricing import TokenPrice
 from paxis_router.router import Router
 from paxis_router.skills.library import SkillLibrary
 from paxis_router.testing import FakeVerifier, FakeWorker, FunctionWorker
-from paxis_router.types import CallRecord, ChatRequest, Completion, FunctionCall, ToolCall, Usage
+from paxis_router.types import (
+    CallRecord,
+    ChatRequest,
+    Completion,
+    Decision,
+    FunctionCall,
+    ToolCall,
+    Usage,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHEAP = TokenPrice.per_million("0.10", "0.10")
@@ -113,13 +122,30 @@ async def test_a_tool_loop_ends_with_the_answer_and_every_step_is_in_the_ledger(
 async def test_a_bad_call_comes_back_to_the_model_as_the_tools_output(
     step: Completion, expected: str
 ) -> None:
+    # A one-tier ladder that serves its best answer when its checks fail: the tool call runs
+    # anyway and whatever went wrong is the model's next message, so it can correct itself.
     model = FakeWorker([step, "sorry"], name="local:w")
-    result = await Agent(Router(tiers=[model]), tools=[get_weather]).run("weather?")
+    best = EscalationPolicy(verdict_failed(), tiers_exhausted(), on_exhausted="return_best")
+    result = await Agent(Router(tiers=[model], policy=best), tools=[get_weather]).run("weather?")
     (run,) = result.tool_runs
     assert not run.ok
     assert expected in run.output
     assert model.calls[1].messages[-1].content == run.output
     assert result.answer == "sorry"
+
+
+async def test_a_call_the_tool_check_rejects_escalates_to_a_tier_that_calls_right() -> None:
+    sink = Sink()
+    worker = FakeWorker(
+        [call("get_wether", {"city": "Paris"}), "12C in Paris."], name="local:w", price=CHEAP
+    )
+    frontier = FakeWorker([call("get_weather", {"city": "Paris"})], name="frontier:f", price=TOP)
+    agent = Agent(Router(tiers=[worker, frontier], ledger=sink), tools=[get_weather])
+    result = await agent.run("Weather in Paris?")
+    assert (result.answer, [s.escalated for s in result.steps]) == ("12C in Paris.", [True, False])
+    first = sink.rows[0]
+    assert (first.tier, first.decision, first.passed) == ("local:w", Decision.ESCALATE, False)
+    assert "get_wether" in first.reason and "not among the offered tools" in first.reason
 
 
 async def test_a_step_whose_check_fails_escalates_and_only_that_step_pays_the_frontier() -> None:
