@@ -55,7 +55,7 @@ from paxis_router.workers.replay import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["Example", "load_examples", "models_of", "quality"]
+__all__ = ["Example", "holdout_split", "load_examples", "models_of", "quality"]
 
 _ANSWER = re.compile(
     r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.S
@@ -98,6 +98,47 @@ def models_of(examples: Sequence[Example]) -> list[str]:
     for example in examples[1:]:
         common &= set(example.outcomes)
     return [m for m in examples[0].outcomes if m in common]
+
+
+def holdout_split(
+    examples: Sequence[Example], fraction: float, *, by_group: bool = False, seed: int = 0
+) -> tuple[list[Example], list[Example]]:
+    """(fit, held out): ``fraction`` of the rows held out at random (seeded), or with
+    ``by_group`` ``fraction`` of the groups (MMLU subjects) held out whole. Rows with the same
+    prompt stay on one side (a question in both halves would make the held-out half partly
+    in-sample: MMLU repeats 92 questions). Both keep file order.
+
+    Example:
+        >>> rows = [Example(str(i), f"q{i}", {}, "ab"[i % 2]) for i in range(10)]
+        >>> fit, held = holdout_split(rows, 0.5, by_group=True)
+        >>> len(fit), len(held), {e.group for e in held} & {e.group for e in fit}
+        (5, 5, set())
+    """
+    import random
+
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"the held-out share must be between 0 and 1, got {fraction}")
+    rng = random.Random(seed)
+    if by_group:
+        groups = sorted({e.group for e in examples})
+        if len(groups) < 2:
+            raise ConfigError("holding out whole groups needs at least 2 groups")
+        rng.shuffle(groups)
+        count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+        held_groups = set(groups[:count])
+        held = {i for i, e in enumerate(examples) if e.group in held_groups}
+    else:
+        from paxis_router.calibration.fingerprint import row_key
+
+        keys = [row_key(e.prompt) for e in examples]
+        unique = list(dict.fromkeys(keys))
+        if len(unique) < 2:
+            raise ConfigError("holding out rows needs at least 2 distinct prompts")
+        count = min(len(unique) - 1, max(1, round(fraction * len(unique))))
+        held_keys = set(rng.sample(unique, count))
+        held = {i for i, key in enumerate(keys) if key in held_keys}
+    fit = [e for i, e in enumerate(examples) if i not in held]
+    return fit, [e for i, e in enumerate(examples) if i in held]
 
 
 def load_examples(paths: Iterable[str | Path]) -> list[Example]:
