@@ -36,6 +36,7 @@ from paxis_router.cli._output import emit, emit_json
 if TYPE_CHECKING:
     import argparse
 
+    from paxis_router.calibration.datasets import Example
     from paxis_router.calibration.thresholds import Calibration
 
 _WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if not examples or model not in examples[0].outcomes:
             have = sorted(examples[0].outcomes) if examples else []
             raise ConfigError(f"no outcomes for model {model!r} in the data; models: {have}")
-    held_out = []
+    held_out: list[Example] = []
     if args.holdout is not None:
         examples, held_out = holdout_split(
             examples, args.holdout, by_group=args.group_folds, seed=args.seed

@@ -135,6 +135,7 @@ def policy_document(
 
 def write_policy(path: Path, document: dict[str, Any], calibration: Calibration) -> None:  # Any
     """Write the policy YAML with a header that records the chosen point and the targets met."""
+    from paxis_router.calibration.knn import FORMAT as KNN_FORMAT
     from paxis_router.calibration.knn import KnnScorer
 
     s = calibration.summary()
@@ -147,7 +148,7 @@ def write_policy(path: Path, document: dict[str, Any], calibration: Calibration)
     if isinstance(calibration.scorer, KnnScorer):
         mixed = " mixed 50/50 with the learned scorer" if calibration.scorer.learned else ""
         scorer_line = [
-            "# The scorer file is an embedding-neighbour scorer (paxis-knn-scorer/1: JSON + .npz "
+            f"# The scorer file is an embedding-neighbour scorer ({KNN_FORMAT}: JSON + .npz "
             f"beside it){mixed}; see paxis_router.calibration.thresholds.",
         ]
     usd = "unknown" if p.usd_per_1k is None else f"${p.usd_per_1k}"

@@ -21,7 +21,7 @@ DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "routellm"
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("scorer_args", "scorer_format"),
-    [([], "paxis-scorer/1"), (["--scorer", "mix", "--encoder", "hashed"], "paxis-knn-scorer/1")],
+    [([], "paxis-scorer/1"), (["--scorer", "mix", "--encoder", "hashed"], "paxis-knn-scorer/2")],
 )
 def test_policy_fitted_for_95_percent_lands_within_2_points_on_held_out_mmlu(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], scorer_args: list[str], scorer_format: str
