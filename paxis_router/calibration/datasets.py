@@ -104,9 +104,11 @@ def holdout_split(
     examples: Sequence[Example], fraction: float, *, by_group: bool = False, seed: int = 0
 ) -> tuple[list[Example], list[Example]]:
     """(fit, held out): ``fraction`` of the rows held out at random (seeded), or with
-    ``by_group`` ``fraction`` of the groups (MMLU subjects) held out whole. Rows with the same
-    prompt stay on one side (a question in both halves would make the held-out half partly
-    in-sample: MMLU repeats 92 questions). Both keep file order.
+    ``by_group`` ``fraction`` of the groups (MMLU subjects) held out whole. A prompt is never
+    on both sides (it would make the held-out side partly in-sample: MMLU repeats 92
+    questions, some in two subjects): at random, rows with the same prompt go together; by
+    group, a held-out group's row whose prompt is also in a fitted group is left out of the
+    held-out side (it is fitted on there). Both keep file order.
 
     Example:
         >>> rows = [Example(str(i), f"q{i}", {}, "ab"[i % 2]) for i in range(10)]
@@ -116,9 +118,12 @@ def holdout_split(
     """
     import random
 
+    from paxis_router.calibration.fingerprint import row_key
+
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"the held-out share must be between 0 and 1, got {fraction}")
     rng = random.Random(seed)
+    keys = [row_key(e.prompt) for e in examples]
     if by_group:
         groups = sorted({e.group for e in examples})
         if len(groups) < 2:
@@ -126,19 +131,21 @@ def holdout_split(
         rng.shuffle(groups)
         count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
         held_groups = set(groups[:count])
-        held = {i for i, e in enumerate(examples) if e.group in held_groups}
-    else:
-        from paxis_router.calibration.fingerprint import row_key
-
-        keys = [row_key(e.prompt) for e in examples]
-        unique = list(dict.fromkeys(keys))
-        if len(unique) < 2:
-            raise ConfigError("holding out rows needs at least 2 distinct prompts")
-        count = min(len(unique) - 1, max(1, round(fraction * len(unique))))
-        held_keys = set(rng.sample(unique, count))
-        held = {i for i, key in enumerate(keys) if key in held_keys}
-    fit = [e for i, e in enumerate(examples) if i not in held]
-    return fit, [e for i, e in enumerate(examples) if i in held]
+        fitted_keys = {k for k, e in zip(keys, examples, strict=True) if e.group not in held_groups}
+        fit = [e for e in examples if e.group not in held_groups]
+        held_out = [
+            e
+            for k, e in zip(keys, examples, strict=True)
+            if e.group in held_groups and k not in fitted_keys
+        ]
+        return fit, held_out
+    unique = list(dict.fromkeys(keys))
+    if len(unique) < 2:
+        raise ConfigError("holding out rows needs at least 2 distinct prompts")
+    count = min(len(unique) - 1, max(1, round(fraction * len(unique))))
+    held_keys = set(rng.sample(unique, count))
+    fit = [e for k, e in zip(keys, examples, strict=True) if k not in held_keys]
+    return fit, [e for k, e in zip(keys, examples, strict=True) if k in held_keys]
 
 
 def load_examples(paths: Iterable[str | Path]) -> list[Example]:

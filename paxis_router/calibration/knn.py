@@ -10,7 +10,7 @@ weighted mean of both (``weights``; 0.5 / 0.5 as ``paxis calibrate --scorer mix`
 Storage: JSON metadata (format, encoder, k, temperature, weights, the learned part inline, the
 search mode) and an ``.npz`` beside it (``data``, relative to the JSON file) holding the
 embeddings (float16), values (float32) and, for dense embeddings, the search's projection basis
-(float32, d x 64); it is read with ``allow_pickle=False``. An MMLU-sized scorer (11k queries x
+(float32, d x 96); it is read with ``allow_pickle=False``. An MMLU-sized scorer (11k queries x
 384 dimensions) is about 7.8 MB. Version 1 files (no search section) still load: their search
 is fitted when they are read.
 

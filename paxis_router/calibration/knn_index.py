@@ -5,17 +5,25 @@ pool. A brute-force GEMV reads all ``n x d`` float32 values (15 MB at 10k x 384,
 1024), which is memory-bound and, on a busy machine, several milliseconds. Three modes, picked by
 :meth:`NeighbourIndex.build` from the data:
 
-- ``exact``: one float32 GEMV over the C-contiguous rows (small pools, below ``MIN_INDEXED``).
+- ``exact``: one float32 product over the C-contiguous rows (small dense pools, below
+  ``MIN_INDEXED`` rows).
 - ``sparse``: rows with few non-zero coordinates (the ``hashed`` encoder: ~10 % of 1,024 buckets
   set): the pool is kept transposed (d x n), and a query reads only the rows of its own non-zero
   buckets. Exact.
 - ``projected``: dense rows (MiniLM): the rows are also kept projected on their top ``r``
   principal directions (uncentred PCA, ``basis``: d x r, fitted when the scorer is calibrated and
   stored in its ``.npz``); a query ranks every row by the projected dot product (n x r, about a
-  sixth of the data), keeps the best ``shortlist`` and re-scores those exactly on the full rows.
+  quarter of the data), keeps the best ``shortlist`` and re-scores those exactly on the full rows.
   The returned similarities are exact; the neighbour set equals brute force's whenever the true
   ``k`` nearest are in the shortlist, which calibration checks on held-out queries
   (:func:`choose_shortlist`) before it picks the shortlist size.
+
+One query's products run in numpy's own single-threaded loops (``einsum``), not BLAS:
+OpenBLAS runs every matrix-vector product over 9,216 values on all its threads, and on a
+machine whose cores are busy the calling thread then waits for a core — in
+``benchmarks/knn_bench.py`` on a loaded 2-core machine a 10,000 x 96 product took 3.3 ms of CPU
+through BLAS and 0.33 ms through ``einsum``. Batches (:meth:`NeighbourIndex.search_many`) are
+matrix-matrix products, where BLAS threads pay off, and use it.
 
 Example:
     >>> rng = np.random.default_rng(0)
@@ -42,6 +50,7 @@ __all__ = [
     "MIN_INDEXED",
     "NeighbourIndex",
     "choose_shortlist",
+    "dot_rows",
     "principal_basis",
     "top_k",
 ]
@@ -49,9 +58,21 @@ __all__ = [
 Mode = Literal["exact", "sparse", "projected"]
 MIN_INDEXED = 2048  # below this many rows one GEMV is already well under a millisecond
 SPARSE_DENSITY = 0.25  # at most this share of non-zero coordinates: the sparse mode
-DEFAULT_DIMS = 64  # projected dimensions (MiniLM: 384 -> 64)
+DEFAULT_DIMS = 96  # projected dimensions (MiniLM: 384 -> 96)
 SHORTLISTS = (200, 400, 800, 1600)  # tried in order by choose_shortlist
 _PCA_SAMPLE = 4096
+_SPARSE_GROUP = 32
+
+
+def dot_rows(matrix: NDArray[np.float32], vector: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``matrix @ vector`` on one thread, whatever BLAS is configured to do.
+
+    Example:
+        >>> dot_rows(np.eye(2, dtype=np.float32), np.array([3.0, 4.0], np.float32)).tolist()
+        [3.0, 4.0]
+    """
+    out: NDArray[np.float32] = np.einsum("ij,j->i", matrix, vector)
+    return out
 
 
 def top_k(sims: NDArray[np.float32], k: int) -> NDArray[np.intp]:
@@ -119,10 +140,10 @@ class NeighbourIndex:
         rows = np.ascontiguousarray(embeddings, dtype=np.float32)
         n = len(rows)
         if mode is None:
-            if n < MIN_INDEXED:
-                mode = "exact"
-            elif _density(rows) <= SPARSE_DENSITY:
+            if _density(rows) <= SPARSE_DENSITY:
                 mode = "sparse"
+            elif n < MIN_INDEXED:
+                mode = "exact"
             else:
                 mode = "projected"
         if mode == "exact":
@@ -149,21 +170,31 @@ class NeighbourIndex:
         q = np.asarray(query, dtype=np.float32)
         if self.mode == "sparse":
             assert self.columns is not None
-            nz = np.flatnonzero(q)
-            sims = q[nz] @ self.columns[nz] if len(nz) else np.zeros(self.n, np.float32)
+            sims = self._sparse_sims(q)
             near = top_k(sims, k)
             return near, sims[near]
         assert self.rows is not None
         if self.mode == "exact" or self.shortlist >= self.n:
-            sims = self.rows @ q
+            sims = dot_rows(self.rows, q)
             near = top_k(sims, k)
             return near, sims[near]
         assert self.basis is not None and self.projected is not None
-        approx = self.projected @ (q @ self.basis)
+        approx = dot_rows(self.projected, dot_rows(self.basis.T, q))
         candidates = top_k(approx, max(k, self.shortlist))
-        sims = self.rows[candidates] @ q
+        sims = dot_rows(self.rows[candidates], q)
         best = top_k(sims, k)
         return candidates[best], sims[best]
+
+    def _sparse_sims(self, q: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``columns.T @ q`` reading only the query's non-zero rows, 32 at a time (each group
+        is gathered and summed while it is still in cache)."""
+        assert self.columns is not None
+        nz = np.flatnonzero(q)
+        sims = np.zeros(self.n, dtype=np.float32)
+        for lo in range(0, len(nz), _SPARSE_GROUP):
+            group = nz[lo : lo + _SPARSE_GROUP]
+            sims += np.einsum("j,ji->i", q[group], self.columns[group])
+        return sims
 
     def search_many(
         self,

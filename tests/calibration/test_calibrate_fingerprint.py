@@ -125,10 +125,16 @@ def test_a_random_holdout_keeps_repeated_prompts_on_one_side() -> None:
     assert [e.id for e in fit] == sorted((e.id for e in fit), key=lambda x: int(x[1:]))
 
 
-def test_a_group_holdout_holds_out_whole_groups() -> None:
-    fit, held = holdout_split(_examples(40), 0.4, by_group=True, seed=0)
-    assert len({e.group for e in held}) == 2
+def test_a_group_holdout_holds_out_whole_groups_and_no_fitted_question() -> None:
+    rows = [Example(f"q{i}", f"prompt {i}", {}, f"g{i % 5}") for i in range(40)]
+    fit, held = holdout_split(rows, 0.4, by_group=True, seed=0)
+    assert len({e.group for e in held}) == 2 and len(held) == 16
     assert not {e.group for e in fit} & {e.group for e in held}
+    # The same question filed under two subjects: fitted under one, so not held out under the
+    # other (MMLU files 78 such rows in a half of its subjects).
+    twin = Example("twin", fit[0].prompt, {}, held[0].group)
+    fit2, held2 = holdout_split([*rows, twin], 0.4, by_group=True, seed=0)
+    assert twin not in held2 and twin not in fit2 and len(held2) == 16
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0, -0.5])

@@ -102,7 +102,7 @@ def test_the_search_finds_the_brute_force_neighbours_and_scores(
 
 def test_a_useless_projection_falls_back_to_brute_force() -> None:
     rng = np.random.default_rng(0)
-    pool = _unit(rng.standard_normal((2500, 256)))  # isotropic: 64 directions explain a quarter
+    pool = _unit(rng.standard_normal((2500, 384)))  # isotropic: 96 directions explain a quarter
     assert choose_shortlist(pool, principal_basis(pool), K) == len(pool)
     index = fit_index(pool, K)
     assert (index.mode, index.basis) == ("exact", None)
@@ -119,9 +119,9 @@ def test_the_file_stores_the_search_and_loads_it_back(
     meta = json.loads(path.read_text())
     assert meta["format"] == "paxis-knn-scorer/2"
     index = scorer.search_index()
-    assert meta["search"] == {"mode": "projected", "dims": 64, "shortlist": index.shortlist}
+    assert meta["search"] == {"mode": "projected", "dims": 96, "shortlist": index.shortlist}
     with np.load(tmp_path / "s.scorer.npz", allow_pickle=False) as arrays:
-        assert arrays["basis"].shape == (128, 64)
+        assert arrays["basis"].shape == (128, 96)
     loaded = load_scorer(str(path))
     assert isinstance(loaded, KnnScorer)
     got = loaded.search_index()
