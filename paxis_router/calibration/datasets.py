@@ -55,7 +55,7 @@ from paxis_router.workers.replay import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["Example", "load_examples", "models_of", "quality"]
+__all__ = ["Example", "holdout_split", "load_examples", "models_of", "quality"]
 
 _ANSWER = re.compile(
     r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.S
@@ -98,6 +98,54 @@ def models_of(examples: Sequence[Example]) -> list[str]:
     for example in examples[1:]:
         common &= set(example.outcomes)
     return [m for m in examples[0].outcomes if m in common]
+
+
+def holdout_split(
+    examples: Sequence[Example], fraction: float, *, by_group: bool = False, seed: int = 0
+) -> tuple[list[Example], list[Example]]:
+    """(fit, held out): ``fraction`` of the rows held out at random (seeded), or with
+    ``by_group`` ``fraction`` of the groups (MMLU subjects) held out whole. A prompt is never
+    on both sides (it would make the held-out side partly in-sample: MMLU repeats 92
+    questions, some in two subjects): at random, rows with the same prompt go together; by
+    group, a held-out group's row whose prompt is also in a fitted group is left out of the
+    held-out side (it is fitted on there). Both keep file order.
+
+    Example:
+        >>> rows = [Example(str(i), f"q{i}", {}, "ab"[i % 2]) for i in range(10)]
+        >>> fit, held = holdout_split(rows, 0.5, by_group=True)
+        >>> len(fit), len(held), {e.group for e in held} & {e.group for e in fit}
+        (5, 5, set())
+    """
+    import random
+
+    from paxis_router.calibration.fingerprint import row_key
+
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"the held-out share must be between 0 and 1, got {fraction}")
+    rng = random.Random(seed)
+    keys = [row_key(e.prompt) for e in examples]
+    if by_group:
+        groups = sorted({e.group for e in examples})
+        if len(groups) < 2:
+            raise ConfigError("holding out whole groups needs at least 2 groups")
+        rng.shuffle(groups)
+        count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+        held_groups = set(groups[:count])
+        fitted_keys = {k for k, e in zip(keys, examples, strict=True) if e.group not in held_groups}
+        fit = [e for e in examples if e.group not in held_groups]
+        held_out = [
+            e
+            for k, e in zip(keys, examples, strict=True)
+            if e.group in held_groups and k not in fitted_keys
+        ]
+        return fit, held_out
+    unique = list(dict.fromkeys(keys))
+    if len(unique) < 2:
+        raise ConfigError("holding out rows needs at least 2 distinct prompts")
+    count = min(len(unique) - 1, max(1, round(fraction * len(unique))))
+    held_keys = set(rng.sample(unique, count))
+    fit = [e for k, e in zip(keys, examples, strict=True) if k not in held_keys]
+    return fit, [e for k, e in zip(keys, examples, strict=True) if k in held_keys]
 
 
 def load_examples(paths: Iterable[str | Path]) -> list[Example]:

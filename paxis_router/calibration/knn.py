@@ -1,4 +1,4 @@
-"""The embedding-neighbour escalation scorer (``paxis-knn-scorer/1``), optionally mixed.
+"""The embedding-neighbour escalation scorer (``paxis-knn-scorer/2``), optionally mixed.
 
 The score of a request is the similarity-weighted mean, over the ``k`` stored training queries
 most similar to its query (cosine of L2-normalised embeddings, weights ``exp(temperature *
@@ -7,10 +7,17 @@ the top tier's, in 0..1). Low scores are escalated first, as with the learned sc
 ``learned`` part (a :class:`~paxis_router.calibration.scorer.LearnedScorer`) the score is the
 weighted mean of both (``weights``; 0.5 / 0.5 as ``paxis calibrate --scorer mix`` writes it).
 
-Storage: JSON metadata (format, encoder, k, temperature, weights, the learned part inline) and
-an ``.npz`` beside it (``data``, relative to the JSON file) holding the embeddings (float16)
-and values (float32); it is read with ``allow_pickle=False``. An MMLU-sized scorer (11k queries
-x 384 dimensions) is about 7.7 MB.
+Storage: JSON metadata (format, encoder, k, temperature, weights, the learned part inline, the
+search mode) and an ``.npz`` beside it (``data``, relative to the JSON file) holding the
+embeddings (float16), values (float32) and, for dense embeddings, the search's projection basis
+(float32, d x 96); it is read with ``allow_pickle=False``. An MMLU-sized scorer (11k queries x
+384 dimensions) is about 7.8 MB. Version 1 files (no search section) still load: their search
+is fitted when they are read.
+
+Per request the scorer searches one query against the stored pool
+(:class:`~paxis_router.calibration.knn_index.NeighbourIndex`: exact for sparse and small pools,
+a PCA-projected shortlist re-scored exactly for dense ones) and remembers the kNN part of the
+last ``cache_size`` prompts, so a repeated prompt is neither embedded nor searched again.
 
 Encoders, by name: ``minilm`` (all-MiniLM-L6-v2 from the ``[embed]`` extra, loaded on first
 use) and ``hashed`` (L2-normalised hashed unigram + bigram counts, numpy only: no model, a
@@ -31,12 +38,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paxis_router.calibration.knn_index import NeighbourIndex, choose_shortlist
 from paxis_router.calibration.scorer import LearnedScorer, hashed_counts
 from paxis_router.errors import ConfigError
 
@@ -47,8 +57,10 @@ if TYPE_CHECKING:
 
     from paxis_router.types import Verdict
 
-FORMAT = "paxis-knn-scorer/1"
+FORMAT = "paxis-knn-scorer/2"
+FORMAT_V1 = "paxis-knn-scorer/1"  # read, never written: no search section
 DEFAULT_NEIGHBOURS = 50
+DEFAULT_CACHE_SIZE = 4096
 DEFAULT_TEMPERATURE = 10.0
 HASHED_DIMS = 1024
 _CHUNK = 1024
@@ -153,6 +165,71 @@ def neighbour_values(
     return out
 
 
+def weighted_value(
+    sims: NDArray[np.floating[Any]],  # Any: any float width
+    values: NDArray[np.float64],
+    temperature: float,
+) -> float:
+    """The ``exp(temperature * cosine)``-weighted mean of ``values`` (one query's neighbours).
+
+    Example:
+        >>> round(weighted_value(np.array([1.0, 1.0]), np.array([0.2, 0.4]), 10.0), 6)
+        0.3
+    """
+    near = np.asarray(sims, dtype=np.float64)
+    weight = np.exp(temperature * (near - near.max()))
+    return float((weight * values).sum() / weight.sum())
+
+
+def fit_index(
+    embeddings: NDArray[np.floating[Any]],  # Any: any float width
+    k: int,
+    *,
+    seed: int = 0,
+) -> NeighbourIndex:
+    """The search a scorer over ``embeddings`` uses per request (see ``knn_index``): the mode
+    for the data and, for dense pools, a PCA basis and the shortlist size that finds 99.9 % of
+    held-out rows' ``k`` true neighbours."""
+    probe = NeighbourIndex.build(embeddings)
+    if probe.mode != "projected":
+        return probe
+    assert probe.rows is not None and probe.basis is not None
+    shortlist = choose_shortlist(probe.rows, probe.basis, k, seed=seed)
+    if shortlist >= probe.n:
+        return NeighbourIndex.build(probe.rows, mode="exact")
+    return NeighbourIndex.build(probe.rows, basis=probe.basis, shortlist=shortlist)
+
+
+class _PromptCache:
+    """A thread-safe LRU map prompt -> kNN value, ``size`` entries (0: off)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._data: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, prompt: str) -> float | None:
+        with self._lock:
+            value = self._data.get(prompt)
+            if value is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._data.move_to_end(prompt)
+            return value
+
+    def put(self, prompt: str, value: float) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[prompt] = value
+            self._data.move_to_end(prompt)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
 @dataclass
 class KnnScorer:
     """An embedding-neighbour escalation scorer; higher scores mean "keep the worker's answer".
@@ -164,6 +241,8 @@ class KnnScorer:
         encoder: the registered encoder's name (stored in the file).
         learned: an optional LearnedScorer mixed in; ``weights`` = (knn, learned).
         encode: the encoder callable (default: looked up by ``encoder`` on first use).
+        index: the per-request search (:func:`fit_index`; default: built on first use).
+        cache_size: prompts whose kNN part is remembered (0: none).
     """
 
     embeddings: NDArray[np.floating[Any]]  # Any: float16 on disk, float32 in memory
@@ -175,18 +254,66 @@ class KnnScorer:
     weights: tuple[float, float] = (1.0, 0.0)
     encode: Encoder | None = field(default=None, repr=False)
     source: str = "<scorer>"
+    index: NeighbourIndex | None = field(default=None, repr=False)
+    cache_size: int = DEFAULT_CACHE_SIZE
+    _cache: _PromptCache = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._cache = _PromptCache(self.cache_size)
 
     def _encoder(self) -> Encoder:
         if self.encode is None:
             self.encode = encoder_by_name(self.encoder, source=self.source)
         return self.encode
 
+    def search_index(self) -> NeighbourIndex:
+        """The per-request search over the stored embeddings (fitted on first use if none)."""
+        if self.index is None:
+            self.index = fit_index(self.embeddings, self.k)
+        return self.index
+
+    @property
+    def cache_hits(self) -> int:
+        """Prompts whose kNN part came from the cache (neither embedded nor searched)."""
+        return self._cache.hits
+
+    def neighbour_score(self, prompt: str) -> float:
+        """The kNN part for one prompt: the Router's per-request path (cached per prompt)."""
+        cached = self._cache.get(prompt)
+        if cached is not None:
+            return cached
+        vector = np.asarray(self._encoder()([prompt]), dtype=np.float32)[0]
+        near, sims = self.search_index().search(vector, self.k)
+        value = weighted_value(sims, self.values[near], self.temperature)
+        self._cache.put(prompt, value)
+        return value
+
     def neighbour_scores(self, prompts: Sequence[str]) -> NDArray[np.float64]:
-        """The kNN part for each prompt (one batched encode)."""
-        vectors = np.asarray(self._encoder()(list(prompts)), dtype=np.float32)
-        return neighbour_values(
-            vectors, self.embeddings, self.values, k=self.k, temperature=self.temperature
-        )
+        """The kNN part for each prompt (one batched encode of the prompts not cached)."""
+        out = np.empty(len(prompts))
+        missing: dict[str, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            cached = self._cache.get(prompt)
+            if cached is None:
+                missing.setdefault(prompt, []).append(i)
+            else:
+                out[i] = cached
+        if missing:
+            texts = list(missing)
+            vectors = np.asarray(self._encoder()(texts), dtype=np.float32)
+            found = self.search_index().search_many(vectors, self.k)
+            for text, (near, sims) in zip(texts, found, strict=True):
+                value = weighted_value(sims, self.values[near], self.temperature)
+                self._cache.put(text, value)
+                out[missing[text]] = value
+        return out
+
+    def _mixed(self, knn: float, prompt: str, response: str, verdicts: Sequence[Verdict]) -> float:
+        if self.learned is None or self.weights[1] == 0:
+            return knn
+        w_knn, w_learned = self.weights
+        learned = self.learned.score(prompt, response, verdicts)
+        return (w_knn * knn + w_learned * learned) / (w_knn + w_learned)
 
     def score_many(
         self,
@@ -196,18 +323,15 @@ class KnnScorer:
     ) -> list[float]:
         """:meth:`score` for many requests, encoding the prompts in one batch."""
         knn = self.neighbour_scores(prompts)
-        if self.learned is None or self.weights[1] == 0:
-            return [float(v) for v in knn]
         per_row = verdicts if verdicts is not None else [()] * len(prompts)
-        w_knn, w_learned = self.weights
         return [
-            (w_knn * float(v) + w_learned * self.learned.score(p, r, vs)) / (w_knn + w_learned)
+            self._mixed(float(v), p, r, vs)
             for v, p, r, vs in zip(knn, prompts, responses, per_row, strict=True)
         ]
 
     def score(self, prompt: str, response: str, verdicts: Sequence[Verdict] = ()) -> float:
         """The kNN estimate of ``P(weak good) - P(strong good)`` (mixed with ``learned``)."""
-        return self.score_many([prompt], [response], [verdicts])[0]
+        return self._mixed(self.neighbour_score(prompt), prompt, response, verdicts)
 
     # --- files -------------------------------------------------------------------------------
 
@@ -215,11 +339,15 @@ class KnnScorer:
         """Write ``path`` (JSON) and its ``.npz`` beside it; returns the ``.npz`` path."""
         data = path.with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            data,
-            embeddings=np.asarray(self.embeddings, dtype=np.float16),
-            values=np.asarray(self.values, dtype=np.float32),
-        )
+        index = self.search_index()
+        embeddings = np.asarray(self.embeddings, dtype=np.float16)
+        values = np.asarray(self.values, dtype=np.float32)
+        search: dict[str, Any] = {"mode": index.mode}  # Any: JSON values
+        if index.basis is not None:
+            search.update(dims=int(index.basis.shape[1]), shortlist=index.shortlist)
+            np.savez_compressed(data, embeddings=embeddings, values=values, basis=index.basis)
+        else:
+            np.savez_compressed(data, embeddings=embeddings, values=values)
         meta: dict[str, Any] = {  # Any: JSON values
             "format": FORMAT,
             "encoder": self.encoder,
@@ -230,6 +358,7 @@ class KnnScorer:
             "data": data.name,
             "weights": {"knn": self.weights[0], "learned": self.weights[1]},
             "learned": None if self.learned is None else self.learned.to_dict(),
+            "search": search,
         }
         path.write_text(json.dumps(meta) + "\n", encoding="utf-8")
         return data
@@ -238,10 +367,15 @@ class KnnScorer:
     def from_dict(
         cls, meta: Mapping[str, Any], *, base: Path, source: str, encode: Encoder | None = None
     ) -> KnnScorer:  # Any: parsed JSON
-        """Build from the JSON metadata; ``data`` is read relative to ``base``."""
-        if meta.get("format") != FORMAT:
+        """Build from the JSON metadata; ``data`` is read relative to ``base``.
+
+        Version 1 files (``paxis-knn-scorer/1``) have no ``search`` section: their search is
+        fitted here, from the embeddings (a second or so for 10k rows).
+        """
+        if meta.get("format") not in (FORMAT, FORMAT_V1):
             raise ConfigError(
-                f"unknown scorer format {meta.get('format')!r}; expected {FORMAT!r}",
+                f"unknown scorer format {meta.get('format')!r}; expected {FORMAT!r} "
+                f"(or {FORMAT_V1!r})",
                 source=source,
                 field="format",
             )
@@ -263,10 +397,14 @@ class KnnScorer:
             learned = LearnedScorer.from_dict(meta["learned"], source=f"{source}: learned")
         elif weights[1] > 0:
             raise ConfigError("weights.learned > 0 but no learned scorer", source=source)
+        search = meta.get("search") if meta["format"] == FORMAT else None
+        if meta["format"] == FORMAT and not isinstance(search, Mapping):
+            raise ConfigError("a version 2 scorer needs its search section", source=source)
         try:
             with np.load(data_path, allow_pickle=False) as arrays:
                 embeddings = np.asarray(arrays["embeddings"], dtype=np.float32)
                 values = np.asarray(arrays["values"], dtype=np.float64)
+                basis = arrays["basis"] if "basis" in arrays.files else None
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(
                 f"cannot read the scorer's data {data_path}: {exc}", source=source, field="data"
@@ -279,6 +417,11 @@ class KnnScorer:
             )
         if encode is None:
             encoder_by_name(encoder, source=source)  # fail now, not on the first request
+        if search is None:
+            logger.info("%s: a version 1 kNN scorer; fitting its search", source)
+            index = fit_index(embeddings, k)
+        else:
+            index = _stored_index(search, embeddings, basis, source=source)
         return cls(
             embeddings=embeddings,
             values=values,
@@ -289,6 +432,7 @@ class KnnScorer:
             weights=weights,
             encode=encode,
             source=source,
+            index=index,
         )
 
     @classmethod
@@ -301,6 +445,43 @@ class KnnScorer:
         if not isinstance(meta, Mapping):
             raise ConfigError("a scorer is a mapping (see paxis calibrate)", source=str(path))
         return cls.from_dict(meta, base=path.parent, source=str(path), encode=encode)
+
+
+def _stored_index(
+    search: Mapping[str, Any],  # Any: parsed JSON
+    embeddings: NDArray[np.float32],
+    basis: NDArray[Any] | None,  # Any: as stored
+    *,
+    source: str,
+) -> NeighbourIndex:
+    mode = search.get("mode")
+    if mode in ("exact", "sparse"):
+        return NeighbourIndex.build(embeddings, mode=mode)
+    if mode != "projected":
+        raise ConfigError(
+            f"unknown search mode {mode!r}; expected exact, sparse or projected",
+            source=source,
+            field="search.mode",
+        )
+    try:
+        shortlist = int(search["shortlist"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"a projected search needs its shortlist size: {exc!r}",
+            source=source,
+            field="search.shortlist",
+        ) from exc
+    if basis is None or basis.ndim != 2 or basis.shape[0] != embeddings.shape[1]:
+        shape = None if basis is None else basis.shape
+        raise ConfigError(
+            f"a projected search needs a basis of {embeddings.shape[1]} rows in the .npz, "
+            f"found {shape}",
+            source=source,
+            field="data",
+        )
+    if shortlist < 1:
+        raise ConfigError("the shortlist must be >= 1", source=source, field="search.shortlist")
+    return NeighbourIndex.build(embeddings, basis=basis, shortlist=shortlist, mode="projected")
 
 
 # --- fitting ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ directory). The predicate escalates when the worker's answer scores below the th
 escalates from the last tier.
 
 ``calibrate(..., scorer="knn" | "mix")`` fits the embedding-neighbour scorer instead
-(:class:`~paxis_router.calibration.knn.KnnScorer`, format ``paxis-knn-scorer/1``: the weighted
+(:class:`~paxis_router.calibration.knn.KnnScorer`, format ``paxis-knn-scorer/2``: the weighted
 mean gain of the query's nearest training queries), alone or mixed 50/50 with the learned one;
 it is saved as a JSON file plus an ``.npz`` of embeddings, and the policy names the JSON file.
 
@@ -561,11 +561,11 @@ def score_below(scorer: LearnedScorer | KnnScorer, threshold: float) -> Predicat
 def load_scorer(spec: object, *, encode: Encoder | None = None) -> LearnedScorer | KnnScorer:
     """A scorer from its inline mapping or from a JSON file path.
 
-    Either format: ``paxis-scorer/1`` (:class:`LearnedScorer`) or ``paxis-knn-scorer/1``
+    Either format: ``paxis-scorer/1`` (:class:`LearnedScorer`) or ``paxis-knn-scorer/2`` (or 1)
     (:class:`KnnScorer`, whose ``data`` is read relative to its file, or to the working
     directory when inline). ``encode`` replaces a kNN scorer's named encoder.
     """
-    from paxis_router.calibration.knn import FORMAT as KNN_FORMAT
+    KNN_FAMILY = "paxis-knn-scorer/"  # any version: KnnScorer names the ones it reads
 
     base, source, data = Path.cwd(), "score_below.scorer", spec
     if isinstance(spec, str | Path):
@@ -575,7 +575,7 @@ def load_scorer(spec: object, *, encode: Encoder | None = None) -> LearnedScorer
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read scorer: {exc}", source=str(path)) from exc
-    if isinstance(data, dict) and data.get("format") == KNN_FORMAT:
+    if isinstance(data, dict) and str(data.get("format", "")).startswith(KNN_FAMILY):
         return KnnScorer.from_dict(data, base=base, source=source, encode=encode)
     return LearnedScorer.from_dict(data, source=source)
 

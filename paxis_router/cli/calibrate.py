@@ -15,6 +15,11 @@ With ``--ledger`` it fits on production routes instead: those whose worker answe
 answer are both labelled (shadow-sampled routes; escalated ones too with --include-escalated).
 ``--weak`` / ``--strong`` name tiers or models of the ledger; ``--policy`` is the policy that
 produced it (its tiers and verifiers are kept, its ``escalate_when`` replaced).
+
+The policy records the rows it was fitted on (``fitted_on:``, a fingerprint of their prompts):
+``paxis replay`` refuses them, since a policy replayed on its own training rows looks better
+than it is. ``--holdout 0.5`` fits on half the rows (whole groups with ``--group-folds``) and
+writes the other half to ``POLICY.holdout.jsonl`` for ``paxis replay``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from paxis_router.cli._output import emit, emit_json
 if TYPE_CHECKING:
     import argparse
 
+    from paxis_router.calibration.datasets import Example
     from paxis_router.calibration.thresholds import Calibration
 
 _WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -78,6 +84,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--holdout",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="fit on the other rows and write this share (whole groups with --group-folds) to "
+        "POLICY.holdout.jsonl, for an honest paxis replay",
+    )
+    parser.add_argument(
         "--scorer",
         choices=("learned", "knn", "mix"),
         default="learned",
@@ -110,7 +124,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, write the policy and its curve, print the summary."""
-    from paxis_router.calibration.datasets import load_examples
+    from paxis_router.calibration.datasets import holdout_split, load_examples, write_jsonl
+    from paxis_router.calibration.fingerprint import RowFingerprint
     from paxis_router.calibration.thresholds import KnnScorer, calibrate
     from paxis_router.config.calibrated import policy_document, weak_price, write_policy
     from paxis_router.errors import ConfigError
@@ -126,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
         if not examples or model not in examples[0].outcomes:
             have = sorted(examples[0].outcomes) if examples else []
             raise ConfigError(f"no outcomes for model {model!r} in the data; models: {have}")
+    held_out: list[Example] = []
+    if args.holdout is not None:
+        examples, held_out = holdout_split(
+            examples, args.holdout, by_group=args.group_folds, seed=args.seed
+        )
     answered = sum(1 for e in examples if e.outcomes[args.weak].response)
     use_arith = args.verifier == "arithmetic" or (
         args.verifier == "auto" and answered >= len(examples) / 2
@@ -160,9 +180,13 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out.parent,
         verifiers=[{"kind": "arithmetic"}] if use_arith else [],
         scorer_file=scorer_file,
+        fitted_on=RowFingerprint.of_prompts(e.prompt for e in examples),
     )
     write_policy(out, document, cal)
-    return _report(args, cal, out)
+    holdout = None
+    if held_out:
+        holdout = write_jsonl(out.with_suffix(".holdout.jsonl"), held_out)
+    return _report(args, cal, out, holdout=holdout, held_rows=len(held_out))
 
 
 def _run_ledger(args: argparse.Namespace) -> int:
@@ -174,6 +198,8 @@ def _run_ledger(args: argparse.Namespace) -> int:
 
     if args.scorer != "learned":
         raise ConfigError("--ledger fits the learned scorer only; drop --scorer")
+    if args.holdout is not None:
+        raise ConfigError("--holdout splits a --data file; a ledger's routes are fitted whole")
     if args.weak is None or args.strong is None:
         raise ConfigError("--ledger needs --weak and --strong: the tiers (or models) to compare")
     location = str(args.ledger)
@@ -224,11 +250,24 @@ def _run_ledger(args: argparse.Namespace) -> int:
         cal = replace(
             cal, notes=(*cal.notes, "no --policy: tiers are placeholders, verdicts not used")
         )
+    document.pop("fitted_on", None)  # the base policy's, if any, names other rows
+    if found.has_text:  # without text there is no prompt to fingerprint
+        from paxis_router.calibration.fingerprint import RowFingerprint
+
+        fingerprint = RowFingerprint.of_prompts(e.prompt for e in found.examples)
+        document["fitted_on"] = fingerprint.to_dict()
     write_policy(out, document, cal)
     return _report(args, cal, out)
 
 
-def _report(args: argparse.Namespace, cal: Calibration, out: Path) -> int:
+def _report(
+    args: argparse.Namespace,
+    cal: Calibration,
+    out: Path,
+    *,
+    holdout: Path | None = None,
+    held_rows: int = 0,
+) -> int:
     """Write the curve beside the policy and print the summary."""
     curve_path = out.with_suffix(".curve.json")
     summary = cal.summary()
@@ -237,11 +276,17 @@ def _report(args: argparse.Namespace, cal: Calibration, out: Path) -> int:
         encoding="utf-8",
     )
     summary = {**summary, "policy": str(out), "curve_file": str(curve_path)}
+    if holdout is not None:
+        summary = {**summary, "holdout_file": str(holdout), "holdout_rows": held_rows}
     if args.json:
         emit_json(summary)
         return 0
     p = cal.point
     emit(f"wrote {out} (curve: {curve_path})")
+    if holdout is not None:
+        emit(
+            f"held out {held_rows} rows in {holdout}: paxis replay --policy {out} --data {holdout}"
+        )
     emit(
         f"{cal.n} examples; weak {cal.curve.weak_quality:.4f}, "
         f"strong {cal.curve.strong_quality:.4f}"

@@ -3,6 +3,11 @@
 Tiers are ReplayWorkers serving the data's recorded answers (priced as the policy's tiers), with
 the policy's real verifiers and predicates and a real SQLite ledger (a temporary one unless
 ``--ledger``). ``--curve`` also sweeps the policy's learned scorer over the data (APGR, CPT).
+
+A policy written by ``paxis calibrate`` records the rows it was fitted on (``fitted_on:``).
+Replaying any of them is refused: a policy scores its own training rows far better than new
+ones, so the figures would be in-sample. ``--exclude-fitted`` replays only the other rows;
+``--allow-in-sample`` replays everything and labels the result in-sample.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--strong", default=None, help="the top model (default: tier 2's)")
     parser.add_argument("--curve", action="store_true", help="also APGR, CPT(50%%), CPT(80%%)")
     parser.add_argument("--ledger", type=Path, default=None, help="keep the ledger at this path")
+    fitted = parser.add_mutually_exclusive_group()
+    fitted.add_argument(
+        "--exclude-fitted",
+        action="store_true",
+        help="drop the rows the policy was fitted on and replay the rest (held out)",
+    )
+    fitted.add_argument(
+        "--allow-in-sample",
+        action="store_true",
+        help="replay rows the policy was fitted on too; the result is labelled in-sample",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
@@ -48,11 +64,18 @@ def run(args: argparse.Namespace) -> int:
         strong=args.strong,
         ledger_path=args.ledger,
         curve=args.curve,
+        allow_in_sample=args.allow_in_sample,
+        exclude_fitted=args.exclude_fitted,
     )
     data = report.to_dict(curve=args.curve)
     if args.json:
         emit_json(data)
         return 0
+    if report.in_sample:
+        emit(
+            f"IN-SAMPLE: {report.in_sample_rows} of {report.n} rows were fitted on; these "
+            "figures overstate what the policy does on new data"
+        )
     for key, value in data.items():
         emit(f"{key}: {value}")
     return 0

@@ -4,6 +4,12 @@
 YAML that
 ``load_config`` / ``Router.from_config`` load; ``replay`` runs examples through a Router built
 from a policy with ReplayWorker tiers, the policy's real verifiers and a real SQLite ledger.
+
+A policy written by ``paxis calibrate`` records which rows it was fitted on (``fitted_on:``, a
+fingerprint of their prompts). :func:`training_overlap` counts how many rows of some data the
+policy was fitted on, and :func:`check_held_out` refuses in-sample data unless told otherwise:
+``replay`` calls it, and so should anything else that replays data through a policy
+(``paxis demo --policy``).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from paxis_router.calibration.metrics import apgr, cpt, sweep
 from paxis_router.errors import ConfigError, PaxisError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from paxis_router.calibration.datasets import Example
+    from paxis_router.calibration.fingerprint import Overlap, RowFingerprint
     from paxis_router.calibration.thresholds import Calibration
     from paxis_router.config.schema import RouterConfig
     from paxis_router.pricing import Price
@@ -104,13 +111,15 @@ def policy_document(
         WEAK_THROUGHPUT_TOKENS_PER_S,
     ),
     scorer_file: str | None = None,
+    fitted_on: RowFingerprint | None = None,
 ) -> dict[str, Any]:  # Any: YAML
-    """The policy file's content (tiers, verifiers, policy) as a mapping.
+    """The policy file's content (tiers, verifiers, policy, fitted_on) as a mapping.
 
     ``scorer_file``: the path the policy names for its scorer (a kNN scorer's JSON file, saved
-    by the caller) instead of the scorer inline.
+    by the caller) instead of the scorer inline. ``fitted_on``: the fingerprint of the rows the
+    policy was fitted on (written as the ``fitted_on:`` section).
     """
-    return {
+    document: dict[str, Any] = {  # Any: YAML
         "tiers": _tiers(data, out_dir, calibration.weak, calibration.strong, gpu),
         "verifiers": list(verifiers),
         "policy": {
@@ -119,10 +128,14 @@ def policy_document(
             "on_exhausted": "return_best",
         },
     }
+    if fitted_on is not None:
+        document["fitted_on"] = fitted_on.to_dict()
+    return document
 
 
 def write_policy(path: Path, document: dict[str, Any], calibration: Calibration) -> None:  # Any
     """Write the policy YAML with a header that records the chosen point and the targets met."""
+    from paxis_router.calibration.knn import FORMAT as KNN_FORMAT
     from paxis_router.calibration.knn import KnnScorer
 
     s = calibration.summary()
@@ -135,7 +148,7 @@ def write_policy(path: Path, document: dict[str, Any], calibration: Calibration)
     if isinstance(calibration.scorer, KnnScorer):
         mixed = " mixed 50/50 with the learned scorer" if calibration.scorer.learned else ""
         scorer_line = [
-            "# The scorer file is an embedding-neighbour scorer (paxis-knn-scorer/1: JSON + .npz "
+            f"# The scorer file is an embedding-neighbour scorer ({KNN_FORMAT}: JSON + .npz "
             f"beside it){mixed}; see paxis_router.calibration.thresholds.",
         ]
     usd = "unknown" if p.usd_per_1k is None else f"${p.usd_per_1k}"
@@ -146,10 +159,84 @@ def write_policy(path: Path, document: dict[str, Any], calibration: Calibration)
         f"quality {p.quality:.4f} = {p.quality_share:.4f} of the strong model's, {usd} per 1,000",
         f"# curve: APGR {s['apgr']:.4f}, CPT(50%) {s['cpt50']}, CPT(80%) {s['cpt80']}",
         *scorer_line,
+        *_fitted_line(document),
         *(f"# note: {n}" for n in calibration.notes),
     ]
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
     path.write_text("\n".join(header) + "\n" + body, encoding="utf-8")
+
+
+def _fitted_line(document: dict[str, Any]) -> list[str]:  # Any: YAML
+    section = document.get("fitted_on")
+    if not isinstance(section, dict):
+        return []
+    return [
+        f"# fitted on {section.get('rows')} rows; `fitted_on:` fingerprints their prompts, so "
+        "`paxis replay` refuses them (in-sample) unless --allow-in-sample or --exclude-fitted.",
+    ]
+
+
+# --- in-sample detection --------------------------------------------------------------------------
+
+
+def fitted_rows(cfg: RouterConfig) -> RowFingerprint | None:
+    """The fingerprint of the rows the policy was fitted on; None when it records none.
+
+    Example:
+        >>> from paxis_router.config.schema import RouterConfig
+        >>> fitted_rows(RouterConfig.model_validate({"tiers": [{"kind": "litellm", "model": "m"}]}))
+    """
+    from paxis_router.calibration.fingerprint import RowFingerprint
+
+    if cfg.fitted_on is None:
+        return None
+    return RowFingerprint.from_dict(cfg.fitted_on.model_dump(), source=cfg.source or "<policy>")
+
+
+def training_overlap(cfg: RouterConfig, prompts: Iterable[str]) -> Overlap | None:
+    """How many rows (by prompt) of some data the policy ``cfg`` was fitted on.
+
+    None when the policy records no ``fitted_on`` fingerprint (hand-written policies, policies
+    written before it existed): then nothing is known either way.
+
+    Example:
+        >>> from paxis_router.calibration.fingerprint import RowFingerprint
+        >>> from paxis_router.config.schema import RouterConfig
+        >>> cfg = RouterConfig.model_validate({
+        ...     "tiers": [{"kind": "litellm", "model": "m"}],
+        ...     "fitted_on": RowFingerprint.of_prompts(["a?", "b?"]).to_dict()})
+        >>> training_overlap(cfg, ["a?", "c?"]).fitted
+        1
+    """
+    fingerprint = fitted_rows(cfg)
+    return None if fingerprint is None else fingerprint.overlap(prompts)
+
+
+def check_held_out(
+    cfg: RouterConfig, prompts: Iterable[str], *, allow_in_sample: bool = False
+) -> Overlap | None:
+    """:func:`training_overlap`, raising when the data holds rows the policy was fitted on.
+
+    A policy scores the rows it was fitted on better than it will score any new one (on GSM8K
+    in-sample replay shows APGR 1.09 where held-out rows show 0.82), so figures measured on
+    them say nothing about production. Refusing is the default; ``allow_in_sample`` returns the
+    overlap instead, for the caller to label its figures with.
+
+    Raises:
+        ConfigError: some rows were fitted on and ``allow_in_sample`` is false; the message says
+            how many, and how to replay held-out data instead.
+    """
+    overlap = training_overlap(cfg, prompts)
+    if overlap is not None and overlap.in_sample and not allow_in_sample:
+        raise ConfigError(
+            f"{overlap.describe()}. Replay rows the policy was not fitted on (paxis calibrate "
+            "--holdout 0.5 writes them beside the policy), drop the fitted rows with "
+            "--exclude-fitted, or pass --allow-in-sample to replay them anyway, labelled "
+            "in-sample",
+            source=cfg.source or "<policy>",
+            field="fitted_on",
+        )
+    return overlap
 
 
 # --- replay ---------------------------------------------------------------------------------------
@@ -159,7 +246,11 @@ def write_policy(path: Path, document: dict[str, Any], calibration: Calibration)
 class ReplayReport:
     """What a replay measured. ``accuracy`` is the mean quality of the answering tier (for
     score-labelled data, the mean score); ``strong_call_share`` the share of routes that
-    reached the last tier; ``usd_per_1k`` the spend per 1,000 routes (None: a price unknown)."""
+    reached the last tier; ``usd_per_1k`` the spend per 1,000 routes (None: a price unknown).
+
+    ``in_sample_rows``: how many replayed rows the policy was fitted on (None: the policy
+    records no fingerprint, so nobody knows); ``excluded_fitted_rows``: fitted rows dropped
+    before replaying (``exclude_fitted``)."""
 
     n: int
     accuracy: float
@@ -173,9 +264,19 @@ class ReplayReport:
     apgr: float | None = None
     cpt50: float | None = None
     cpt80: float | None = None
+    in_sample_rows: int | None = None
+    excluded_fitted_rows: int = 0
+
+    @property
+    def in_sample(self) -> bool:
+        """True when some replayed rows were rows the policy was fitted on."""
+        return bool(self.in_sample_rows)
 
     def to_dict(self, *, curve: bool) -> dict[str, Any]:  # Any: JSON values
         out: dict[str, Any] = {  # Any: JSON values
+            "in_sample": self.in_sample,
+            "in_sample_rows": self.in_sample_rows,
+            "excluded_fitted_rows": self.excluded_fitted_rows,
             "n": self.n,
             "accuracy": self.accuracy,
             "strong_call_share": self.strong_call_share,
@@ -216,9 +317,16 @@ def replay(
     ledger_path: Path | None = None,
     curve: bool = False,
     concurrency: int = 16,
+    allow_in_sample: bool = False,
+    exclude_fitted: bool = False,
 ) -> ReplayReport:
     """Route every example through the Router ``cfg`` describes, its tiers replaced by
-    ReplayWorkers serving the examples' recorded outcomes (priced as the policy's tiers)."""
+    ReplayWorkers serving the examples' recorded outcomes (priced as the policy's tiers).
+
+    Rows the policy was fitted on (its ``fitted_on`` fingerprint) are refused (ConfigError, see
+    :func:`check_held_out`), dropped with ``exclude_fitted``, or replayed with
+    ``allow_in_sample`` and counted in the report's ``in_sample_rows``.
+    """
     from paxis_router.calibration.thresholds import example_costs
     from paxis_router.config.schema import LiteLLMTierSpec
     from paxis_router.config.verifiers import build_verifier
@@ -234,6 +342,19 @@ def replay(
         raise ConfigError(f"replay needs a two-tier policy (worker, top), got {len(cfg.tiers)}")
     if not examples:
         raise ConfigError("no examples to replay")
+    excluded = 0
+    fingerprint = fitted_rows(cfg)
+    if exclude_fitted and fingerprint is not None:
+        kept = [e for e in examples if not fingerprint.contains(e.prompt)]
+        excluded = len(examples) - len(kept)
+        if not kept:
+            raise ConfigError(
+                f"all {len(examples)} rows were fitted on: nothing held out to replay",
+                source=cfg.source or "<policy>",
+                field="fitted_on",
+            )
+        examples = kept
+    overlap = check_held_out(cfg, (e.prompt for e in examples), allow_in_sample=allow_in_sample)
     weak = weak or _tier_model(cfg, 0) or ROUTELLM_WEAK
     strong = strong or _tier_model(cfg, 1) or ROUTELLM_STRONG
     for model in (weak, strong):
@@ -294,6 +415,8 @@ def replay(
         ledger_rows=rows,
         weak_only_usd_per_1k=_per_1k(example_costs(examples, weak, tiers[0].price)),
         strong_only_usd_per_1k=_per_1k(example_costs(examples, strong, tiers[1].price)),
+        in_sample_rows=None if overlap is None else overlap.fitted,
+        excluded_fitted_rows=excluded,
     )
     if not curve:
         return report

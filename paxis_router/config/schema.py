@@ -406,6 +406,22 @@ class CalibrationSpec(_Model):
     max_pending: int = Field(default=64, ge=1)
 
 
+class FittedOnSpec(_Model):
+    """``fitted_on:``: the rows ``paxis calibrate`` fitted this policy on, as a fingerprint of
+    their prompts (``paxis_router.calibration.fingerprint``). ``paxis replay`` uses it to tell
+    held-out data from data the policy was fitted on; the Router itself ignores it.
+    """
+
+    format: Literal["paxis-fitted-rows/1"]
+    key: Literal["prompt"] = "prompt"
+    rows: int = Field(ge=0)
+    unique_rows: int = Field(ge=0)
+    digest: str
+    bits: int = Field(ge=1, le=64)
+    modulus: int = Field(ge=1)
+    hashes: str
+
+
 class RouterConfig(_Model):
     """A whole policy file. ``Router.from_config(cfg)`` builds the Router it describes.
 
@@ -428,9 +444,15 @@ class RouterConfig(_Model):
     budgets: dict[str, Any] | None = None  # Any: validated by Budgets.from_config, file named
     calibration: CalibrationSpec | None = None
     proxy: dict[str, Any] | None = None  # Any: the proxy section, validated by the proxy
+    fitted_on: FittedOnSpec | None = None  # written by paxis calibrate
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The policy file this config was loaded from (None: built in code)."""
+        return self._source
 
     @property
     def base_dir(self) -> Path:

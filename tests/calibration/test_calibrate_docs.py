@@ -41,3 +41,9 @@ def test_readme_commands_parse_with_the_real_cli() -> None:
     for command in commands:
         args = parser.parse_args(shlex.split(command)[1:])
         assert args.handler.__module__ in ("paxis_router.cli.calibrate", "paxis_router.cli.replay")
+    # The walk-through replays the rows the policy was not fitted on (issue 17), never its own.
+    calibrate = parser.parse_args(shlex.split(commands[0])[1:])
+    replay = parser.parse_args(shlex.split(commands[1])[1:])
+    assert calibrate.holdout == 0.5
+    assert replay.data == [calibrate.output.with_suffix(".holdout.jsonl")]
+    assert not replay.allow_in_sample

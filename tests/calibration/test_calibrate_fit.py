@@ -260,15 +260,19 @@ def test_cli_calibrate_then_replay_on_held_out_data(
             S,
             "--ledger",
             str(ledger),
+            "--exclude-fitted",
         ]
     )
     assert status == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["n"] == 80
+    # The two seeds draw a few identical questions: those were fitted on, and are left out.
+    n = report["n"]
+    assert n + report["excluded_fitted_rows"] == 80 and report["excluded_fitted_rows"] == 3
+    assert report["in_sample_rows"] == 0
     for key in ("accuracy", "strong_call_share", "apgr", "cpt50", "cpt80"):
         assert 0.0 <= report[key] <= 1.0, key
     # One ledger row per attempt: every route calls the worker, escalated ones the top tier too.
-    assert report["ledger_rows"] == 80 + round(report["strong_call_share"] * 80)
+    assert report["ledger_rows"] == n + round(report["strong_call_share"] * n)
     # The synthetic worker's mistakes are visible: the learned scorer beats random routing.
     assert report["apgr"] > 0.7
     assert report["accuracy"] > report["weak_accuracy"]

@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from paxis_router import ChatRequest, Message, Router, SQLiteLedger, TokenPrice
-from paxis_router.calibration.datasets import Example, load_examples
+from paxis_router.calibration.datasets import Example, holdout_split, load_examples
 from paxis_router.calibration.from_ledger import LedgerPairs, load_pairs
 from paxis_router.calibration.thresholds import calibrate
 from paxis_router.cli import main
+from paxis_router.config.calibrated import training_overlap
 from paxis_router.config.schema import load_config
 from paxis_router.policy.predicates import EscalationPolicy, tiers_exhausted, verdict_failed
 from paxis_router.shadow import ShadowSampling
@@ -159,13 +160,12 @@ def production(
 def test_policy_fitted_on_the_ledger_lands_within_2_points_on_held_out_mmlu(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # RouteLLM's MMLU outcomes split in two at random: one half is routed through the real
-    # Router with every route shadowed, labelled, and fitted on from the ledger; the policy is
-    # then replayed through the Router on the other half (as the dataset path's test does).
-    examples = load_examples([DATA / "mmlu" / "responses"])
-    random.Random(0).shuffle(examples)
-    half = len(examples) // 2
-    seen, held_out = examples[:half], examples[half:]
+    # RouteLLM's MMLU outcomes split in two at random rows (a repeated question on one side
+    # only): one half is routed through the real Router with every route shadowed, labelled,
+    # and fitted on from the ledger; the policy is then replayed through the Router on the
+    # other half (as the dataset path's test does).
+    seen, held_out = holdout_split(load_examples([DATA / "mmlu" / "responses"]), 0.5, seed=0)
+    half = len(seen)
     db = tmp_path / "ledger.db"
     with SQLiteLedger(db, store_content=True) as ledger:
         router = Router(tiers=_replay_ladder(seen), ledger=ledger, shadow=1.0)
@@ -206,7 +206,7 @@ def test_policy_fitted_on_the_ledger_lands_within_2_points_on_held_out_mmlu(
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert main(["replay", "--policy", str(policy), "--data", str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["n"] == len(held_out)
+    assert (report["n"], report["in_sample_rows"]) == (len(held_out), 0)
     assert report["accuracy"] / report["strong_accuracy"] == pytest.approx(0.95, abs=0.02)
     assert 0.2 < report["strong_call_share"] < 0.8
     assert report["usd_per_1k"] < 0.8 * report["strong_only_usd_per_1k"]
@@ -289,6 +289,9 @@ def test_ledger_calibration_equals_the_dataset_path_on_the_same_routes(
     assert (written["tiers"], written["verifiers"]) == (base["tiers"], base["verifiers"])
     scorer = written["policy"]["escalate_when"]["score_below"]
     assert scorer["threshold"] == pytest.approx(expected.point.threshold)
+    # It records the routes it was fitted on: their questions are in-sample, the rest are not.
+    fitted = training_overlap(load_config(out), [e.prompt for e in examples])
+    assert fitted is not None and (fitted.fitted, fitted.fitted_rows) == (len(drawn), len(drawn))
     held_out = gsm8k[len(examples) : len(examples) + 40]
     answered = _route(_production(out, None), held_out)
     assert set(answered) <= {WEAK, STRONG}
@@ -318,6 +321,7 @@ def test_without_answer_text_it_fits_a_threshold_on_the_verifier_score(
     assert "a threshold on the verifiers' lowest score" in text
     escalate_when = yaml.safe_load(out.read_text(encoding="utf-8"))["policy"]["escalate_when"]
     assert 0.0 <= escalate_when["confidence_below"] <= 1.0
+    assert load_config(out).fitted_on is None  # no prompt text recorded: nothing to fingerprint
 
 
 # --- bad input ------------------------------------------------------------------------------------
