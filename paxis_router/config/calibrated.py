@@ -135,8 +135,7 @@ def policy_document(
 
 def write_policy(path: Path, document: dict[str, Any], calibration: Calibration) -> None:  # Any
     """Write the policy YAML with a header that records the chosen point and the targets met."""
-    from paxis_router.calibration.knn import FORMAT as KNN_FORMAT
-    from paxis_router.calibration.knn import KnnScorer
+    from paxis_router.calibration.knn import FORMAT as KNN_FORMAT, KnnScorer
 
     s = calibration.summary()
     p = calibration.point
