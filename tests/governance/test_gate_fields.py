@@ -218,6 +218,12 @@ class ToolCaller:
 async def test_the_router_restores_tool_call_arguments() -> None:
     worker = ToolCaller()
     router = Router(tiers=[worker], gate=Gate(POLICY))
-    routed = await router.route(ChatRequest.from_text(f"mail {EMAIL}", data_class="internal"))
+    send = {"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}
+    request = ChatRequest(
+        messages=[{"role": "user", "content": f"mail {EMAIL}"}],
+        metadata={"data_class": "internal"},
+        tools=[send],
+    )
+    routed = await router.route(request)
     assert worker.sent[0].query == "mail <EMAIL_1>"
     assert routed.completion.tool_calls[0].parsed_arguments() == {"to": EMAIL}
