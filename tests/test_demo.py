@@ -310,3 +310,38 @@ def test_demo_bad_policy_exits_2(
 def test_demo_limit_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--limit", "0"]) == 2
     assert "--limit must be >= 1" in capsys.readouterr().err
+
+
+def test_a_calibrated_policy_is_refused_on_the_questions_it_was_fitted_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from paxis_router.calibration.fingerprint import RowFingerprint
+    from paxis_router.workers.replay import routellm_prompts
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--limit", "3", "--json"]) == 0
+    capsys.readouterr()
+    with SQLiteLedger(tmp_path / DEFAULT_LEDGER) as ledger:  # the demo's first three questions
+        ids = sorted({r.request_id.removeprefix("gsm8k-") for r in ledger.rows()})
+    shipped = default_policy()
+    questions = routellm_prompts(shipped.parent / "../routellm/gsm8k_responses.csv")
+    prompts = [questions[key] for key in ids]
+    assert len(prompts) == 3
+    document = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    for tier in document["tiers"]:
+        tier["data"] = str((shipped.parent / tier["data"]).resolve())
+        tier["exclude"] = str((shipped.parent / tier["exclude"]).resolve())
+    document["fitted_on"] = RowFingerprint.of_prompts(prompts[:2]).to_dict()
+    policy = tmp_path / "calibrated.yaml"
+    policy.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    assert main(["demo", "--limit", "3", "--policy", str(policy)]) == 2
+    assert "--allow-in-sample" in capsys.readouterr().err
+    assert main(["demo", "--limit", "3", "--policy", str(policy), "--allow-in-sample"]) == 0
+    assert "IN-SAMPLE: 2 of 3" in capsys.readouterr().out
+    assert (
+        main(["demo", "--limit", "3", "--policy", str(policy), "--allow-in-sample", "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["in_sample_rows"] == 2

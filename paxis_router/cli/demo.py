@@ -102,6 +102,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the hash-chained audit log, started afresh with the ledger (default: the file "
         "`paxis audit verify` checks, in the ledger's folder)",
     )
+    parser.add_argument(
+        "--allow-in-sample",
+        action="store_true",
+        help="route questions a calibrated --policy was fitted on (refused by default: its "
+        "figures would flatter it), labelled in-sample",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run)
 
@@ -219,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``paxis demo``."""
     import asyncio
 
+    from paxis_router.config.calibrated import check_held_out
     from paxis_router.config.schema import AuditSpec, load_config
     from paxis_router.governance.audit import DEFAULT_AUDIT_PATH
     from paxis_router.ledger.sqlite import SQLiteLedger
@@ -254,6 +261,10 @@ def run(args: argparse.Namespace) -> int:
         router, workers, counter = _demo_router(cfg.model_copy(update=update), ledger, policy_path)
         prompts, dropped = _questions(cfg, workers[0])
         ids = sorted(workers[0].outcomes, key=_id_order)[: args.limit]
+        # A calibrated policy scores the rows it was fitted on better than any new one.
+        overlap = check_held_out(
+            cfg, [prompts[i] for i in ids], allow_in_sample=args.allow_in_sample
+        )
         requests = [
             ChatRequest(
                 messages=(Message(role="user", content=prompts[i]),),
@@ -283,9 +294,12 @@ def run(args: argparse.Namespace) -> int:
         dropped=dropped,
         token_counter=counter,
     )
+    in_sample = overlap.fitted if overlap is not None and overlap.in_sample else 0
     if args.json:
-        emit_json(summary.to_json())
+        emit_json({**summary.to_json(), "in_sample_rows": in_sample})
     else:
+        if in_sample:
+            emit(f"IN-SAMPLE: {overlap.describe() if overlap else ''}; these figures flatter it")
         _print_summary(summary, workers)
     return 0
 
