@@ -1,22 +1,31 @@
 """Daily rollups written beside the attempt rows, so reports over millions of rows stay fast.
 
-``record_many`` aggregates its batch in Python (one upsert per distinct key, not per row) and
-upserts, in the same transaction as the rows:
+``record_many`` (and the buffered writer behind ``record``) aggregates each batch in Python (one
+upsert per distinct key, not per row) and upserts, in the same transaction as the rows:
 
-* ``rollup_daily``: counts and tick sums per (day, team, skill, tier, model, data_class),
-  shadow calls (decision ``shadow``) also counted apart (``SHADOW_COUNTS``, added by a later
-  migration: ``shadow_migration``);
+* ``rollup_dims``: the report's counts (``DIM_COUNTS``) per (dimension, day, key), one dimension
+  at a time: ``team``, ``skill`` (the top skill), ``tier``, ``model``, ``data_class``, ``task``,
+  ``tool`` (one row per distinct tool an attempt called: an attempt that called two tools counts
+  in both) and ``tag:<key>`` (one per tag the attempt carries). Keyed by one dimension each, a
+  breakdown is an index range scan over (dim, day) however many teams x skills x days there are.
+  Missing team, skill, data_class, task and tool are stored as ``(none)``; a missing tag is not
+  stored (the report derives its ``(none)`` group from the totals);
 * ``latency_daily``: a latency histogram per (day, tier, model), buckets of 2 significant digits;
 * ``verdicts_daily``: verdicts and passes per (day, verifier);
 * ``reasons_daily``: escalation reasons per (day, reason).
 
-Days are UTC dates (the first 10 characters of the ledger's timestamp text). Missing team, skill
-and data_class are stored as ``(none)`` (key columns must not be NULL for the upsert to match).
-Used by the SQLite and PostgreSQL ledgers; SQL uses ``?`` placeholders.
+``rollup_daily`` (one row per day x team x skill x tier x model x data_class) was the first
+design; SQLite migration 6 / PostgreSQL 4 replace it with ``rollup_dims``, backfilled from the
+rows. Its definitions stay here because the released migrations that created it still run on old
+ledgers.
+
+Days are UTC dates (the first 10 characters of the ledger's timestamp text). Used by the SQLite
+and PostgreSQL ledgers; SQL uses ``?`` placeholders.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -148,64 +157,182 @@ def _upsert(table: str, keys: Sequence[str], counts: Sequence[str]) -> str:
     )
 
 
+# --- rollup_dims ------------------------------------------------------------------------------
+
+# The counts of rollup_dims: rollup_daily's, then the token details of newer CallRecords.
+TOKEN_COUNTS = ("cached_prompt_tokens", "reasoning_tokens")
+DIM_COUNTS = (*ROLLUP_COUNTS, *TOKEN_COUNTS)
+RAW_DIM_COUNTS = (
+    *RAW_COUNTS,
+    "COALESCE(SUM(a.cached_prompt_tokens), 0)",
+    "COALESCE(SUM(a.reasoning_tokens), 0)",
+)
+# Dimensions with exactly one key per attempt, in rollup_dims; ``tool`` and ``tag:<key>`` are
+# there too (see the module docstring); ``day`` is read from the ``tier`` rows.
+KEYED_DIMS = ("team", "skill", "tier", "model", "data_class", "task")
+TOOL = "tool"
+TAG_PREFIX = "tag:"
+# Every attempt has exactly one tier: totals and days are read from these rows.
+TOTAL_DIM = "tier"
+
+
+def dims_schema(big: str, *, sqlite: bool) -> str:
+    """CREATE TABLE rollup_dims; clustered on (dim, day, key) so a breakdown over a window is a
+    range scan (SQLite: WITHOUT ROWID; PostgreSQL: its primary key index)."""
+    counts = ", ".join(f"{c} {big} NOT NULL" for c in DIM_COUNTS)
+    suffix = " WITHOUT ROWID" if sqlite else ""
+    return (
+        "CREATE TABLE rollup_dims (day TEXT NOT NULL, dim TEXT NOT NULL, key TEXT NOT NULL, "
+        f"{counts}, PRIMARY KEY (dim, day, key)){suffix}"
+    )
+
+
+def raw_dim_keys(dialect: str) -> dict[str, str]:
+    """The key expression of each KEYED_DIMS dimension (and ``day``) over raw attempt rows
+    (alias ``a``), as record_many computes them."""
+    return {
+        "day": "SUBSTR(a.ts, 1, 10)",
+        "team": f"COALESCE(a.team, '{NONE}')",
+        "skill": f"COALESCE({TOP_SKILL[dialect]}, '{NONE}')",
+        "tier": "a.tier",
+        "model": "a.model",
+        "data_class": f"COALESCE(a.data_class, '{NONE}')",
+        "task": f"COALESCE(a.task_id, '{NONE}')",
+    }
+
+
+def tool_join(dialect: str) -> tuple[str, str, str]:
+    """How to walk the distinct tools of attempt alias ``a`` (``(none)`` when it called none):
+    (text to append to the FROM clause, the tool expression, a WHERE condition)."""
+    if dialect == "postgresql":
+        return (
+            " CROSS JOIN LATERAL (SELECT DISTINCT t FROM jsonb_array_elements_text("
+            f"""COALESCE(a.tools, '["{NONE}"]'::jsonb)) t) tj""",
+            "tj.t",
+            "1 = 1",
+        )
+    return (
+        f""", json_each(COALESCE(a.tools, '["{NONE}"]')) tj""",
+        "tj.value",
+        # the first call of each tool only, so an attempt counts once per tool
+        "NOT EXISTS (SELECT 1 FROM json_each(a.tools) tk WHERE tk.value = tj.value "
+        "AND tk.key < tj.key)",
+    )
+
+
+def tag_join(dialect: str) -> tuple[str, str, str]:
+    """How to walk the tags of attempt alias ``a``: (FROM-clause text, key expr, value expr)."""
+    if dialect == "postgresql":
+        return " CROSS JOIN LATERAL jsonb_each_text(a.tags) gj", "gj.key", "gj.value"
+    return ", json_each(a.tags) gj", "gj.key", "gj.value"
+
+
+def tag_value(dialect: str) -> str:
+    """The expression of one tag's value of attempt alias ``a`` (the key as a ``?`` parameter);
+    NULL when the attempt does not carry that tag."""
+    if dialect == "postgresql":
+        return "(a.tags ->> ?)"
+    return "(SELECT gv.value FROM json_each(a.tags) gv WHERE gv.key = ?)"
+
+
+def _upsert(table: str, keys: Sequence[str], counts: Sequence[str]) -> str:
+    columns = [*keys, *counts]
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
 UPSERTS = {
-    "rollup": _upsert("rollup_daily", ROLLUP_KEYS, ROLLUP_COUNTS),
+    "dims": _upsert("rollup_dims", ("dim", "day", "key"), DIM_COUNTS),
     "latency": _upsert("latency_daily", ("day", "tier", "model", "bucket_s"), ("n",)),
     "verdicts": _upsert("verdicts_daily", ("day", "verifier"), ("n", "passed")),
     "reasons": _upsert("reasons_daily", ("day", "reason"), ("n",)),
 }
+
+_ACCEPT, _ESCALATE, _SHADOW_DECISION = Decision.ACCEPT.value, Decision.ESCALATE.value, "shadow"
 
 
 def rollup_params(
     entries: Sequence[CallRecord], rows: Sequence[Sequence[Any]]
 ) -> dict[str, list[tuple[Any, ...]]]:  # Any: DB-API parameter tuples
     """The upsert parameters for a batch; ``rows[i]`` is ``record_to_row(entries[i])`` (its
-    tick and text values are reused, not recomputed)."""
-    rollup: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * len(ROLLUP_COUNTS))
+    tick and text values are reused, not recomputed).
+
+    Each row's counts are computed once and summed per fine key (every dimension at once), then
+    each fine group is spread over the dimensions: per batch the work is one pass over the rows
+    plus one per distinct fine key.
+    """
+    fine: dict[tuple[Any, ...], list[tuple[int, ...]]] = {}  # Any: text keys and a tools tuple
     latency: dict[tuple[str, str, str, float], int] = defaultdict(int)
     verdicts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     reasons: dict[tuple[str, str], int] = defaultdict(int)
     for entry, row in zip(entries, rows, strict=True):
-        day = row[3][:10]
+        (_, _, index, ts, team, skill, data_class, tier, _, model, decision, reason, final,
+         prompt, completion, latency_s, cost, cf) = row[:18]  # fmt: skip
+        day = ts[:10]
+        shadow = decision == _SHADOW_DECISION
+        cost_known = cost is not None
+        vector = (
+            1,
+            final,
+            1 if final and index > 0 else 0,
+            cost or 0,
+            0 if cost_known else 1,
+            (cf or 0) if final else 0,
+            1 if final and cf is None else 0,
+            1 if final and decision == _ACCEPT else 0,
+            1 if final and entry.budget_capped else 0,
+            1 if final and entry.degraded else 0,
+            prompt or 0,
+            completion or 0,
+            1 if shadow else 0,
+            (cost or 0) if shadow else 0,
+            1 if shadow and not cost_known else 0,
+            entry.cached_prompt_tokens or 0,
+            entry.reasoning_tokens or 0,
+        )
         key = (
             day,
-            entry.team or NONE,
-            top_skill(entry.skill),
-            entry.tier,
-            entry.model,
-            entry.data_class or NONE,
+            team or NONE,
+            top_skill(skill),
+            tier,
+            model,
+            data_class or NONE,
+            entry.task_id or NONE,
+            entry.tools,
+            row[30],  # the tags' JSON text: hashable, decoded once per fine group
         )
-        cost, final = row[16], entry.final
-        cf = row[17] if final else None
-        acc = rollup[key]
-        acc[0] += 1
-        acc[3] += cost or 0
-        acc[4] += cost is None
-        acc[10] += entry.prompt_tokens or 0
-        acc[11] += entry.completion_tokens or 0
-        if entry.decision is Decision.SHADOW:
-            acc[12] += 1
-            acc[13] += cost or 0
-            acc[14] += cost is None
-        if final:
-            acc[1] += 1
-            acc[2] += entry.attempt_index > 0
-            acc[5] += cf or 0
-            acc[6] += cf is None
-            acc[7] += entry.decision is Decision.ACCEPT
-            acc[8] += entry.budget_capped
-            acc[9] += entry.degraded
-        latency[day, entry.tier, entry.model, bucket_s(entry.latency_s)] += 1
+        group = fine.get(key)
+        if group is None:
+            fine[key] = [vector]
+        else:
+            group.append(vector)
+        latency[day, tier, model, bucket_s(latency_s)] += 1
         for verdict in entry.verdicts:
             counts = verdicts[day, verdict.verifier]
             counts[0] += 1
             counts[1] += verdict.passed
-        if entry.decision is Decision.ESCALATE:
-            reasons[day, entry.reason] += 1
+        if decision == _ESCALATE:
+            reasons[day, reason] += 1
+    dims: dict[tuple[str, str, str], list[tuple[int, ...]]] = defaultdict(list)
+    for (day, *keys, tools, tags), vectors in fine.items():
+        total = vectors[0] if len(vectors) == 1 else tuple(map(sum, zip(*vectors, strict=True)))
+        for dim, value in zip(KEYED_DIMS, keys, strict=True):
+            dims[dim, day, value].append(total)
+        for tool in dict.fromkeys(tools) if tools else (NONE,):
+            dims[TOOL, day, tool].append(total)
+        if tags is not None:
+            for name, value in json.loads(tags).items():
+                dims[TAG_PREFIX + name, day, value].append(total)
     # Sorted by key: concurrent writers (PostgreSQL) then lock rollup rows in one global order,
     # so two batches can never deadlock on each other.
     return {
-        "rollup": [(*k, *v) for k, v in sorted(rollup.items())],
+        "dims": [
+            (*k, *(v[0] if len(v) == 1 else map(sum, zip(*v, strict=True))))
+            for k, v in sorted(dims.items())
+        ],
         "latency": [(*k, n) for k, n in sorted(latency.items())],
         "verdicts": [(*k, *v) for k, v in sorted(verdicts.items())],
         "reasons": [(*k, n) for k, n in sorted(reasons.items())],
@@ -252,3 +379,27 @@ def shadow_migration(dialect: str, big: str) -> str:
             + f" FROM attempts a WHERE {_SHADOW} GROUP BY 1, 2, 3, 4, 5, 6) s WHERE {match}",
         )
     )
+
+
+def dims_migration(dialect: str, big: str) -> str:
+    """The migration replacing ``rollup_daily`` with ``rollup_dims`` (SQLite 6, PostgreSQL 4),
+    backfilled from the rows (run after the attempt columns it reads were added)."""
+    keys = raw_dim_keys(dialect)
+    day = keys["day"]
+    counts = ", ".join(RAW_DIM_COUNTS)
+    into = f"INSERT INTO rollup_dims (day, dim, key, {', '.join(DIM_COUNTS)}) SELECT {day}"
+    statements = [dims_schema(big, sqlite=dialect == "sqlite")]
+    statements += [
+        f"{into}, '{dim}', {keys[dim]}, {counts} FROM attempts a GROUP BY 1, 3"
+        for dim in KEYED_DIMS
+    ]
+    join, tool, condition = tool_join(dialect)
+    statements.append(
+        f"{into}, '{TOOL}', {tool}, {counts} FROM attempts a{join} WHERE {condition} GROUP BY 1, 3"
+    )
+    join, tag, value = tag_join(dialect)
+    statements.append(
+        f"{into}, '{TAG_PREFIX}' || {tag}, {value}, {counts} FROM attempts a{join} GROUP BY 1, 2, 3"
+    )
+    statements.append("DROP TABLE rollup_daily")
+    return ";\n".join(statements)

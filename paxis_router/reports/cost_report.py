@@ -50,22 +50,29 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from paxis_router.errors import ConfigError
 from paxis_router.ledger import rollup
-from paxis_router.ledger.base import ticks_to_usd
-from paxis_router.ledger.sqlite import format_ts
+from paxis_router.ledger.schema import format_ts, ticks_to_usd
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from rich.table import Table
 
-DIMENSIONS: tuple[str, ...] = ("team", "skill", "tier", "model", "day", "data_class")
+DIMENSIONS: tuple[str, ...] = (
+    "team",
+    "skill",
+    "tier",
+    "model",
+    "day",
+    "data_class",
+    "task",
+    "tool",
+)  # and tag:<key> for any tag key
 DEFAULT_BY: tuple[str, ...] = ("team", "skill", "tier", "model", "day")
 TOP_REASONS = 5
 # Money in JSON: a plain decimal string ("0.0000004", never "4E-7"), exact.
 Usd = Annotated[
     Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")
 ]
-_COUNTS = rollup.ROLLUP_COUNTS
 
 
 class LedgerSource(Protocol):
@@ -111,6 +118,8 @@ class GroupStats(BaseModel):
     shadow_attempts: int = 0
     shadow_cost_usd: Usd = Decimal(0)
     shadow_unknown_cost_attempts: int = 0
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 class ReasonCount(BaseModel):
@@ -193,6 +202,9 @@ class CostReport(BaseModel):
     shadow_attempts: int = 0
     shadow_cost_usd: Usd = Decimal(0)
     shadow_unknown_cost_attempts: int = 0
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
+    where: dict[str, str] = Field(default_factory=dict)
     top_escalation_reasons: list[ReasonCount] = Field(default_factory=list)
     verifiers: list[VerifierStats] = Field(default_factory=list)
     breakdowns: dict[str, list[GroupStats]] = Field(default_factory=dict)
@@ -237,12 +249,19 @@ class CostReport(BaseModel):
 # --- building ------------------------------------------------------------------------------------
 #
 # Whole UTC days inside the window are read from the daily rollups that record_many maintains
-# (ledger/rollup.py); the partial days at the window's edges are aggregated from the attempt
-# rows into the same shape. Either way the database does the aggregating.
+# (ledger/rollup.py: rollup_dims keyed by one dimension at a time, so each breakdown is a range
+# scan over (dim, day)); the partial days at the window's edges are aggregated from the attempt
+# rows (one index range scan on ts per edge, aggregated once by every key, then spread over the
+# breakdowns). With a ``where`` filter every figure comes from the rows of the window. Either way
+# the database does the aggregating.
 
-_CUBE_COLUMNS = ", ".join((*rollup.ROLLUP_KEYS, *_COUNTS))
-_SUMS = ", ".join(f"SUM({c})" for c in _COUNTS)
+_DIM_COUNTS = rollup.DIM_COUNTS
+_SUMS = ", ".join(f"SUM({c})" for c in _DIM_COUNTS)
+_EDGE_COUNTS = ", ".join(f"a.{c} AS {c}" for c in _DIM_COUNTS)
+_PLAIN_COUNTS = ", ".join(_DIM_COUNTS)
 _LATENCY_DIMS = ("tier", "model", "day")
+# The columns of one edge (or filtered) row group: every key, then the counts.
+_FINE = ("day", "team", "skill", "tier", "model", "data_class", "task", "tools", "tags")
 
 _RAW_VERDICTS = {
     "sqlite": (
@@ -257,26 +276,47 @@ _RAW_VERDICTS = {
     ),
 }
 
+_Params = list[Any]  # Any: DB-API parameters
+
 
 @dataclass(frozen=True)
 class _Window:
-    """Which whole days come from the rollups and which timestamp ranges from raw rows."""
+    """Which whole days come from the rollups and which row ranges from the attempts.
 
-    day_clause: str | None  # None: no whole day in the window
+    ``ranges`` are conditions over attempt alias ``a``, one per partial day (each an index range
+    on ``ts``), already holding the ``where`` filter; ``rows`` is the whole window's condition
+    (labels are read from rows, joined from the labels table).
+    """
+
+    day_clause: str | None  # None: no whole day read from the rollups
     day_params: tuple[str, ...]
-    raw_clause: str | None  # None: no partial day
-    raw_params: tuple[str, ...]
-    label_clause: str
-    label_params: tuple[str, ...]
+    ranges: tuple[tuple[str, tuple[Any, ...]], ...]  # Any: DB-API parameters
+    rows_clause: str
+    rows_params: tuple[Any, ...]  # Any: DB-API parameters
 
     @classmethod
-    def of(cls, since: datetime | None, until: datetime | None) -> _Window:
+    def of(
+        cls, since: datetime | None, until: datetime | None, where: tuple[str, _Params] | None
+    ) -> _Window:
+        bounds: list[str] = []
+        bound_params: list[str] = []
+        if since is not None:
+            bounds.append("a.ts >= ?")
+            bound_params.append(format_ts(since))
+        if until is not None:
+            bounds.append("a.ts < ?")
+            bound_params.append(format_ts(until))
+        filter_sql, filter_params = where or ("", [])
+        rows_clause = " AND ".join([*bounds, *([filter_sql] if filter_sql else [])]) or "1 = 1"
+        rows_params = (*bound_params, *filter_params)
+        if where is not None:  # a filtered report reads the rows of the whole window
+            return cls(None, (), ((rows_clause, rows_params),), rows_clause, rows_params)
         lo_day = None if since is None else _day_after_or_at(since)
         hi_day = None if until is None else until.astimezone(UTC).date()
-        ranges: list[tuple[datetime, datetime]] = []
+        edges: list[tuple[datetime, datetime]] = []
         if lo_day is not None and hi_day is not None and lo_day > hi_day:
             assert since is not None and until is not None
-            ranges.append((since, until))
+            edges.append((since, until))
             day_clause: str | None = None
             day_params: tuple[str, ...] = ()
         else:
@@ -285,43 +325,39 @@ class _Window:
                 clauses.append("day >= ?")
                 params.append(lo_day.isoformat())
                 if since is not None and _midnight(lo_day) != since:
-                    ranges.append((since, _midnight(lo_day)))
+                    edges.append((since, _midnight(lo_day)))
             if hi_day is not None:
                 clauses.append("day < ?")
                 params.append(hi_day.isoformat())
                 if until is not None and _midnight(hi_day) != until:
-                    ranges.append((_midnight(hi_day), until))
+                    edges.append((_midnight(hi_day), until))
             day_clause, day_params = " AND ".join(clauses), tuple(params)
-        raw_params = tuple(format_ts(t) for pair in ranges for t in pair)
-        raw_clause = " OR ".join("(a.ts >= ? AND a.ts < ?)" for _ in ranges) or None
-        label_parts, label_params = [], []
-        if since is not None:
-            label_parts.append("a.ts >= ?")
-            label_params.append(format_ts(since))
-        if until is not None:
-            label_parts.append("a.ts < ?")
-            label_params.append(format_ts(until))
-        return cls(
-            day_clause,
-            day_params,
-            f"({raw_clause})" if raw_clause else None,
-            raw_params,
-            " AND ".join(label_parts) or "1 = 1",
-            tuple(label_params),
+        ranges = tuple(
+            ("a.ts >= ? AND a.ts < ?", (format_ts(lo), format_ts(hi))) for lo, hi in edges
         )
+        return cls(day_clause, day_params, ranges, rows_clause, rows_params)
 
-    def union(self, rollup_sql: str, raw_sql: str, *, raw_where: str = "") -> tuple[str, list[str]]:
-        """``rollup_sql`` (ending in WHERE) for whole days UNION ALL ``raw_sql`` (ending in
-        WHERE, with ``{group}`` where its GROUP BY goes) for the partial days."""
-        parts: list[str] = []
-        params: list[str] = []
-        if self.day_clause is not None:
-            parts.append(f"{rollup_sql} {self.day_clause}")
-            params += self.day_params
-        if self.raw_clause is not None:
-            parts.append(raw_sql.format(where=f"{raw_where}{self.raw_clause}"))
-            params += self.raw_params
+    def rollup(self, sql: str) -> tuple[str, _Params] | None:
+        """``sql`` (a rollup SELECT ending in WHERE) over the whole days, or None."""
+        if self.day_clause is None:
+            return None
+        return f"{sql} {self.day_clause}", list(self.day_params)
+
+    def raw(self, sql: str) -> tuple[str, _Params] | None:
+        """``sql`` (with ``{where}`` where the condition over ``a`` goes) once per row range,
+        UNION ALL, or None when no row is read."""
+        if not self.ranges:
+            return None
+        parts = [sql.format(where=clause) for clause, _ in self.ranges]
+        params = [p for _, range_params in self.ranges for p in range_params]
         return " UNION ALL ".join(parts), params
+
+    def union(self, rollup_sql: str, raw_sql: str) -> tuple[str, _Params]:
+        """The rollup part UNION ALL the raw part (``SELECT ... WHERE 1 = 0`` when neither)."""
+        parts = [p for p in (self.rollup(rollup_sql), self.raw(raw_sql)) if p is not None]
+        if not parts:
+            return f"{rollup_sql} 1 = 0", []
+        return " UNION ALL ".join(p for p, _ in parts), [x for _, ps in parts for x in ps]
 
 
 def _day_after_or_at(ts: datetime) -> date:
@@ -333,6 +369,10 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _valid_dimension(name: str) -> bool:
+    return name in DIMENSIONS or (name.startswith(rollup.TAG_PREFIX) and len(name) > 4)
+
+
 def build(
     ledger: LedgerSource,
     *,
@@ -340,6 +380,7 @@ def build(
     until: datetime | None = None,
     by: Sequence[str] = DEFAULT_BY,
     now: datetime | None = None,
+    where: Mapping[str, str] | None = None,
 ) -> CostReport:
     """Aggregate the ledger over ``[since, until)`` into a CostReport.
 
@@ -347,17 +388,21 @@ def build(
         ledger: a ``SQLiteLedger`` or ``PostgresLedger`` (anything with ``query`` and ``dialect``).
         since: first instant included (aware); None for the beginning.
         until: first instant excluded (aware); None for no end.
-        by: breakdown dimensions, among ``DIMENSIONS``.
+        by: breakdown dimensions, among ``DIMENSIONS`` and ``tag:<key>``.
         now: the report's ``generated_at`` (injectable for tests).
+        where: keep only the attempts whose dimension has this key, e.g.
+            ``{"tag:project": "apollo"}`` (several: all must hold; ``tool``: the attempt called
+            it; ``(none)``: the attempt has none). A filtered report reads the window's rows.
 
     Raises:
         ConfigError: an unknown dimension, a naive or empty window.
         LedgerError: the database refused a query.
     """
-    unknown = [d for d in by if d not in DIMENSIONS]
+    unknown = [d for d in (*by, *(where or {})) if not _valid_dimension(d)]
     if unknown:
         raise ConfigError(
-            f"unknown report dimension(s) {unknown}; expected some of {', '.join(DIMENSIONS)}"
+            f"unknown report dimension(s) {unknown}; expected some of {', '.join(DIMENSIONS)} "
+            "or tag:<key>"
         )
     if ledger.dialect not in _RAW_VERDICTS:
         raise ConfigError(f"no report SQL for ledger dialect {ledger.dialect!r}")
@@ -366,16 +411,14 @@ def build(
             raise ConfigError(f"report {name}={value!r} is naive; give an aware UTC datetime")
     if since is not None and until is not None and since >= until:
         raise ConfigError(f"report window is empty: since {since} is not before until {until}")
-    window = _Window.of(since, until)
+    dialect = ledger.dialect
+    filters = dict(where or {})
+    window = _Window.of(since, until, _where_sql(dialect, filters) if filters else None)
     dims = list(dict.fromkeys(by))
-    cube, cube_params = window.union(
-        f"SELECT {_CUBE_COLUMNS} FROM rollup_daily WHERE",
-        f"SELECT {', '.join(rollup.raw_keys(ledger.dialect))}, {', '.join(rollup.RAW_COUNTS)} "
-        "FROM attempts a WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6",
-    )
-    groups = _groups(ledger, cube, cube_params, dims)
+    groups, day_tier = _groups(ledger, window, dims)
     _add_latency(ledger, window, groups)
-    _add_labels(ledger, window, groups)
+    _add_labels(ledger, window, groups, dims)
+    _add_missing_tags(groups, dims)
     stats = {key: _group_stats(key[1], values) for key, values in groups.items()}
     total = stats.get(("all", "all")) or _group_stats("all", {})
     data = total.model_dump(exclude={"key", "cost_usd"})
@@ -383,6 +426,7 @@ def build(
         generated_at=now or datetime.now(UTC),
         since=since,
         until=until,
+        where=filters,
         total_cost_usd=total.cost_usd,
         prices_complete=total.unknown_cost_attempts == 0
         and total.unknown_counterfactual_routes == 0,
@@ -392,28 +436,148 @@ def build(
             dim: sorted((s for (d, _), s in stats.items() if d == dim), key=lambda s: s.key)
             for dim in dims
         },
-        spend_by_day_tier=_day_tier(ledger, cube, cube_params),
+        spend_by_day_tier=day_tier,
         **data,
     )
+
+
+def _where_sql(dialect: str, filters: Mapping[str, str]) -> tuple[str, _Params]:
+    """The condition over attempt alias ``a`` that keeps the attempts ``filters`` describe."""
+    keys = rollup.raw_dim_keys(dialect)
+    clauses: list[str] = []
+    params: _Params = []
+    for dim, value in filters.items():
+        if dim in keys:
+            clauses.append(f"{keys[dim]} = ?")
+            params.append(value)
+        elif dim == rollup.TOOL and value == rollup.NONE:
+            clauses.append("a.tools IS NULL")
+        elif dim == rollup.TOOL:
+            clauses.append(
+                "a.tools @> jsonb_build_array(?::text)"
+                if dialect == "postgresql"
+                else "EXISTS (SELECT 1 FROM json_each(a.tools) w WHERE w.value = ?)"
+            )
+            params.append(value)
+        else:  # tag:<key>
+            tag = rollup.tag_value(dialect)
+            name = dim.removeprefix(rollup.TAG_PREFIX)
+            if value == rollup.NONE:
+                clauses.append(f"{tag} IS NULL")
+                params.append(name)
+            else:
+                clauses.append(f"{tag} = ?")
+                params += [name, value]
+    return " AND ".join(clauses), params
 
 
 _Groups = dict[tuple[str, str], dict[str, Any]]  # Any: figures of mixed types, by name
 
 
-def _groups(ledger: LedgerSource, cube: str, params: list[str], dims: list[str]) -> _Groups:
-    selects = [f"SELECT 'all', 'all', {_SUMS} FROM cube"]
-    selects += [f"SELECT '{d}', {d}, {_SUMS} FROM cube GROUP BY {d}" for d in dims]
-    rows = ledger.query(
-        f"WITH cube ({_CUBE_COLUMNS}) AS ({cube}) {' UNION ALL '.join(selects)}", params
+def _groups(
+    ledger: LedgerSource, window: _Window, dims: list[str]
+) -> tuple[_Groups, list[DayTierSpend]]:
+    """Every breakdown's counts, the totals and the spend by day and tier, in one query."""
+    dialect = ledger.dialect
+    keys = rollup.raw_dim_keys(dialect)
+    edge = window.raw(
+        f"SELECT {', '.join(keys[k] if k in keys else f'a.{k}' for k in _FINE)}, "
+        f"{', '.join(rollup.RAW_DIM_COUNTS)} FROM attempts a WHERE {{where}} "
+        f"GROUP BY {', '.join(str(i + 1) for i in range(len(_FINE)))}"
     )
+    # (label, rollup dim, rollup key columns, edge key expressions, edge FROM tail, edge WHERE,
+    # parameters of the edge key expressions and WHERE)
+    Arm = tuple[str, str, str, str, str, str, _Params]
+    arms: list[Arm] = [
+        ("all", rollup.TOTAL_DIM, _keys("'all'"), _keys("'all'"), "", "1 = 1", []),
+        ("day_tier", rollup.TOTAL_DIM, _keys("day", "key"), _keys("a.day", "a.tier"), "", "1 = 1", []),
+    ]
+    for dim in dims:
+        if dim == "day":
+            arms.append(("day", rollup.TOTAL_DIM, _keys("day"), _keys("a.day"), "", "1 = 1", []))
+        elif dim in keys:
+            arms.append((dim, dim, _keys("key"), _keys(f"a.{dim}"), "", "1 = 1", []))
+        elif dim == rollup.TOOL:
+            join, tool, condition = rollup.tool_join(dialect)
+            arms.append((dim, dim, _keys("key"), _keys(tool), join, condition, []))
+        else:
+            tag = rollup.tag_value(dialect)
+            name = dim.removeprefix(rollup.TAG_PREFIX)
+            arms.append((dim, dim, _keys("key"), _keys(tag), "", f"{tag} IS NOT NULL", [name]))
+    selects: list[str] = []
+    params: _Params = []
+    for label, rollup_dim, rollup_keys, edge_keys, tail, condition, edge_params in arms:
+        parts: list[str] = []
+        part_params: _Params = []
+        whole = window.rollup(
+            f"SELECT {rollup_keys}, {_PLAIN_COUNTS} FROM rollup_dims WHERE dim = ? AND"
+        )
+        if whole is not None:
+            parts.append(whole[0])
+            part_params += [rollup_dim, *whole[1]]
+        if edge is not None:
+            parts.append(
+                f"SELECT {edge_keys}, {_EDGE_COUNTS} FROM edge a{tail} WHERE {condition}"
+            )
+            # the key expression and the condition may both hold the tag's name
+            part_params += edge_params * (edge_keys.count("?") + condition.count("?"))
+        if not parts:
+            continue
+        selects.append(
+            f"SELECT '{label}', k1, k2, {_SUMS} FROM ({' UNION ALL '.join(parts)}) s "
+            "GROUP BY k1, k2"
+        )
+        params += part_params
+    if not selects:
+        return {}, []
+    sql = " UNION ALL ".join(selects)
+    if edge is not None:
+        fine = ", ".join((*_FINE, *_DIM_COUNTS))
+        sql = f"WITH edge ({fine}) AS ({edge[0]}) {sql}"
+        params = edge[1] + params
     out: _Groups = {}
-    for dim, key, *figures in rows:
-        if dim == "all" and figures[0] is None:
+    day_tier: list[DayTierSpend] = []
+    for label, k1, k2, *figures in ledger.query(sql, params):
+        if figures[0] is None or int(figures[0]) == 0:
             continue  # an empty ledger: no totals row
-        out[str(dim), str(key)] = {
-            name: int(v or 0) for name, v in zip(_COUNTS, figures, strict=True)
-        }
-    return out
+        counts = {name: int(v or 0) for name, v in zip(_DIM_COUNTS, figures, strict=True)}
+        if label == "day_tier":
+            day_tier.append(
+                DayTierSpend(
+                    day=str(k1),
+                    tier=str(k2),
+                    cost_usd=_usd(counts["cost_ticks"]),
+                    attempts=counts["attempts"],
+                )
+            )
+        else:
+            out[str(label), str(k1)] = counts
+    day_tier.sort(key=lambda s: (s.day, s.tier))
+    return out, day_tier
+
+
+def _keys(first: str, second: str = "''") -> str:
+    return f"{first} AS k1, {second} AS k2"
+
+
+def _add_missing_tags(groups: _Groups, dims: list[str]) -> None:
+    """A tag breakdown's ``(none)`` group: the attempts without that tag, which the rollups do
+    not store; every count is additive and an attempt has at most one value per tag, so it is
+    the totals less the tagged groups."""
+    total = groups.get(("all", "all"))
+    if total is None:
+        return
+    for dim in dims:
+        if not dim.startswith(rollup.TAG_PREFIX):
+            continue
+        rest = {name: total[name] for name in _DIM_COUNTS}
+        for (d, key), counts in groups.items():
+            if d == dim and key != rollup.NONE:
+                for name in _DIM_COUNTS:
+                    rest[name] -= counts[name]
+        labelled = groups.pop((dim, rollup.NONE), {})  # only labels so far (see _add_labels)
+        if rest["attempts"] > 0:
+            groups[dim, rollup.NONE] = {**labelled, **rest}
 
 
 def _add_latency(ledger: LedgerSource, window: _Window, groups: _Groups) -> None:
@@ -441,24 +605,42 @@ def _add_latency(ledger: LedgerSource, window: _Window, groups: _Groups) -> None
             group["latency_p95_s"] = None if p95 is None else float(p95)
 
 
-def _add_labels(ledger: LedgerSource, window: _Window, groups: _Groups) -> None:
-    dims = sorted({d for d, _ in groups if d != "all"})
-    # The same key expressions as the rollups, over the final attempt rows.
-    raw = dict(zip(rollup.ROLLUP_KEYS, rollup.raw_keys(ledger.dialect), strict=True))
-    keys = {"all": "'all'", **raw}
-    selects = [
-        f"SELECT '{d}' AS dim, {keys[d]} AS k, "
-        "COUNT(l.correct), SUM(l.correct), COUNT(l.score), SUM(l.score) "
+def _add_labels(ledger: LedgerSource, window: _Window, groups: _Groups, dims: list[str]) -> None:
+    """Labelled accuracy per group: the labels are joined to their routes' final attempts
+    once (a CTE the database materialises), then counted per breakdown."""
+    dialect = ledger.dialect
+    keys = rollup.raw_dim_keys(dialect)
+    columns = [f"{keys[k]} AS {k}" if k in keys else f"a.{k} AS {k}" for k in _FINE]
+    figures = "COUNT(a.correct), SUM(a.correct), COUNT(a.score), SUM(a.score)"
+    selects = [f"SELECT 'all', 'all', {figures} FROM lab a"]
+    params: _Params = []
+    for dim in dims:
+        if dim in keys:
+            selects.append(f"SELECT '{dim}', a.{dim}, {figures} FROM lab a GROUP BY 2")
+        elif dim == rollup.TOOL:
+            join, tool, condition = rollup.tool_join(dialect)
+            selects.append(
+                f"SELECT '{dim}', {tool}, {figures} FROM lab a{join} WHERE {condition} GROUP BY 2"
+            )
+        else:
+            tag = rollup.tag_value(dialect)
+            selects.append(
+                f"SELECT '{dim}', COALESCE({tag}, '{rollup.NONE}'), {figures} FROM lab a "
+                "GROUP BY 2"
+            )
+            params.append(dim.removeprefix(rollup.TAG_PREFIX))
+    sql = (
+        f"WITH lab AS (SELECT {', '.join(columns)}, l.correct AS correct, l.score AS score "
         # CROSS JOIN makes SQLite drive the join from the (small) labels table.
         "FROM labels l CROSS JOIN attempts a WHERE a.route_id = l.route_id AND a.final = 1 "
-        f"AND {window.label_clause} GROUP BY 2"
-        for d in ("all", *dims)
-    ]
-    params = list(window.label_params) * len(selects)
+        f"AND {window.rows_clause}) {' UNION ALL '.join(selects)}"
+    )
     for dim, key, n_correct, n_true, n_score, score_sum in ledger.query(
-        " UNION ALL ".join(selects), params
+        sql, [*window.rows_params, *params]
     ):
         group = groups.get((str(dim), str(key)))
+        if group is None and str(dim).startswith(rollup.TAG_PREFIX) and key == rollup.NONE:
+            group = groups.setdefault((str(dim), rollup.NONE), {})  # filled by _add_missing_tags
         if group is not None:
             group["labelled"] = max(int(n_correct), int(n_score))
             group["n_correct"] = int(n_correct)
@@ -497,6 +679,8 @@ def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
         shadow_attempts=g.get("shadow_attempts", 0),
         shadow_cost_usd=_usd(g.get("shadow_ticks", 0)),
         shadow_unknown_cost_attempts=g.get("shadow_unknown_cost", 0),
+        cached_prompt_tokens=g.get("cached_prompt_tokens", 0),
+        reasoning_tokens=g.get("reasoning_tokens", 0),
     )
 
 
@@ -510,8 +694,8 @@ def _usd(ticks: int) -> Decimal:
 def _top_reasons(ledger: LedgerSource, window: _Window) -> list[ReasonCount]:
     source, params = window.union(
         "SELECT reason, n FROM reasons_daily WHERE",
-        "SELECT a.reason AS reason, 1 AS n FROM attempts a WHERE {where}",
-        raw_where="a.decision = 'escalate' AND ",
+        "SELECT a.reason AS reason, 1 AS n FROM attempts a "
+        "WHERE a.decision = 'escalate' AND {where}",
     )
     rows = ledger.query(
         f"SELECT reason, SUM(n) FROM ({source}) r GROUP BY reason "
@@ -539,19 +723,6 @@ def _verifier_stats(ledger: LedgerSource, window: _Window) -> list[VerifierStats
             pass_rate=int(ok) / int(n) if n else None,
         )
         for name, n, ok in rows
-    ]
-
-
-def _day_tier(ledger: LedgerSource, cube: str, params: list[str]) -> list[DayTierSpend]:
-    rows = ledger.query(
-        f"WITH cube ({_CUBE_COLUMNS}) AS ({cube}) "
-        "SELECT day, tier, SUM(cost_ticks), SUM(attempts) FROM cube "
-        "GROUP BY day, tier ORDER BY day, tier",
-        params,
-    )
-    return [
-        DayTierSpend(day=str(d), tier=str(t), cost_usd=_usd(int(c)), attempts=int(n))
-        for d, t, c, n in rows
     ]
 
 
