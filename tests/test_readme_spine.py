@@ -36,6 +36,10 @@ def test_quickstart_example_routes_and_records(tmp_path: Path) -> None:
     result = namespace["result"]
     assert getattr(result, "content", None) == "42"
     assert getattr(result, "tier", None) == "frontier:gpt-4o"
+    router = namespace["router"]
+    assert isinstance(router, Router)
+    for sink in router.sinks:  # the ledger's owner flushes it (queued rows are committed)
+        sink.flush()  # type: ignore[attr-defined]  # the README's sink is a SQLiteLedger
     with SQLiteLedger(tmp_path / "quick.db") as ledger:
         assert [r.tier for r in ledger.rows()] == ["local:qwen", "frontier:gpt-4o"]
 
