@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     location = str(args.ledger)
     if "://" not in location and not Path(location).exists():
         raise ConfigError(f"no ledger at {location}; give --ledger PATH or a postgresql:// URL")
-    ledger = open_ledger(location)
+    ledger = open_ledger(location, read_only=True)  # a report never writes or migrates
     try:
         built = report.build(ledger, since=args.since, until=args.until, by=by)
     finally:

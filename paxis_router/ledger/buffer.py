@@ -130,6 +130,7 @@ class GroupWriter(Generic[T]):
         self._retry_at = 0.0
         self._backoff = 0.0
         self._retry_now = False
+        self._failures = 0  # failed write attempts so far
         self._rejected: list[tuple[T, BaseException]] = []
         self._dead: BaseException | None = None
         self._closing = False
@@ -181,14 +182,17 @@ class GroupWriter(Generic[T]):
                 )
 
     def sync(self, timeout_s: float | None = None) -> None:
-        """Wait until every item submitted so far is written (or rejected). Raises LedgerError
-        only when that takes longer than ``timeout_s`` (default: the config's)."""
-        self._wait(timeout_s)
+        """Wait until every item submitted so far is written (or rejected), for a reader that
+        must see its own writes. Raises LedgerError when a write attempt made meanwhile fails
+        (the items stay queued) or after ``timeout_s`` (default: the config's)."""
+        self._wait(timeout_s, patient=False)
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """``sync``, then raise LedgerError for rows the database refused since the last flush
-        (they were logged at ERROR when refused)."""
-        self._wait(timeout_s)
+        """Wait until every item submitted so far is written (the writer retrying while the
+        database fails), then raise LedgerError for rows the database refused since the last
+        flush (logged at ERROR when refused). Raises LedgerError after ``timeout_s`` (default:
+        the config's); the items not yet written stay queued and are retried."""
+        self._wait(timeout_s, patient=True)
         with self._cond:
             rejected, self._rejected = self._rejected, []
         if rejected:
@@ -229,13 +233,14 @@ class GroupWriter(Generic[T]):
         if error is not None:
             raise error
 
-    def _wait(self, timeout_s: float | None) -> None:
+    def _wait(self, timeout_s: float | None, *, patient: bool) -> None:
         limit = self.config.flush_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
         with self._cond:
             target = self._submitted
             if self._done >= target:
                 return
+            failures = self._failures
             self._retry_now = True
             self._cond.notify_all()
             while self._done < target:
@@ -245,11 +250,12 @@ class GroupWriter(Generic[T]):
                         f"{len(self._queue)} attempt(s) wait unwritten"
                     )
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or (not patient and self._failures > failures):
+                    after = f"after {limit:g} s " if remaining <= 0 else ""
                     raise LedgerError(
                         f"ledger {self._describe}: {target - self._done} attempt(s) not written "
-                        f"after {limit:g} s ({self._failing or 'the writer is still busy'}); "
-                        "they stay queued and are retried"
+                        f"{after}({self._failing or 'the writer is still busy'}); they stay "
+                        "queued and are retried"
                     )
                 self._cond.wait(remaining)
 
@@ -360,6 +366,7 @@ class GroupWriter(Generic[T]):
                     exc,
                 )
             self._failing = exc
+            self._failures += 1
             self._backoff = min(max(self._backoff * 2, _RETRY_MIN_S), self.config.retry_max_s)
             self._retry_at = time.monotonic() + self._backoff
             self._cond.notify_all()

@@ -175,6 +175,10 @@ class PostgresLedger:
             open=False,
             check=ConnectionPool.check_connection,
             timeout=connect_timeout_s,
+            # The pool retries a lost connection with backoff (1, 2, 4 s ...) and gives up after
+            # this; the writer then asks again, which starts a fresh attempt at once. So the
+            # ledger writes again within seconds of the server's return, however long it was out.
+            reconnect_timeout=max(10.0, 2 * connect_timeout_s),
             name=f"paxis-ledger {self._display}",
         )
         self._pool.open(wait=False)
