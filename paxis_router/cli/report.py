@@ -97,9 +97,7 @@ def parse_where(items: list[str]) -> dict[str, str]:
     for item in items:
         dimension, sep, value = item.partition("=")
         if not sep or not dimension.strip() or not value:
-            raise ConfigError(
-                f"--where {item!r}: give DIMENSION=VALUE, e.g. tag:project=apollo"
-            )
+            raise ConfigError(f"--where {item!r}: give DIMENSION=VALUE, e.g. tag:project=apollo")
         out[dimension.strip()] = value
     return out
 

@@ -49,6 +49,4 @@ def open_ledger(
         )
     from paxis_router.ledger.sqlite import SQLiteLedger
 
-    return SQLiteLedger(
-        Path(text.removeprefix(_SQLITE_SCHEME)), read_only=read_only, buffer=buffer
-    )
+    return SQLiteLedger(Path(text.removeprefix(_SQLITE_SCHEME)), read_only=read_only, buffer=buffer)

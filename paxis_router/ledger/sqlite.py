@@ -402,8 +402,7 @@ def _open_read_only(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         raise LedgerError(
             f"ledger {path} has schema version {version}, "
             + (
-                f"newer than this paxis_router understands ({SCHEMA_VERSION}); upgrade "
-                "paxis_router"
+                f"newer than this paxis_router understands ({SCHEMA_VERSION}); upgrade paxis_router"
                 if newer
                 else f"older than this paxis_router reads ({SCHEMA_VERSION}); open it once "
                 "read-write to migrate it (a router using it does, or open_ledger(path))"
@@ -423,6 +422,7 @@ def _connect_ro(uri: str, busy_timeout_s: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
 
 # Re-exported for modules that imported them from here before ledger/schema.py existed.
 __all__ = [

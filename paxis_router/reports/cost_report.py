@@ -41,8 +41,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -50,7 +49,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from paxis_router.errors import ConfigError
 from paxis_router.ledger import rollup
-from paxis_router.ledger.schema import format_ts, ticks_to_usd
+from paxis_router.ledger.schema import ticks_to_usd
+from paxis_router.reports import _report_sql as _sql
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -248,129 +248,16 @@ class CostReport(BaseModel):
 
 # --- building ------------------------------------------------------------------------------------
 #
-# Whole UTC days inside the window are read from the daily rollups that record_many maintains
-# (ledger/rollup.py: rollup_dims keyed by one dimension at a time, so each breakdown is a range
-# scan over (dim, day)); the partial days at the window's edges are aggregated from the attempt
-# rows (one index range scan on ts per edge, aggregated once by every key, then spread over the
-# breakdowns). With a ``where`` filter every figure comes from the rows of the window. Either way
-# the database does the aggregating.
+# One SQL statement (``_report_sql``): whole UTC days from the daily rollups, the rest from the
+# attempt rows read once; Python only assembles the figures.
 
-_DIM_COUNTS = rollup.DIM_COUNTS
-_SUMS = ", ".join(f"SUM({c})" for c in _DIM_COUNTS)
-_EDGE_COUNTS = ", ".join(f"a.{c} AS {c}" for c in _DIM_COUNTS)
-_PLAIN_COUNTS = ", ".join(_DIM_COUNTS)
-_LATENCY_DIMS = ("tier", "model", "day")
-# The columns of one edge (or filtered) row group: every key, then the counts.
-_FINE = ("day", "team", "skill", "tier", "model", "data_class", "task", "tools", "tags")
-
-_RAW_VERDICTS = {
-    "sqlite": (
-        "SELECT json_extract(j.value, '$.verifier') AS verifier, 1 AS n, "
-        "CASE WHEN json_extract(j.value, '$.passed') THEN 1 ELSE 0 END AS passed "
-        "FROM attempts a, json_each(a.verdicts) j"
-    ),
-    "postgresql": (
-        "SELECT j ->> 'verifier' AS verifier, 1 AS n, "
-        "CASE WHEN (j ->> 'passed')::boolean THEN 1 ELSE 0 END AS passed "
-        "FROM attempts a, jsonb_array_elements(a.verdicts) j"
-    ),
-}
-
-_Params = list[Any]  # Any: DB-API parameters
-
-
-@dataclass(frozen=True)
-class _Window:
-    """Which whole days come from the rollups and which row ranges from the attempts.
-
-    ``ranges`` are conditions over attempt alias ``a``, one per partial day (each an index range
-    on ``ts``), already holding the ``where`` filter; ``rows`` is the whole window's condition
-    (labels are read from rows, joined from the labels table).
-    """
-
-    day_clause: str | None  # None: no whole day read from the rollups
-    day_params: tuple[str, ...]
-    ranges: tuple[tuple[str, tuple[Any, ...]], ...]  # Any: DB-API parameters
-    rows_clause: str
-    rows_params: tuple[Any, ...]  # Any: DB-API parameters
-
-    @classmethod
-    def of(
-        cls, since: datetime | None, until: datetime | None, where: tuple[str, _Params] | None
-    ) -> _Window:
-        bounds: list[str] = []
-        bound_params: list[str] = []
-        if since is not None:
-            bounds.append("a.ts >= ?")
-            bound_params.append(format_ts(since))
-        if until is not None:
-            bounds.append("a.ts < ?")
-            bound_params.append(format_ts(until))
-        filter_sql, filter_params = where or ("", [])
-        rows_clause = " AND ".join([*bounds, *([filter_sql] if filter_sql else [])]) or "1 = 1"
-        rows_params = (*bound_params, *filter_params)
-        if where is not None:  # a filtered report reads the rows of the whole window
-            return cls(None, (), ((rows_clause, rows_params),), rows_clause, rows_params)
-        lo_day = None if since is None else _day_after_or_at(since)
-        hi_day = None if until is None else until.astimezone(UTC).date()
-        edges: list[tuple[datetime, datetime]] = []
-        if lo_day is not None and hi_day is not None and lo_day > hi_day:
-            assert since is not None and until is not None
-            edges.append((since, until))
-            day_clause: str | None = None
-            day_params: tuple[str, ...] = ()
-        else:
-            clauses, params = ["1 = 1"], []
-            if lo_day is not None:
-                clauses.append("day >= ?")
-                params.append(lo_day.isoformat())
-                if since is not None and _midnight(lo_day) != since:
-                    edges.append((since, _midnight(lo_day)))
-            if hi_day is not None:
-                clauses.append("day < ?")
-                params.append(hi_day.isoformat())
-                if until is not None and _midnight(hi_day) != until:
-                    edges.append((_midnight(hi_day), until))
-            day_clause, day_params = " AND ".join(clauses), tuple(params)
-        ranges = tuple(
-            ("a.ts >= ? AND a.ts < ?", (format_ts(lo), format_ts(hi))) for lo, hi in edges
-        )
-        return cls(day_clause, day_params, ranges, rows_clause, rows_params)
-
-    def rollup(self, sql: str) -> tuple[str, _Params] | None:
-        """``sql`` (a rollup SELECT ending in WHERE) over the whole days, or None."""
-        if self.day_clause is None:
-            return None
-        return f"{sql} {self.day_clause}", list(self.day_params)
-
-    def raw(self, sql: str) -> tuple[str, _Params] | None:
-        """``sql`` (with ``{where}`` where the condition over ``a`` goes) once per row range,
-        UNION ALL, or None when no row is read."""
-        if not self.ranges:
-            return None
-        parts = [sql.format(where=clause) for clause, _ in self.ranges]
-        params = [p for _, range_params in self.ranges for p in range_params]
-        return " UNION ALL ".join(parts), params
-
-    def union(self, rollup_sql: str, raw_sql: str) -> tuple[str, _Params]:
-        """The rollup part UNION ALL the raw part (``SELECT ... WHERE 1 = 0`` when neither)."""
-        parts = [p for p in (self.rollup(rollup_sql), self.raw(raw_sql)) if p is not None]
-        if not parts:
-            return f"{rollup_sql} 1 = 0", []
-        return " UNION ALL ".join(p for p, _ in parts), [x for _, ps in parts for x in ps]
-
-
-def _day_after_or_at(ts: datetime) -> date:
-    day = ts.astimezone(UTC).date()
-    return day if _midnight(day) == ts else day + timedelta(days=1)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+_COUNTS = rollup.DIM_COUNTS
 
 
 def _valid_dimension(name: str) -> bool:
-    return name in DIMENSIONS or (name.startswith(rollup.TAG_PREFIX) and len(name) > 4)
+    return name in DIMENSIONS or (
+        name.startswith(rollup.TAG_PREFIX) and len(name) > len(rollup.TAG_PREFIX)
+    )
 
 
 def build(
@@ -382,7 +269,7 @@ def build(
     now: datetime | None = None,
     where: Mapping[str, str] | None = None,
 ) -> CostReport:
-    """Aggregate the ledger over ``[since, until)`` into a CostReport.
+    """Aggregate the ledger over ``[since, until)`` into a CostReport (one SQL statement).
 
     Args:
         ledger: a ``SQLiteLedger`` or ``PostgresLedger`` (anything with ``query`` and ``dialect``).
@@ -396,7 +283,7 @@ def build(
 
     Raises:
         ConfigError: an unknown dimension, a naive or empty window.
-        LedgerError: the database refused a query.
+        LedgerError: the database refused the query.
     """
     unknown = [d for d in (*by, *(where or {})) if not _valid_dimension(d)]
     if unknown:
@@ -404,24 +291,34 @@ def build(
             f"unknown report dimension(s) {unknown}; expected some of {', '.join(DIMENSIONS)} "
             "or tag:<key>"
         )
-    if ledger.dialect not in _RAW_VERDICTS:
+    for name in (*by, *(where or {})):
+        if name.startswith(rollup.TAG_PREFIX):
+            _sql.check_tag(name.removeprefix(rollup.TAG_PREFIX))
+    if ledger.dialect not in ("sqlite", "postgresql"):
         raise ConfigError(f"no report SQL for ledger dialect {ledger.dialect!r}")
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ConfigError(f"report {name}={value!r} is naive; give an aware UTC datetime")
     if since is not None and until is not None and since >= until:
         raise ConfigError(f"report window is empty: since {since} is not before until {until}")
-    dialect = ledger.dialect
     filters = dict(where or {})
-    window = _Window.of(since, until, _where_sql(dialect, filters) if filters else None)
+    window = _sql.Window.of(
+        since, until, _sql.where_sql(ledger.dialect, filters) if filters else None
+    )
     dims = list(dict.fromkeys(by))
-    groups, day_tier = _groups(ledger, window, dims)
-    _add_latency(ledger, window, groups)
-    _add_labels(ledger, window, groups, dims)
+    sql, params = _sql.report_sql(ledger.dialect, window, dims)
+    parts = _Parts()
+    for kind, k1, k2, x, *values in ledger.query(sql, params):
+        parts.add(str(kind), k1, k2, x, values)
+    groups = parts.groups
+    _add_latency(parts.histograms, groups)
+    _add_labels(parts.labels, groups)
     _add_missing_tags(groups, dims)
     stats = {key: _group_stats(key[1], values) for key, values in groups.items()}
     total = stats.get(("all", "all")) or _group_stats("all", {})
-    data = total.model_dump(exclude={"key", "cost_usd"})
+    data = {name: getattr(total, name) for name in GroupStats.model_fields}
+    del data["key"], data["cost_usd"]
+    reasons = sorted(parts.reasons.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
     return CostReport(
         generated_at=now or datetime.now(UTC),
         since=since,
@@ -430,134 +327,97 @@ def build(
         total_cost_usd=total.cost_usd,
         prices_complete=total.unknown_cost_attempts == 0
         and total.unknown_counterfactual_routes == 0,
-        top_escalation_reasons=_top_reasons(ledger, window),
-        verifiers=_verifier_stats(ledger, window),
+        top_escalation_reasons=[ReasonCount(reason=r, count=n) for r, n in reasons],
+        verifiers=[
+            VerifierStats(verifier=v, verdicts=n, passed=ok, pass_rate=ok / n if n else None)
+            for v, (n, ok) in sorted(parts.verdicts.items())
+        ],
         breakdowns={
             dim: sorted((s for (d, _), s in stats.items() if d == dim), key=lambda s: s.key)
             for dim in dims
         },
-        spend_by_day_tier=day_tier,
+        spend_by_day_tier=sorted(parts.day_tier, key=lambda s: (s.day, s.tier)),
         **data,
     )
-
-
-def _where_sql(dialect: str, filters: Mapping[str, str]) -> tuple[str, _Params]:
-    """The condition over attempt alias ``a`` that keeps the attempts ``filters`` describe."""
-    keys = rollup.raw_dim_keys(dialect)
-    clauses: list[str] = []
-    params: _Params = []
-    for dim, value in filters.items():
-        if dim in keys:
-            clauses.append(f"{keys[dim]} = ?")
-            params.append(value)
-        elif dim == rollup.TOOL and value == rollup.NONE:
-            clauses.append("a.tools IS NULL")
-        elif dim == rollup.TOOL:
-            clauses.append(
-                "a.tools @> jsonb_build_array(?::text)"
-                if dialect == "postgresql"
-                else "EXISTS (SELECT 1 FROM json_each(a.tools) w WHERE w.value = ?)"
-            )
-            params.append(value)
-        else:  # tag:<key>
-            tag = rollup.tag_value(dialect)
-            name = dim.removeprefix(rollup.TAG_PREFIX)
-            if value == rollup.NONE:
-                clauses.append(f"{tag} IS NULL")
-                params.append(name)
-            else:
-                clauses.append(f"{tag} = ?")
-                params += [name, value]
-    return " AND ".join(clauses), params
 
 
 _Groups = dict[tuple[str, str], dict[str, Any]]  # Any: figures of mixed types, by name
 
 
-def _groups(
-    ledger: LedgerSource, window: _Window, dims: list[str]
-) -> tuple[_Groups, list[DayTierSpend]]:
-    """Every breakdown's counts, the totals and the spend by day and tier, in one query."""
-    dialect = ledger.dialect
-    keys = rollup.raw_dim_keys(dialect)
-    edge = window.raw(
-        f"SELECT {', '.join(keys[k] if k in keys else f'a.{k}' for k in _FINE)}, "
-        f"{', '.join(rollup.RAW_DIM_COUNTS)} FROM attempts a WHERE {{where}} "
-        f"GROUP BY {', '.join(str(i + 1) for i in range(len(_FINE)))}"
-    )
-    # (label, rollup dim, rollup key columns, edge key expressions, edge FROM tail, edge WHERE,
-    # parameters of the edge key expressions and WHERE)
-    Arm = tuple[str, str, str, str, str, str, _Params]
-    arms: list[Arm] = [
-        ("all", rollup.TOTAL_DIM, _keys("'all'"), _keys("'all'"), "", "1 = 1", []),
-        ("day_tier", rollup.TOTAL_DIM, _keys("day", "key"), _keys("a.day", "a.tier"), "", "1 = 1", []),
-    ]
-    for dim in dims:
-        if dim == "day":
-            arms.append(("day", rollup.TOTAL_DIM, _keys("day"), _keys("a.day"), "", "1 = 1", []))
-        elif dim in keys:
-            arms.append((dim, dim, _keys("key"), _keys(f"a.{dim}"), "", "1 = 1", []))
-        elif dim == rollup.TOOL:
-            join, tool, condition = rollup.tool_join(dialect)
-            arms.append((dim, dim, _keys("key"), _keys(tool), join, condition, []))
-        else:
-            tag = rollup.tag_value(dialect)
-            name = dim.removeprefix(rollup.TAG_PREFIX)
-            arms.append((dim, dim, _keys("key"), _keys(tag), "", f"{tag} IS NOT NULL", [name]))
-    selects: list[str] = []
-    params: _Params = []
-    for label, rollup_dim, rollup_keys, edge_keys, tail, condition, edge_params in arms:
-        parts: list[str] = []
-        part_params: _Params = []
-        whole = window.rollup(
-            f"SELECT {rollup_keys}, {_PLAIN_COUNTS} FROM rollup_dims WHERE dim = ? AND"
-        )
-        if whole is not None:
-            parts.append(whole[0])
-            part_params += [rollup_dim, *whole[1]]
-        if edge is not None:
-            parts.append(
-                f"SELECT {edge_keys}, {_EDGE_COUNTS} FROM edge a{tail} WHERE {condition}"
-            )
-            # the key expression and the condition may both hold the tag's name
-            part_params += edge_params * (edge_keys.count("?") + condition.count("?"))
-        if not parts:
-            continue
-        selects.append(
-            f"SELECT '{label}', k1, k2, {_SUMS} FROM ({' UNION ALL '.join(parts)}) s "
-            "GROUP BY k1, k2"
-        )
-        params += part_params
-    if not selects:
-        return {}, []
-    sql = " UNION ALL ".join(selects)
-    if edge is not None:
-        fine = ", ".join((*_FINE, *_DIM_COUNTS))
-        sql = f"WITH edge ({fine}) AS ({edge[0]}) {sql}"
-        params = edge[1] + params
-    out: _Groups = {}
-    day_tier: list[DayTierSpend] = []
-    for label, k1, k2, *figures in ledger.query(sql, params):
-        if figures[0] is None or int(figures[0]) == 0:
-            continue  # an empty ledger: no totals row
-        counts = {name: int(v or 0) for name, v in zip(_DIM_COUNTS, figures, strict=True)}
-        if label == "day_tier":
-            day_tier.append(
-                DayTierSpend(
-                    day=str(k1),
-                    tier=str(k2),
-                    cost_usd=_usd(counts["cost_ticks"]),
-                    attempts=counts["attempts"],
+class _Parts:
+    """The rows of the report statement, sorted by kind (see ``_report_sql``)."""
+
+    def __init__(self) -> None:
+        self.groups: _Groups = {}
+        self.day_tier: list[DayTierSpend] = []
+        self.histograms: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        self.labels: dict[tuple[str, str], tuple[int, int, int, float | None]] = {}
+        self.reasons: dict[str, int] = {}
+        self.verdicts: dict[str, tuple[int, int]] = {}
+
+    def add(self, kind: str, k1: Any, k2: Any, x: Any, values: list[Any]) -> None:  # Any: DB
+        prefix, _, label = kind.partition(":")
+        if prefix == "g":
+            if not values[0]:
+                return  # an empty ledger: no totals
+            counts = {name: int(v or 0) for name, v in zip(_COUNTS, values, strict=True)}
+            if label == "day_tier":
+                self.day_tier.append(
+                    DayTierSpend(
+                        day=str(k1),
+                        tier=str(k2),
+                        cost_usd=_usd(counts["cost_ticks"]),
+                        attempts=counts["attempts"],
+                    )
                 )
-            )
-        else:
-            out[str(label), str(k1)] = counts
-    day_tier.sort(key=lambda s: (s.day, s.tier))
-    return out, day_tier
+            else:
+                self.groups[label, str(k1)] = counts
+        elif prefix == "h":
+            self.histograms.setdefault((label, str(k1)), []).append((float(x), int(values[0])))
+        elif prefix == "l":
+            n_correct, n_true, n_score = (int(v or 0) for v in values[:3])
+            self.labels[label, str(k1)] = (n_correct, n_true, n_score, x)
+        elif prefix == "r":
+            self.reasons[str(k1)] = int(values[0])
+        else:  # "v"
+            self.verdicts[str(k1)] = (int(values[0]), int(values[1] or 0))
 
 
-def _keys(first: str, second: str = "''") -> str:
-    return f"{first} AS k1, {second} AS k2"
+def _add_latency(
+    histograms: dict[tuple[str, str], list[tuple[float, int]]], groups: _Groups
+) -> None:
+    """Nearest-rank p50 and p95 from each group's histogram (buckets of 2 significant digits)."""
+    for key, buckets in histograms.items():
+        group = groups.get(key)
+        if group is None:
+            continue
+        buckets.sort()
+        total = sum(n for _, n in buckets)
+        if not total:
+            continue
+        cumulative = 0
+        p50: float | None = None
+        for bucket, n in buckets:
+            cumulative += n
+            if p50 is None and cumulative >= 0.5 * total:
+                p50 = bucket
+            if cumulative >= 0.95 * total:
+                group["latency_p50_s"], group["latency_p95_s"] = p50, bucket
+                break
+
+
+def _add_labels(
+    labels: dict[tuple[str, str], tuple[int, int, int, float | None]], groups: _Groups
+) -> None:
+    for (dim, key), (n_correct, n_true, n_score, score_sum) in labels.items():
+        group = groups.get((dim, key))
+        if group is None and dim.startswith(rollup.TAG_PREFIX) and key == rollup.NONE:
+            group = groups.setdefault((dim, rollup.NONE), {})  # filled by _add_missing_tags
+        if group is not None and (n_correct or n_score):
+            group["labelled"] = max(n_correct, n_score)
+            group["n_correct"] = n_correct
+            group["n_true"] = n_true
+            group["mean_score"] = float(score_sum or 0) / n_score if n_score else None
 
 
 def _add_missing_tags(groups: _Groups, dims: list[str]) -> None:
@@ -565,87 +425,19 @@ def _add_missing_tags(groups: _Groups, dims: list[str]) -> None:
     not store; every count is additive and an attempt has at most one value per tag, so it is
     the totals less the tagged groups."""
     total = groups.get(("all", "all"))
-    if total is None:
-        return
     for dim in dims:
         if not dim.startswith(rollup.TAG_PREFIX):
             continue
-        rest = {name: total[name] for name in _DIM_COUNTS}
-        for (d, key), counts in groups.items():
-            if d == dim and key != rollup.NONE:
-                for name in _DIM_COUNTS:
-                    rest[name] -= counts[name]
         labelled = groups.pop((dim, rollup.NONE), {})  # only labels so far (see _add_labels)
+        if total is None:
+            continue
+        rest = {name: total[name] for name in _COUNTS}
+        for (d, _), counts in groups.items():
+            if d == dim:
+                for name in _COUNTS:
+                    rest[name] -= counts[name]
         if rest["attempts"] > 0:
             groups[dim, rollup.NONE] = {**labelled, **rest}
-
-
-def _add_latency(ledger: LedgerSource, window: _Window, groups: _Groups) -> None:
-    source, params = window.union(
-        "SELECT day, tier, model, bucket_s, n FROM latency_daily WHERE",
-        f"SELECT SUBSTR(a.ts, 1, 10), a.tier, a.model, {rollup.RAW_BUCKET}, COUNT(*) "
-        "FROM attempts a WHERE {where} GROUP BY 1, 2, 3, 4",
-    )
-    dims = sorted({d for d, _ in groups if d in _LATENCY_DIMS})
-    selects = ["SELECT 'all' AS dim, 'all' AS k, bucket_s AS b, SUM(n) AS n FROM lat GROUP BY 3"]
-    selects += [f"SELECT '{d}', {d}, bucket_s, SUM(n) FROM lat GROUP BY 2, 3" for d in dims]
-    rows = ledger.query(
-        f"WITH lat (day, tier, model, bucket_s, n) AS ({source}) "
-        "SELECT dim, k, MIN(CASE WHEN cum >= 0.5 * tot THEN b END), "
-        "MIN(CASE WHEN cum >= 0.95 * tot THEN b END) FROM ("
-        "SELECT dim, k, b, SUM(n) OVER (PARTITION BY dim, k ORDER BY b) AS cum, "
-        "SUM(n) OVER (PARTITION BY dim, k) AS tot FROM ("
-        f"{' UNION ALL '.join(selects)}) h) c GROUP BY dim, k",
-        params,
-    )
-    for dim, key, p50, p95 in rows:
-        group = groups.get((str(dim), str(key)))
-        if group is not None:
-            group["latency_p50_s"] = None if p50 is None else float(p50)
-            group["latency_p95_s"] = None if p95 is None else float(p95)
-
-
-def _add_labels(ledger: LedgerSource, window: _Window, groups: _Groups, dims: list[str]) -> None:
-    """Labelled accuracy per group: the labels are joined to their routes' final attempts
-    once (a CTE the database materialises), then counted per breakdown."""
-    dialect = ledger.dialect
-    keys = rollup.raw_dim_keys(dialect)
-    columns = [f"{keys[k]} AS {k}" if k in keys else f"a.{k} AS {k}" for k in _FINE]
-    figures = "COUNT(a.correct), SUM(a.correct), COUNT(a.score), SUM(a.score)"
-    selects = [f"SELECT 'all', 'all', {figures} FROM lab a"]
-    params: _Params = []
-    for dim in dims:
-        if dim in keys:
-            selects.append(f"SELECT '{dim}', a.{dim}, {figures} FROM lab a GROUP BY 2")
-        elif dim == rollup.TOOL:
-            join, tool, condition = rollup.tool_join(dialect)
-            selects.append(
-                f"SELECT '{dim}', {tool}, {figures} FROM lab a{join} WHERE {condition} GROUP BY 2"
-            )
-        else:
-            tag = rollup.tag_value(dialect)
-            selects.append(
-                f"SELECT '{dim}', COALESCE({tag}, '{rollup.NONE}'), {figures} FROM lab a "
-                "GROUP BY 2"
-            )
-            params.append(dim.removeprefix(rollup.TAG_PREFIX))
-    sql = (
-        f"WITH lab AS (SELECT {', '.join(columns)}, l.correct AS correct, l.score AS score "
-        # CROSS JOIN makes SQLite drive the join from the (small) labels table.
-        "FROM labels l CROSS JOIN attempts a WHERE a.route_id = l.route_id AND a.final = 1 "
-        f"AND {window.rows_clause}) {' UNION ALL '.join(selects)}"
-    )
-    for dim, key, n_correct, n_true, n_score, score_sum in ledger.query(
-        sql, [*window.rows_params, *params]
-    ):
-        group = groups.get((str(dim), str(key)))
-        if group is None and str(dim).startswith(rollup.TAG_PREFIX) and key == rollup.NONE:
-            group = groups.setdefault((str(dim), rollup.NONE), {})  # filled by _add_missing_tags
-        if group is not None:
-            group["labelled"] = max(int(n_correct), int(n_score))
-            group["n_correct"] = int(n_correct)
-            group["n_true"] = int(n_true or 0)
-            group["mean_score"] = float(score_sum) / int(n_score) if n_score else None
 
 
 def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
@@ -686,44 +478,14 @@ def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
 
 def _usd(ticks: int) -> Decimal:
     """Ticks -> Decimal USD without trailing zeros (``0.004``, not ``0.0040000000``)."""
-    value = (ticks_to_usd(ticks) or Decimal(0)).normalize()
+    if not ticks:
+        return _ZERO
+    value = (ticks_to_usd(ticks) or _ZERO).normalize()
     exponent = value.as_tuple().exponent
     return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
 
 
-def _top_reasons(ledger: LedgerSource, window: _Window) -> list[ReasonCount]:
-    source, params = window.union(
-        "SELECT reason, n FROM reasons_daily WHERE",
-        "SELECT a.reason AS reason, 1 AS n FROM attempts a "
-        "WHERE a.decision = 'escalate' AND {where}",
-    )
-    rows = ledger.query(
-        f"SELECT reason, SUM(n) FROM ({source}) r GROUP BY reason "
-        f"ORDER BY 2 DESC, 1 LIMIT {TOP_REASONS}",
-        params,
-    )
-    return [ReasonCount(reason=str(r), count=int(n)) for r, n in rows]
-
-
-def _verifier_stats(ledger: LedgerSource, window: _Window) -> list[VerifierStats]:
-    source, params = window.union(
-        "SELECT verifier, n, passed FROM verdicts_daily WHERE",
-        _RAW_VERDICTS[ledger.dialect] + " WHERE {where}",
-    )
-    rows = ledger.query(
-        f"SELECT verifier, SUM(n), SUM(passed) FROM ({source}) v "
-        "GROUP BY verifier ORDER BY verifier",
-        params,
-    )
-    return [
-        VerifierStats(
-            verifier=str(name),
-            verdicts=int(n),
-            passed=int(ok),
-            pass_rate=int(ok) / int(n) if n else None,
-        )
-        for name, n, ok in rows
-    ]
+_ZERO = Decimal(0)
 
 
 def csv_rows(report: CostReport) -> list[dict[str, str]]:

@@ -176,7 +176,7 @@ def test_sink_helpers_call_what_each_sink_has(slow: Ledger) -> None:
     assert len(plain.seen) == 1
 
 
-# --- SQLite: a locked database, a clean exit, a crash ----------------------------------------------
+# --- SQLite: a locked database, a clean exit, a crash ------------------------------------------
 
 
 def test_record_does_not_wait_for_a_locked_database(tmp_path: Path) -> None:

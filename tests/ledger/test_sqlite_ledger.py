@@ -103,7 +103,7 @@ def test_failed_write_raises_and_keeps_earlier_rows(tmp_path: Path) -> None:
     ledger.record(record())
     ledger.record(record())  # same route and attempt index: refused by the writer
     ledger.record(record(route="r3"))
-    with pytest.raises(LedgerError, match="refused 1 attempt.*UNIQUE constraint failed"):
+    with pytest.raises(LedgerError, match=r"refused 1 attempt.*UNIQUE constraint failed"):
         ledger.flush()
     ledger.flush()  # reported once
     with pytest.raises(LedgerError, match="naive"):  # a row that cannot be stored: at once

@@ -232,7 +232,9 @@ def test_report_by_task_tool_and_tag_with_where(
     assert (data["attempts"], data["total_cost_usd"], data["where"]) == (
         2, "0.005", {"tag:project": "apollo"},
     )  # fmt: skip
-    keys = {dim: {g["key"]: g["cost_usd"] for g in rows} for dim, rows in data["breakdowns"].items()}
+    keys = {
+        dim: {g["key"]: g["cost_usd"] for g in rows} for dim, rows in data["breakdowns"].items()
+    }
     assert keys == {
         "task": {"t1": "0.001", "(none)": "0.004"},
         "tool": {"search": "0.001", "sql": "0.005"},
