@@ -148,15 +148,6 @@ def bucket_s(latency_s: float) -> float:
     return round(latency_s, -1)
 
 
-def _upsert(table: str, keys: Sequence[str], counts: Sequence[str]) -> str:
-    columns = [*keys, *counts]
-    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
-    )
-
-
 # --- rollup_dims ------------------------------------------------------------------------------
 
 # The counts of rollup_dims: rollup_daily's, then the token details of newer CallRecords.

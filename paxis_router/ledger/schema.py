@@ -13,8 +13,9 @@ Example:
     >>> from datetime import UTC, datetime
     >>> format_ts(datetime(2026, 11, 1, 9, 30, tzinfo=UTC))
     '2026-11-01T09:30:00.000000Z'
-    >>> cap_text("x" * 5000)[-40:]
-    'xxxxxxxxxx… [truncated: 5000 bytes in all]'
+    >>> capped = cap_text("x" * 5000)
+    >>> len(capped.encode("utf-8")), capped.endswith("x… [truncated: 5000 bytes in all]")
+    (4096, True)
 """
 
 from __future__ import annotations
