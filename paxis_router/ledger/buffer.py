@@ -81,6 +81,7 @@ class BufferConfig:
 
 
 _RETRY_MIN_S = 0.05
+_IDLE_EXIT_S = 60.0
 _OPEN: weakref.WeakSet[GroupWriter[object]] = weakref.WeakSet()
 
 
@@ -314,7 +315,11 @@ class GroupWriter(Generic[T]):
                     self._cond.wait(probe_at - now)
                 else:
                     self._retry_now = False
-                    self._cond.wait()
+                    if not self._cond.wait(_IDLE_EXIT_S) and not self._queue:
+                        # Idle: the thread ends (the next submit starts another), so a ledger
+                        # nobody closes does not keep a thread, and itself, alive for good.
+                        self._thread = None
+                        return None
 
     def _write(self, batch: list[T]) -> None:
         retry = self._failing is not None
