@@ -12,8 +12,8 @@ Writes (a fresh SQLite ledger per round, rows generated beforehand):
 Each is printed in rows/s and as a ratio to the baseline (median of ``--rounds`` rounds).
 
 Reports (``report.build``, SQLite), each shape on a ledger of ``--rows`` rows (1,000,000; and
-10,000,000 with ``--big``) generated with one bulk ``INSERT ... SELECT`` and the rollups rebuilt
-from the rows (``rollup.rebuild_statements``), against the baseline of one plain
+10,000,000 with ``--big``) generated with bulk ``INSERT ... SELECT`` statements, the rollups
+added chunk by chunk (``rollup.add_rows_statements``), against the baseline of one plain
 ``SELECT team, COUNT(*), SUM(cost_ticks) FROM attempts GROUP BY team`` on the same ledger:
 
 * ``few``: 5 teams x 6 skills x 2 tiers over 28 days, no labels, default breakdowns;
@@ -196,7 +196,7 @@ INSERT INTO attempts (route_id, request_id, attempt_index, ts, team, skill, data
   tier_index, model, decision, reason, final, prompt_tokens, completion_tokens, latency_s,
   cost_ticks, counterfactual_ticks, verdicts, passed, error, error_type, finish_reason,
   degraded, budget_capped, cached_prompt_tokens, reasoning_tokens, tools, task_id, step, tags)
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :last),
+WITH RECURSIVE n(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM n WHERE i < :last),
 b AS (SELECT i, i % 5 AS pos, (i / 5) * 4 + MAX(i % 5 - 1, 0) AS r, i * :step AS us FROM n),
 c AS (SELECT *, 50 + (r * 7) % 850 AS p, 10 + (r * 13) % 290 AS q FROM b)
 SELECT printf('r%010d', r), printf('r%010d', r), pos = 1,
@@ -221,25 +221,33 @@ FROM c
 """
 
 
+FILL_CHUNK = 500_000
+
+
 def fill(path: Path, n_rows: int, teams: int, skills: int, days: int) -> None:
-    """A ledger of ``n_rows`` generated rows (1 route in 4 escalated), bulk-inserted with one
-    statement, rollups rebuilt from the rows."""
+    """A ledger of ``n_rows`` generated rows (1 route in 4 escalated), bulk-inserted by one
+    ``INSERT ... SELECT`` per chunk of 500,000 rows, each chunk's rollups added as it goes
+    (``rollup.add_rows_statements``: every sort is one chunk, not the whole table)."""
     SQLiteLedger(path).close()  # the current schema
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("BEGIN")
     params = {
-        "last": n_rows - 1,
         "step": days * 86_400_000_000 // n_rows,
         "epoch": int(START.timestamp()),
         "teams": teams,
         "skills": skills,
     }
-    conn.execute(_FILL, params)
-    for statement in rollup.rebuild_statements("sqlite"):
-        conn.execute(statement)
-    conn.execute("COMMIT")
+    top = 0
+    for first in range(0, n_rows, FILL_CHUNK):
+        last = min(first + FILL_CHUNK, n_rows) - 1
+        conn.execute("BEGIN")
+        conn.execute(_FILL, {**params, "first": first, "last": last})
+        (new_top,) = conn.execute("SELECT MAX(id) FROM attempts").fetchone()
+        for statement in rollup.add_rows_statements("sqlite"):
+            conn.execute(statement, (top, new_top))
+        conn.execute("COMMIT")
+        top = new_top
     conn.close()
 
 
@@ -265,10 +273,16 @@ def baseline_s(ledger: SQLiteLedger) -> float:
     return _best(lambda: ledger.query(sql), repeat=1)
 
 
+def _progress(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def bench_reports(folder: Path, n_rows: int) -> dict[str, float]:
     out: dict[str, float] = {}
     few, wide = folder / f"few-{n_rows}.db", folder / f"wide-{n_rows}.db"
     out["fill_few_s"] = _timed(lambda: fill(few, n_rows, 5, 6, 28))
+    _progress(f"{n_rows:,} rows: filled in {out['fill_few_s']:.0f} s")
     with SQLiteLedger(few, read_only=True) as ledger:
         out["baseline_few_s"] = baseline_s(ledger)
         out["few_s"] = _best(lambda: report.build(ledger))
@@ -281,6 +295,7 @@ def bench_reports(folder: Path, n_rows: int) -> dict[str, float]:
     add_labels(few, LABELS)
     with SQLiteLedger(few, read_only=True) as ledger:
         out["labels_s"] = _best(lambda: report.build(ledger))
+    _progress(f"{n_rows:,} rows: {out}")
     few.unlink()
     out["fill_wide_s"] = _timed(lambda: fill(wide, n_rows, 50, 934, 365))
     with SQLiteLedger(wide, read_only=True) as ledger:

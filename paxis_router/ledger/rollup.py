@@ -375,25 +375,53 @@ def shadow_migration(dialect: str, big: str) -> str:
     )
 
 
-def _dims_backfill(dialect: str) -> list[str]:
-    """INSERT statements filling rollup_dims from every attempt row."""
+def _dims_backfill(dialect: str, where: str = "1 = 1", on_conflict: str = "") -> list[str]:
+    """INSERT statements filling rollup_dims from the attempt rows ``where`` selects.
+
+    The dimensions of few keys are summed from one aggregate of the rows by all of them at once
+    (one pass computing the counts, then small groupings); task, tool and tag (many keys, or
+    several per row) each read the rows themselves."""
     keys = raw_dim_keys(dialect)
     day = keys["day"]
     counts = ", ".join(RAW_DIM_COUNTS)
-    into = f"INSERT INTO rollup_dims (day, dim, key, {', '.join(DIM_COUNTS)}) SELECT {day}"
+    columns = f"(day, dim, key, {', '.join(DIM_COUNTS)})"
+    into = f"INSERT INTO rollup_dims {columns} SELECT {day}"
+    few = [d for d in KEYED_DIMS if d != "task"]
+    sums = ", ".join(f"SUM({c})" for c in DIM_COUNTS)
+    fine = ", ".join(f"{keys[d]} AS {d}" for d in few)
+    named = ", ".join(
+        f"{expression} AS {name}"
+        for expression, name in zip(RAW_DIM_COUNTS, DIM_COUNTS, strict=True)
+    )
+    spread = " UNION ALL ".join(
+        f"SELECT day, '{d}', {d}, {sums} FROM f WHERE 1 = 1 GROUP BY day, {d}" for d in few
+    )
     statements = [
-        f"{into}, '{dim}', {keys[dim]}, {counts} FROM attempts a GROUP BY 1, 3"
-        for dim in KEYED_DIMS
+        f"WITH f AS MATERIALIZED (SELECT {day} AS day, {fine}, {named} FROM attempts a "
+        f"WHERE {where} GROUP BY {', '.join(str(i + 1) for i in range(len(few) + 1))}) "
+        f"INSERT INTO rollup_dims {columns} SELECT * FROM ({spread}) s WHERE 1 = 1",
+        f"{into}, 'task', {keys['task']}, {counts} FROM attempts a WHERE {where} GROUP BY 1, 3",
     ]
+
+    # Tools and tags: the rows grouped by their JSON text first, so each distinct list or
+    # mapping is parsed once, not once per row.
+    def by_text(column: str) -> str:
+        return (
+            f"(SELECT {day} AS day, a.{column} AS {column}, {named} FROM attempts a "
+            f"WHERE {where} GROUP BY 1, 2) a"
+        )
+
     join, tool, condition = tool_join(dialect)
     statements.append(
-        f"{into}, '{TOOL}', {tool}, {counts} FROM attempts a{join} WHERE {condition} GROUP BY 1, 3"
+        f"INSERT INTO rollup_dims {columns} SELECT a.day, '{TOOL}', {tool}, {sums} "
+        f"FROM {by_text('tools')}{join} WHERE {condition} GROUP BY 1, 3"
     )
     join, tag, value = tag_join(dialect)
     statements.append(
-        f"{into}, '{TAG_PREFIX}' || {tag}, {value}, {counts} FROM attempts a{join} GROUP BY 1, 2, 3"
+        f"INSERT INTO rollup_dims {columns} SELECT a.day, '{TAG_PREFIX}' || {tag}, {value}, "
+        f"{sums} FROM {by_text('tags')}{join} WHERE 1 = 1 GROUP BY 1, 2, 3"
     )
-    return statements
+    return [f"{sql}{on_conflict}" for sql in statements]
 
 
 def dims_migration(dialect: str, big: str) -> str:
@@ -404,36 +432,61 @@ def dims_migration(dialect: str, big: str) -> str:
     return ";\n".join(statements)
 
 
+# (the verifier of verdict j, 1 when j passed else 0, the walk over the verdicts of alias g)
 _RAW_VERDICT_ROWS = {
     "sqlite": (
         "json_extract(j.value, '$.verifier')",
-        "SUM(CASE WHEN json_extract(j.value, '$.passed') THEN 1 ELSE 0 END)",
-        ", json_each(a.verdicts) j",
+        "CASE WHEN json_extract(j.value, '$.passed') THEN 1 ELSE 0 END",
+        ", json_each(g.verdicts) j",
     ),
     "postgresql": (
         "j ->> 'verifier'",
-        "SUM(CASE WHEN (j ->> 'passed')::boolean THEN 1 ELSE 0 END)",
-        ", jsonb_array_elements(a.verdicts) j",
+        "CASE WHEN (j ->> 'passed')::boolean THEN 1 ELSE 0 END",
+        ", jsonb_array_elements(g.verdicts) j",
     ),
 }
 
 
-def rebuild_statements(dialect: str) -> tuple[str, ...]:
-    """Statements that recompute every rollup of the current schema from the attempt rows, in
-    one transaction with them: for rows loaded in bulk without the ledger (a restore, a
-    benchmark), or to repair rollups."""
+def _fill_statements(dialect: str, where: str, upsert: bool) -> list[str]:
+    """Every rollup filled from the attempt rows ``where`` selects; ``upsert`` adds to rows
+    already there instead of expecting none."""
+
+    def conflict(table: str, keys: Sequence[str], counts: Sequence[str]) -> str:
+        if not upsert:
+            return ""
+        updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+        return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+
     day = "SUBSTR(a.ts, 1, 10)"
     verifier, passed, walk = _RAW_VERDICT_ROWS[dialect]
-    return (
-        "DELETE FROM rollup_dims",
-        "DELETE FROM latency_daily",
-        "DELETE FROM verdicts_daily",
-        "DELETE FROM reasons_daily",
-        *_dims_backfill(dialect),
+    return [
+        *_dims_backfill(dialect, where, conflict("rollup_dims", ("dim", "key", "day"), DIM_COUNTS)),
         f"INSERT INTO latency_daily SELECT {day}, a.tier, a.model, {RAW_BUCKET}, COUNT(*) "
-        "FROM attempts a GROUP BY 1, 2, 3, 4",
-        f"INSERT INTO verdicts_daily SELECT {day}, {verifier}, COUNT(*), {passed} "
-        f"FROM attempts a{walk} GROUP BY 1, 2",
+        f"FROM attempts a WHERE {where} GROUP BY 1, 2, 3, 4"
+        + conflict("latency_daily", ("day", "tier", "model", "bucket_s"), ("n",)),
+        # each distinct verdict list parsed once, weighted by the rows that carry it
+        f"INSERT INTO verdicts_daily SELECT g.day, {verifier}, SUM(g.n), SUM(g.n * {passed}) "
+        f"FROM (SELECT {day} AS day, a.verdicts AS verdicts, COUNT(*) AS n FROM attempts a "
+        f"WHERE {where} GROUP BY 1, 2) g{walk} WHERE 1 = 1 GROUP BY 1, 2"
+        + conflict("verdicts_daily", ("day", "verifier"), ("n", "passed")),
         f"INSERT INTO reasons_daily SELECT {day}, a.reason, COUNT(*) FROM attempts a "
-        "WHERE a.decision = 'escalate' GROUP BY 1, 2",
+        f"WHERE {where} AND a.decision = 'escalate' GROUP BY 1, 2"
+        + conflict("reasons_daily", ("day", "reason"), ("n",)),
+    ]
+
+
+def rebuild_statements(dialect: str) -> tuple[str, ...]:
+    """Statements that recompute every rollup of the current schema from the attempt rows, in
+    one transaction with them: to repair rollups, or after a bulk load."""
+    tables = ("rollup_dims", "latency_daily", "verdicts_daily", "reasons_daily")
+    return (
+        *(f"DELETE FROM {table}" for table in tables),
+        *_fill_statements(dialect, "1 = 1", upsert=False),
     )
+
+
+def add_rows_statements(dialect: str) -> tuple[str, ...]:
+    """Statements that add the attempt rows with ``? < id <= ?`` (each statement takes those two
+    parameters) to every rollup: a bulk load in chunks keeps its rollups as it goes, each
+    statement sorting one chunk rather than the whole table."""
+    return tuple(_fill_statements(dialect, "a.id > ? AND a.id <= ?", upsert=True))

@@ -188,17 +188,27 @@ def test_rollups_kept_by_the_writer_equal_rollups_rebuilt_from_the_rows(ledger: 
     tables = ("rollup_dims", "latency_daily", "verdicts_daily", "reasons_daily")
     kept = {t: sorted(ledger.query(f"SELECT * FROM {t}")) for t in tables}
     assert len(kept["rollup_dims"]) > 20
-    statements = rollup.rebuild_statements(ledger.dialect)
+    (top,) = ledger.query("SELECT MAX(id) FROM attempts")[0]
+    chunks = ((0, 2), (2, int(top)))  # a bulk load adding its rows in two chunks
+    rebuild = [(sql, ()) for sql in rollup.rebuild_statements(ledger.dialect)]
+    in_chunks = [(f"DELETE FROM {t}", ()) for t in tables] + [
+        (sql, chunk) for chunk in chunks for sql in rollup.add_rows_statements(ledger.dialect)
+    ]
+    for runs in (rebuild, in_chunks):
+        run_sql(ledger, runs)
+        assert {t: sorted(ledger.query(f"SELECT * FROM {t}")) for t in tables} == kept
+
+
+def run_sql(ledger: Ledger, runs: list[tuple[str, tuple[int, ...]]]) -> None:
+    """Run statements (``?`` placeholders) in one transaction, beside the ledger."""
     if isinstance(ledger, SQLiteLedger):
         with sqlite3.connect(ledger.path) as conn:
-            for statement in statements:
-                conn.execute(statement)
+            for sql, params in runs:
+                conn.execute(sql, params)
         conn.close()
-    else:
-        import psycopg
+        return
+    import psycopg
 
-        with psycopg.connect(ledger.url) as pg:
-            for statement in statements:
-                pg.execute(statement)
-    rebuilt = {t: sorted(ledger.query(f"SELECT * FROM {t}")) for t in tables}
-    assert rebuilt == kept
+    with psycopg.connect(ledger.url) as pg:
+        for sql, params in runs:
+            pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]  # built SQL
