@@ -1,9 +1,10 @@
 """Ledger -> CostReport, aggregated by SQL inside the database (never row by row in Python).
 
-The same SQL runs on SQLite and PostgreSQL (only the JSON walk over verdicts differs). Whole
-UTC days are read from the daily rollups that ``record_many`` keeps (``ledger/rollup.py``), the
-partial days at the window's edges from the attempt rows, so a report over millions of rows
-takes milliseconds. Money comes back as exact integer tick sums and becomes ``Decimal``. Rows
+One SQL statement per report (``_report_sql``), the same text on SQLite and PostgreSQL but for
+the JSON walks. Whole UTC days are read from the daily rollups the ledger keeps
+(``ledger/rollup.py``), the attempt rows the rollups cannot answer for (the partial days at the
+window's edges, or a filtered window) are read once, so a report over millions of rows takes well
+under a second. Money comes back as exact integer tick sums and becomes ``Decimal``. Rows
 whose price is unknown are counted (``unknown_cost_attempts``, ``unknown_counterfactual_routes``)
 and left out of the sums — never summed as 0 — and ``prices_complete`` is False when any exist.
 
@@ -25,9 +26,13 @@ Definitions (every figure is over ``[since, until)`` on the attempt's start time
   ``mean_score``: the mean labelled score.
 
 Breakdowns group attempts by ``team``, ``skill`` (the route's top skill: the first of those
-the router selected), ``tier``, ``model``, ``day`` or ``data_class``;
-route figures (routes, escalations, counterfactual, labels) are counted on each route's final
-attempt, so by ``tier`` they land on the tier that ended the route.
+the router selected), ``tier``, ``model``, ``day``, ``data_class``, ``task`` (the orchestrator
+task), ``tool`` or ``tag:<key>``; route figures (routes, escalations, counterfactual, labels) are
+counted on each route's final attempt, so by ``tier`` they land on the tier that ended the route.
+An attempt that called two tools counts, whole, in both tool groups (tool groups overlap and add
+up to more than the total); ``(none)`` holds the attempts without a task, tool or that tag.
+``where`` keeps only the attempts with the given keys (``{"tag:project": "apollo"}``).
+``cached_prompt_tokens`` and ``reasoning_tokens`` are summed like the other tokens.
 
 Example:
     >>> import tempfile, pathlib
@@ -89,7 +94,8 @@ class LedgerSource(Protocol):
 
 
 class GroupStats(BaseModel):
-    """The figures of one breakdown row (``key`` is the team, skill, tier, model or day)."""
+    """The figures of one breakdown row (``key``: the team, skill, tier, model, day, data class,
+    task, tool or tag value of the group)."""
 
     model_config = ConfigDict(frozen=True)
 
