@@ -254,62 +254,84 @@ def rollup_params(
     """The upsert parameters for a batch; ``rows[i]`` is ``record_to_row(entries[i])`` (its
     tick and text values are reused, not recomputed).
 
-    Each row's counts are computed once and summed per fine key (every dimension at once), then
-    each fine group is spread over the dimensions: per batch the work is one pass over the rows
-    plus one per distinct fine key.
+    One pass over the rows sums their numbers per (every dimension's key, the row's flags); the
+    ``DIM_COUNTS`` of each such group follow from its flags, and each group is then spread over
+    the dimensions: per row a few additions, the rest per group (a batch has few).
     """
-    fine: dict[tuple[Any, ...], list[tuple[int, ...]]] = {}  # Any: text keys and a tools tuple
+    # (day, team, skill, tier, model, data_class, task, tools, tags text), then the flags
+    # (final, attempt_index > 0, cost unknown, counterfactual unknown, decision, capped,
+    # degraded) -> [rows, cost, counterfactual, prompt, completion, cached, reasoning]
+    sums: dict[tuple[Any, ...], list[int]] = {}  # Any: text keys and a tools tuple
     latency: dict[tuple[str, str, str, float], int] = defaultdict(int)
-    verdicts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    verdict_lists: dict[tuple[str, str], int] = defaultdict(int)
     reasons: dict[tuple[str, str], int] = defaultdict(int)
     for entry, row in zip(entries, rows, strict=True):
         (_, _, index, ts, team, skill, data_class, tier, _, model, decision, reason, final,
-         prompt, completion, latency_s, cost, cf) = row[:18]  # fmt: skip
+         prompt, completion, latency_s, cost, cf, verdict_text, _, _, _, _, degraded,
+         capped) = row[:25]  # fmt: skip
         day = ts[:10]
-        shadow = decision == _SHADOW_DECISION
-        cost_known = cost is not None
-        vector = (
-            1,
-            final,
-            1 if final and index > 0 else 0,
-            cost or 0,
-            0 if cost_known else 1,
-            (cf or 0) if final else 0,
-            1 if final and cf is None else 0,
-            1 if final and decision == _ACCEPT else 0,
-            1 if final and entry.budget_capped else 0,
-            1 if final and entry.degraded else 0,
-            prompt or 0,
-            completion or 0,
-            1 if shadow else 0,
-            (cost or 0) if shadow else 0,
-            1 if shadow and not cost_known else 0,
-            entry.cached_prompt_tokens or 0,
-            entry.reasoning_tokens or 0,
-        )
+        if skill:
+            comma = skill.find(",")
+            skill = (skill if comma < 0 else skill[:comma]) or NONE
         key = (
-            day,
-            team or NONE,
-            top_skill(skill),
-            tier,
-            model,
-            data_class or NONE,
-            entry.task_id or NONE,
-            entry.tools,
-            row[30],  # the tags' JSON text: hashable, decoded once per fine group
-        )
-        group = fine.get(key)
-        if group is None:
-            fine[key] = [vector]
+            day, team or NONE, skill or NONE, tier, model, data_class or NONE,
+            entry.task_id or NONE, entry.tools, row[30],
+            final, index > 0, cost is None, cf is None, decision, capped, degraded,
+        )  # fmt: skip
+        acc = sums.get(key)
+        if acc is None:
+            acc = sums[key] = [0, 0, 0, 0, 0, 0, 0]
+        acc[0] += 1
+        if cost:
+            acc[1] += cost
+        if cf:
+            acc[2] += cf
+        if prompt:
+            acc[3] += prompt
+        if completion:
+            acc[4] += completion
+        if entry.cached_prompt_tokens:
+            acc[5] += entry.cached_prompt_tokens
+        if entry.reasoning_tokens:
+            acc[6] += entry.reasoning_tokens
+        # bucket_s() inlined (the common bounds first): one call less per row
+        if 0.1 <= latency_s < 1.0:
+            bucket = round(latency_s, 2)
+        elif 1.0 <= latency_s < 10.0:
+            bucket = round(latency_s, 1)
         else:
-            group.append(vector)
-        latency[day, tier, model, bucket_s(latency_s)] += 1
-        for verdict in entry.verdicts:
-            counts = verdicts[day, verdict.verifier]
-            counts[0] += 1
-            counts[1] += verdict.passed
+            bucket = bucket_s(latency_s)
+        latency[day, tier, model, bucket] += 1
+        if verdict_text != "[]":
+            verdict_lists[day, verdict_text] += 1
         if decision == _ESCALATE:
             reasons[day, reason] += 1
+    fine: dict[tuple[Any, ...], list[tuple[int, ...]]] = defaultdict(list)  # Any: as above
+    for key, (n, cost, cf, prompt, completion, cached, reasoning) in sums.items():
+        final, later, cost_unknown, cf_unknown, decision, capped, degraded = key[9:]
+        shadow = decision == _SHADOW_DECISION
+        f = n if final else 0
+        fine[key[:9]].append(
+            (
+                n,
+                f,
+                f if later else 0,
+                cost,
+                n if cost_unknown else 0,
+                cf if final else 0,
+                f if cf_unknown else 0,
+                f if decision == _ACCEPT else 0,
+                f if capped else 0,
+                f if degraded else 0,
+                prompt,
+                completion,
+                n if shadow else 0,
+                cost if shadow else 0,
+                n if shadow and cost_unknown else 0,
+                cached,
+                reasoning,
+            )
+        )
     dims: dict[tuple[str, str, str], list[tuple[int, ...]]] = defaultdict(list)
     for (day, *keys, tools, tags), vectors in fine.items():
         total = vectors[0] if len(vectors) == 1 else tuple(map(sum, zip(*vectors, strict=True)))
@@ -320,6 +342,12 @@ def rollup_params(
         if tags is not None:
             for name, value in json.loads(tags).items():
                 dims[TAG_PREFIX + name, value, day].append(total)
+    verdicts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for (day, text), n in verdict_lists.items():
+        for verdict in json.loads(text):  # once per distinct verdict list of the batch
+            counts = verdicts[day, verdict["verifier"]]
+            counts[0] += n
+            counts[1] += n if verdict["passed"] else 0
     # Sorted by key: concurrent writers (PostgreSQL) then lock rollup rows in one global order,
     # so two batches can never deadlock on each other.
     return {

@@ -185,6 +185,12 @@ def verdicts_json(verdicts: Sequence[Verdict]) -> str:
     """Verdicts as the compact JSON array stored in ``verdicts`` (reasons capped)."""
     if not verdicts:
         return "[]"
+    if len(verdicts) == 1:  # the common case, without a list and a join
+        v = verdicts[0]
+        return (
+            f'[{{"verifier":{_quote(v.verifier)},"passed":{"true" if v.passed else "false"},'
+            f'"score":{_score_json(v.score)},"reason":{_quote(cap_text(v.reason))}}}]'
+        )
     parts = [
         f'{{"verifier":{_quote(v.verifier)},"passed":{"true" if v.passed else "false"},'
         f'"score":{_score_json(v.score)},"reason":{_quote(cap_text(v.reason))}}}'
