@@ -3,8 +3,9 @@
 Whole UTC days come from the daily rollups (``ledger/rollup.py``): ``rollup_dims`` keyed by one
 dimension at a time, so each breakdown is one index range scan in key order. The attempt rows the
 rollups cannot answer for (the partial days at the window's edges, each an index range on ``ts``;
-or, with a ``where`` filter, the whole window) are read **once**, into a materialised CTE ``r``;
-every figure (breakdowns, latency histogram, reasons, verdicts) is derived from it. Labels are
+or, with a ``where`` filter, the whole window) are read **once**, summed by every key any figure
+needs into a materialised CTE ``r``; every figure (breakdowns, latency histogram, reasons,
+verdicts) is derived from it. Labels are
 joined to their routes' final attempts once (CTE ``lab``). One statement, one round trip.
 
 Result rows, by ``kind`` (columns: kind, k1, k2, x, v1 .. v17):
@@ -231,16 +232,21 @@ def report_sql(dialect: str, window: Window, dims: Sequence[str]) -> tuple[str, 
         fine = list(dict.fromkeys(["day", "tier", *_needed(dims)]))
         raw_keys = list(dict.fromkeys([*fine, "model"]))
         columns = [column(k) for k in raw_keys]
-        columns += [f"{e} AS {c}" for e, c in zip(_row_counts(dialect), COUNTS, strict=True)]
         columns += [
             f"{rollup.RAW_BUCKET} AS bucket",
             "a.verdicts AS verdicts",
             "CASE WHEN a.decision = 'escalate' THEN a.reason END AS escalation",
         ]
+        positions = ", ".join(str(i + 1) for i in range(len(columns)))
+        columns += [f"SUM({e}) AS {c}" for e, c in zip(_row_counts(dialect), COUNTS, strict=True)]
+        # The rows summed by every key any figure needs, in one pass (one sort) per range:
+        # the breakdowns, the latency histogram, reasons and verdicts all read this.
         select = f"SELECT {', '.join(columns)} FROM attempts a WHERE "
         ctes.append(
             "r AS MATERIALIZED ("
-            + " UNION ALL ".join(select + clause for clause, _ in window.ranges)
+            + " UNION ALL ".join(
+                f"{select}{clause} GROUP BY {positions}" for clause, _ in window.ranges
+            )
             + ")"
         )
         params += [p for _, range_params in window.ranges for p in range_params]
@@ -248,7 +254,7 @@ def report_sql(dialect: str, window: Window, dims: Sequence[str]) -> tuple[str, 
         sums = ", ".join(f"SUM({c}) AS {c}" for c in COUNTS)
         ctes.append(f"e AS MATERIALIZED (SELECT {group}, {sums} FROM r GROUP BY {group})")
         ctes.append(
-            "h AS MATERIALIZED (SELECT day, tier, model, bucket, COUNT(*) AS n FROM r "
+            "h AS MATERIALIZED (SELECT day, tier, model, bucket, SUM(attempts) AS n FROM r "
             "GROUP BY day, tier, model, bucket)"
         )
     label_keys = _needed(dims)
@@ -358,7 +364,8 @@ def _reason_arm(window: Window) -> tuple[str, Params]:
         window,
         "SELECT reason AS k1, n FROM reasons_daily WHERE",
         rollup_params,
-        "SELECT escalation AS k1, COUNT(*) AS n FROM r WHERE escalation IS NOT NULL GROUP BY 1",
+        "SELECT escalation AS k1, SUM(attempts) AS n FROM r WHERE escalation IS NOT NULL "
+        "GROUP BY 1",
     )
     source = source or "SELECT reason AS k1, n FROM reasons_daily WHERE 1 = 0"
     select = _pad("r", "k1", _NO_TEXT, _NO_REAL, "SUM(n)")
@@ -381,7 +388,7 @@ def _verdict_arm(dialect: str, window: Window) -> tuple[str, Params]:
         rollup_params,
         # one JSON walk per distinct verdict list, weighted by how many rows carry it
         f"SELECT {verifier} AS k1, SUM(g.n) AS n, SUM(g.n * {passed}) AS passed FROM "
-        f"(SELECT verdicts, COUNT(*) AS n FROM r GROUP BY verdicts) g, {walk} GROUP BY 1",
+        f"(SELECT verdicts, SUM(attempts) AS n FROM r GROUP BY verdicts) g, {walk} GROUP BY 1",
     )
     source = source or "SELECT verifier AS k1, n, passed FROM verdicts_daily WHERE 1 = 0"
     select = _pad("v", "k1", _NO_TEXT, _NO_REAL, "SUM(n)", "SUM(passed)")
