@@ -190,8 +190,9 @@ def test_rollups_kept_by_the_writer_equal_rollups_rebuilt_from_the_rows(ledger: 
     assert len(kept["rollup_dims"]) > 20
     (top,) = ledger.query("SELECT MAX(id) FROM attempts")[0]
     chunks = ((0, 2), (2, int(top)))  # a bulk load adding its rows in two chunks
-    rebuild = [(sql, ()) for sql in rollup.rebuild_statements(ledger.dialect)]
-    in_chunks = [(f"DELETE FROM {t}", ()) for t in tables] + [
+    Runs = list[tuple[str, tuple[int, ...]]]
+    rebuild: Runs = [(sql, ()) for sql in rollup.rebuild_statements(ledger.dialect)]
+    in_chunks: Runs = [(f"DELETE FROM {t}", ()) for t in tables] + [
         (sql, chunk) for chunk in chunks for sql in rollup.add_rows_statements(ledger.dialect)
     ]
     for runs in (rebuild, in_chunks):
@@ -211,4 +212,4 @@ def run_sql(ledger: Ledger, runs: list[tuple[str, tuple[int, ...]]]) -> None:
 
     with psycopg.connect(ledger.url) as pg:
         for sql, params in runs:
-            pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]  # built SQL
+            pg.execute(sql.replace("?", "%s"), params)
