@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from paxis_router.errors import ConfigError
 from paxis_router.ledger import rollup
-from paxis_router.ledger.schema import ticks_to_usd
+from paxis_router.ledger.schema import TICKS_PER_USD
 from paxis_router.reports import _report_sql as _sql
 
 if TYPE_CHECKING:
@@ -366,7 +366,7 @@ class _Parts:
         if prefix == "g":
             if not values[0]:
                 return  # an empty ledger: no totals
-            counts = {name: int(v or 0) for name, v in zip(_COUNTS, values, strict=True)}
+            counts = dict(zip(_COUNTS, map(int, values), strict=True))  # sums: never NULL
             if label == "day_tier":
                 self.day_tier.append(
                     DayTierSpend(
@@ -483,12 +483,13 @@ def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
 
 
 def _usd(ticks: int) -> Decimal:
-    """Ticks -> Decimal USD without trailing zeros (``0.004``, not ``0.0040000000``)."""
+    """Ticks -> Decimal USD without trailing zeros (``0.004``, not ``0.0040000000``; ``10``, not
+    ``1E+1``). Exact: ``scaleb`` only moves the exponent."""
     if not ticks:
         return _ZERO
-    value = (ticks_to_usd(ticks) or _ZERO).normalize()
-    exponent = value.as_tuple().exponent
-    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
+    if not ticks % TICKS_PER_USD:
+        return Decimal(ticks // TICKS_PER_USD)
+    return Decimal(ticks).scaleb(-10).normalize()
 
 
 _ZERO = Decimal(0)
