@@ -92,7 +92,7 @@ def _flush_at_exit() -> None:
         try:
             writer.close()
         except LedgerError as exc:
-            logger.error("ledger rows lost at exit: %s", exc)
+            logger.error("ledger at interpreter exit: %s", exc)
 
 
 class GroupWriter(Generic[T]):
@@ -150,7 +150,7 @@ class GroupWriter(Generic[T]):
     def submit(self, items: Sequence[T]) -> None:
         """Queue items for the writer thread; returns at once (never waits on the database)."""
         with self._cond:
-            if self._closing:
+            if self._closed:
                 raise LedgerError(f"ledger {self._describe} is closed; nothing can be recorded")
             if not self._queue:
                 self._first_at = time.monotonic()
@@ -206,9 +206,10 @@ class GroupWriter(Generic[T]):
     def close(self, timeout_s: float | None = None) -> None:
         """Flush, then stop the writer thread. Rows still unwritten are logged at ERROR and
         reported by the LedgerError raised here. Closing twice does nothing."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True  # no more submits; what was queued is written below
         error: LedgerError | None = None
         try:
             self.flush(timeout_s)
