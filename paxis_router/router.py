@@ -38,7 +38,7 @@ from paxis_router.errors import (
     TiersUnavailable,
     WorkerError,
 )
-from paxis_router.ledger.base import LedgerSink
+from paxis_router.ledger.base import LedgerSink, drain_sinks, flush_sinks
 from paxis_router.policy.decide import Decided, Ending, decide
 from paxis_router.policy.outage import OutagePolicy
 from paxis_router.policy.predicates import EscalationPolicy, Predicate, RouteState
@@ -218,9 +218,12 @@ class Router:
     def route_sync(self, request: ChatRequest) -> RouteResult:
         """``route`` for synchronous callers, on the process's shared background event loop (so
         sync calls reuse the workers' keep-alive connections). A sampled route's shadow call runs
-        inline here (the caller would wait for it either way). Safe from several threads at
-        once, and from a thread that runs an event loop of its own."""
-        return run_sync(self._route(request, "inline"))
+        inline here (the caller would wait for it either way), and the ledger's queued rows are
+        committed before it returns (a sync caller may read them at once, from any connection).
+        Safe from several threads at once, and from a thread that runs an event loop of its own."""
+        result = run_sync(self._route(request, "inline"))
+        flush_sinks(self.sinks)
+        return result
 
     async def drain(self) -> None:
         """Wait for every background shadow call to finish and be recorded, then make the
@@ -244,10 +247,9 @@ class Router:
             1
         """
         await self._backlog.drain()
-        for sink in (*self.sinks, self.audit):
-            flush = getattr(sink, "aflush", None)
-            if flush is not None:
-                await flush()  # durable now; a background write error surfaces here
+        await drain_sinks(self.sinks)  # committed now; a writer's error surfaces here
+        if self.audit is not None:
+            await self.audit.aflush()
 
     async def aclose(self) -> None:
         """Drain the shadow calls and flush the sinks, then close the workers' HTTP clients

@@ -206,7 +206,7 @@ def _run_ledger(args: argparse.Namespace) -> int:
     if "://" not in location and not Path(location).exists():
         raise ConfigError(f"no ledger at {location}; give --ledger PATH or a postgresql:// URL")
     base = None if args.policy is None else ledger_fit.read_policy(args.policy)
-    ledger = open_ledger(location)
+    ledger = open_ledger(location, read_only=True)
     try:
         found = ledger_fit.load_pairs(
             ledger,

@@ -68,7 +68,7 @@ def run_export(args: argparse.Namespace) -> int:
     location = Path(args.ledger)
     if not location.exists():
         raise ConfigError(f"no ledger at {location}; give --ledger PATH (a SQLite ledger)")
-    with SQLiteLedger(location) as ledger:
+    with SQLiteLedger(location, read_only=True) as ledger:
         card = export(
             ledger,
             args.output,

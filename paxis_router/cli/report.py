@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="cost report of a ledger (spend, savings, escalations, quality)",
         description="Aggregate a ledger into a cost report: spend, the frontier-only "
         "counterfactual and savings, escalation rate and reasons, verifier pass rates, latency "
-        "and labelled accuracy, broken down by team, skill, tier, model or day.",
+        "and labelled accuracy, broken down by team, skill, tier, model, day, data_class, task, "
+        "tool or tag:<key>. The ledger is opened read-only: nothing is created or migrated.",
     )
     parser.add_argument(
         "--ledger",
@@ -44,7 +45,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="last day included (a date), or the first instant excluded (a datetime); UTC",
     )
     parser.add_argument(
-        "--by", default="team,skill,tier,model,day", help="breakdowns, comma-separated"
+        "--by",
+        default="team,skill,tier,model,day",
+        help="breakdowns, comma-separated: team, skill, tier, model, day, data_class, task, "
+        "tool (an attempt that called two tools counts, whole, in both), tag:<key> "
+        "(e.g. tag:project)",
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="DIMENSION=VALUE",
+        help="keep only these attempts, e.g. tag:project=apollo or tool=search (repeat: all "
+        "must hold; VALUE (none) for attempts without one)",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     parser.add_argument("-o", "--output", type=Path, default=None, help="write to this file")
@@ -57,14 +70,15 @@ def run(args: argparse.Namespace) -> int:
     from paxis_router.reports import cost_report as report
 
     by = [d.strip() for d in args.by.split(",") if d.strip()]
+    where = parse_where(args.where)
     if args.format == "html":
         by += [d for d in _HTML_NEEDS if d not in by]
     location = str(args.ledger)
     if "://" not in location and not Path(location).exists():
         raise ConfigError(f"no ledger at {location}; give --ledger PATH or a postgresql:// URL")
-    ledger = open_ledger(location)
+    ledger = open_ledger(location, read_only=True)  # a report never writes or migrates
     try:
-        built = report.build(ledger, since=args.since, until=args.until, by=by)
+        built = report.build(ledger, since=args.since, until=args.until, by=by, where=where)
     finally:
         ledger.close()
     text = render(built, args.format)
@@ -74,6 +88,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         emit(text.rstrip("\n"))
     return 0
+
+
+def parse_where(items: list[str]) -> dict[str, str]:
+    """``["tag:project=apollo", ...]`` -> ``{"tag:project": "apollo"}``; ConfigError names a bad
+    item."""
+    out: dict[str, str] = {}
+    for item in items:
+        dimension, sep, value = item.partition("=")
+        if not sep or not dimension.strip() or not value:
+            raise ConfigError(f"--where {item!r}: give DIMENSION=VALUE, e.g. tag:project=apollo")
+        out[dimension.strip()] = value
+    return out
 
 
 def render(built: CostReport, fmt: str) -> str:

@@ -387,7 +387,7 @@ def replay(
             )
             requests = [ChatRequest.from_text(e.prompt, replay_id=e.id) for e in examples]
             results = asyncio.run(router.route_many(requests, concurrency=concurrency))
-            rows = _count_rows(path)
+            rows = ledger.count()  # after the rows still queued are written
         finally:
             ledger.close()
     top = tiers[1].name
@@ -424,14 +424,6 @@ def replay(
     return ReplayReport(
         **{**report.__dict__, "apgr": apgr(c), "cpt50": cpt(c, 0.5), "cpt80": cpt(c, 0.8)}
     )
-
-
-def _count_rows(path: Path) -> int:
-    import sqlite3
-
-    with sqlite3.connect(path) as conn:
-        (count,) = conn.execute("SELECT COUNT(*) FROM attempts").fetchone()
-    return int(count)
 
 
 def _policy_scores(

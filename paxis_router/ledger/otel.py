@@ -90,6 +90,11 @@ class OTelLedgerSink:
         for attempts in ready:
             self._emit(attempts)
 
+    def check(self) -> None:
+        """Never refuses: spans go to the OpenTelemetry SDK, whose span processor never blocks
+        (it drops spans when its own queue is full, as OpenTelemetry specifies). This sink is
+        a trace of the routes, not the ledger of record, so it does not stop a paid call."""
+
     def flush(self) -> None:
         """Emit every buffered route as it stands (e.g. at shutdown)."""
         with self._lock:
@@ -97,6 +102,18 @@ class OTelLedgerSink:
             self._pending.clear()
         for attempts in ready:
             self._emit(attempts)
+
+    async def drain(self) -> None:
+        """``flush`` for async callers."""
+        self.flush()
+
+    def close(self) -> None:
+        """``flush``: the tracer provider belongs to its owner, who shuts it down."""
+        self.flush()
+
+    async def aclose(self) -> None:
+        """``close`` for async callers."""
+        self.close()
 
     def _emit(self, attempts: Sequence[CallRecord]) -> None:
         attempts = sorted(attempts, key=lambda r: r.attempt_index)

@@ -1,9 +1,10 @@
 """Ledger -> CostReport, aggregated by SQL inside the database (never row by row in Python).
 
-The same SQL runs on SQLite and PostgreSQL (only the JSON walk over verdicts differs). Whole
-UTC days are read from the daily rollups that ``record_many`` keeps (``ledger/rollup.py``), the
-partial days at the window's edges from the attempt rows, so a report over millions of rows
-takes milliseconds. Money comes back as exact integer tick sums and becomes ``Decimal``. Rows
+One SQL statement per report (``_report_sql``), the same text on SQLite and PostgreSQL but for
+the JSON walks. Whole UTC days are read from the daily rollups the ledger keeps
+(``ledger/rollup.py``), the attempt rows the rollups cannot answer for (the partial days at the
+window's edges, or a filtered window) are read once, so a report over millions of rows takes well
+under a second. Money comes back as exact integer tick sums and becomes ``Decimal``. Rows
 whose price is unknown are counted (``unknown_cost_attempts``, ``unknown_counterfactual_routes``)
 and left out of the sums — never summed as 0 — and ``prices_complete`` is False when any exist.
 
@@ -25,9 +26,13 @@ Definitions (every figure is over ``[since, until)`` on the attempt's start time
   ``mean_score``: the mean labelled score.
 
 Breakdowns group attempts by ``team``, ``skill`` (the route's top skill: the first of those
-the router selected), ``tier``, ``model``, ``day`` or ``data_class``;
-route figures (routes, escalations, counterfactual, labels) are counted on each route's final
-attempt, so by ``tier`` they land on the tier that ended the route.
+the router selected), ``tier``, ``model``, ``day``, ``data_class``, ``task`` (the orchestrator
+task), ``tool`` or ``tag:<key>``; route figures (routes, escalations, counterfactual, labels) are
+counted on each route's final attempt, so by ``tier`` they land on the tier that ended the route.
+An attempt that called two tools counts, whole, in both tool groups (tool groups overlap and add
+up to more than the total); ``(none)`` holds the attempts without a task, tool or that tag.
+``where`` keeps only the attempts with the given keys (``{"tag:project": "apollo"}``).
+``cached_prompt_tokens`` and ``reasoning_tokens`` are summed like the other tokens.
 
 Example:
     >>> import tempfile, pathlib
@@ -41,8 +46,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -50,22 +54,30 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from paxis_router.errors import ConfigError
 from paxis_router.ledger import rollup
-from paxis_router.ledger.base import ticks_to_usd
-from paxis_router.ledger.sqlite import format_ts
+from paxis_router.ledger.schema import TICKS_PER_USD
+from paxis_router.reports import _report_sql as _sql
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from rich.table import Table
 
-DIMENSIONS: tuple[str, ...] = ("team", "skill", "tier", "model", "day", "data_class")
+DIMENSIONS: tuple[str, ...] = (
+    "team",
+    "skill",
+    "tier",
+    "model",
+    "day",
+    "data_class",
+    "task",
+    "tool",
+)  # and tag:<key> for any tag key
 DEFAULT_BY: tuple[str, ...] = ("team", "skill", "tier", "model", "day")
 TOP_REASONS = 5
 # Money in JSON: a plain decimal string ("0.0000004", never "4E-7"), exact.
 Usd = Annotated[
     Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")
 ]
-_COUNTS = rollup.ROLLUP_COUNTS
 
 
 class LedgerSource(Protocol):
@@ -82,7 +94,8 @@ class LedgerSource(Protocol):
 
 
 class GroupStats(BaseModel):
-    """The figures of one breakdown row (``key`` is the team, skill, tier, model or day)."""
+    """The figures of one breakdown row (``key``: the team, skill, tier, model, day, data class,
+    task, tool or tag value of the group)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -111,6 +124,8 @@ class GroupStats(BaseModel):
     shadow_attempts: int = 0
     shadow_cost_usd: Usd = Decimal(0)
     shadow_unknown_cost_attempts: int = 0
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 class ReasonCount(BaseModel):
@@ -193,6 +208,9 @@ class CostReport(BaseModel):
     shadow_attempts: int = 0
     shadow_cost_usd: Usd = Decimal(0)
     shadow_unknown_cost_attempts: int = 0
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
+    where: dict[str, str] = Field(default_factory=dict)
     top_escalation_reasons: list[ReasonCount] = Field(default_factory=list)
     verifiers: list[VerifierStats] = Field(default_factory=list)
     breakdowns: dict[str, list[GroupStats]] = Field(default_factory=dict)
@@ -236,101 +254,16 @@ class CostReport(BaseModel):
 
 # --- building ------------------------------------------------------------------------------------
 #
-# Whole UTC days inside the window are read from the daily rollups that record_many maintains
-# (ledger/rollup.py); the partial days at the window's edges are aggregated from the attempt
-# rows into the same shape. Either way the database does the aggregating.
+# One SQL statement (``_report_sql``): whole UTC days from the daily rollups, the rest from the
+# attempt rows read once; Python only assembles the figures.
 
-_CUBE_COLUMNS = ", ".join((*rollup.ROLLUP_KEYS, *_COUNTS))
-_SUMS = ", ".join(f"SUM({c})" for c in _COUNTS)
-_LATENCY_DIMS = ("tier", "model", "day")
-
-_RAW_VERDICTS = {
-    "sqlite": (
-        "SELECT json_extract(j.value, '$.verifier') AS verifier, 1 AS n, "
-        "CASE WHEN json_extract(j.value, '$.passed') THEN 1 ELSE 0 END AS passed "
-        "FROM attempts a, json_each(a.verdicts) j"
-    ),
-    "postgresql": (
-        "SELECT j ->> 'verifier' AS verifier, 1 AS n, "
-        "CASE WHEN (j ->> 'passed')::boolean THEN 1 ELSE 0 END AS passed "
-        "FROM attempts a, jsonb_array_elements(a.verdicts) j"
-    ),
-}
+_COUNTS = rollup.DIM_COUNTS
 
 
-@dataclass(frozen=True)
-class _Window:
-    """Which whole days come from the rollups and which timestamp ranges from raw rows."""
-
-    day_clause: str | None  # None: no whole day in the window
-    day_params: tuple[str, ...]
-    raw_clause: str | None  # None: no partial day
-    raw_params: tuple[str, ...]
-    label_clause: str
-    label_params: tuple[str, ...]
-
-    @classmethod
-    def of(cls, since: datetime | None, until: datetime | None) -> _Window:
-        lo_day = None if since is None else _day_after_or_at(since)
-        hi_day = None if until is None else until.astimezone(UTC).date()
-        ranges: list[tuple[datetime, datetime]] = []
-        if lo_day is not None and hi_day is not None and lo_day > hi_day:
-            assert since is not None and until is not None
-            ranges.append((since, until))
-            day_clause: str | None = None
-            day_params: tuple[str, ...] = ()
-        else:
-            clauses, params = ["1 = 1"], []
-            if lo_day is not None:
-                clauses.append("day >= ?")
-                params.append(lo_day.isoformat())
-                if since is not None and _midnight(lo_day) != since:
-                    ranges.append((since, _midnight(lo_day)))
-            if hi_day is not None:
-                clauses.append("day < ?")
-                params.append(hi_day.isoformat())
-                if until is not None and _midnight(hi_day) != until:
-                    ranges.append((_midnight(hi_day), until))
-            day_clause, day_params = " AND ".join(clauses), tuple(params)
-        raw_params = tuple(format_ts(t) for pair in ranges for t in pair)
-        raw_clause = " OR ".join("(a.ts >= ? AND a.ts < ?)" for _ in ranges) or None
-        label_parts, label_params = [], []
-        if since is not None:
-            label_parts.append("a.ts >= ?")
-            label_params.append(format_ts(since))
-        if until is not None:
-            label_parts.append("a.ts < ?")
-            label_params.append(format_ts(until))
-        return cls(
-            day_clause,
-            day_params,
-            f"({raw_clause})" if raw_clause else None,
-            raw_params,
-            " AND ".join(label_parts) or "1 = 1",
-            tuple(label_params),
-        )
-
-    def union(self, rollup_sql: str, raw_sql: str, *, raw_where: str = "") -> tuple[str, list[str]]:
-        """``rollup_sql`` (ending in WHERE) for whole days UNION ALL ``raw_sql`` (ending in
-        WHERE, with ``{group}`` where its GROUP BY goes) for the partial days."""
-        parts: list[str] = []
-        params: list[str] = []
-        if self.day_clause is not None:
-            parts.append(f"{rollup_sql} {self.day_clause}")
-            params += self.day_params
-        if self.raw_clause is not None:
-            parts.append(raw_sql.format(where=f"{raw_where}{self.raw_clause}"))
-            params += self.raw_params
-        return " UNION ALL ".join(parts), params
-
-
-def _day_after_or_at(ts: datetime) -> date:
-    day = ts.astimezone(UTC).date()
-    return day if _midnight(day) == ts else day + timedelta(days=1)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def _valid_dimension(name: str) -> bool:
+    return name in DIMENSIONS or (
+        name.startswith(rollup.TAG_PREFIX) and len(name) > len(rollup.TAG_PREFIX)
+    )
 
 
 def build(
@@ -340,59 +273,76 @@ def build(
     until: datetime | None = None,
     by: Sequence[str] = DEFAULT_BY,
     now: datetime | None = None,
+    where: Mapping[str, str] | None = None,
 ) -> CostReport:
-    """Aggregate the ledger over ``[since, until)`` into a CostReport.
+    """Aggregate the ledger over ``[since, until)`` into a CostReport (one SQL statement).
 
     Args:
         ledger: a ``SQLiteLedger`` or ``PostgresLedger`` (anything with ``query`` and ``dialect``).
         since: first instant included (aware); None for the beginning.
         until: first instant excluded (aware); None for no end.
-        by: breakdown dimensions, among ``DIMENSIONS``.
+        by: breakdown dimensions, among ``DIMENSIONS`` and ``tag:<key>``.
         now: the report's ``generated_at`` (injectable for tests).
+        where: keep only the attempts whose dimension has this key, e.g.
+            ``{"tag:project": "apollo"}`` (several: all must hold; ``tool``: the attempt called
+            it; ``(none)``: the attempt has none). A filtered report reads the window's rows.
 
     Raises:
         ConfigError: an unknown dimension, a naive or empty window.
-        LedgerError: the database refused a query.
+        LedgerError: the database refused the query.
     """
-    unknown = [d for d in by if d not in DIMENSIONS]
+    unknown = [d for d in (*by, *(where or {})) if not _valid_dimension(d)]
     if unknown:
         raise ConfigError(
-            f"unknown report dimension(s) {unknown}; expected some of {', '.join(DIMENSIONS)}"
+            f"unknown report dimension(s) {unknown}; expected some of {', '.join(DIMENSIONS)} "
+            "or tag:<key>"
         )
-    if ledger.dialect not in _RAW_VERDICTS:
+    for name in (*by, *(where or {})):
+        if name.startswith(rollup.TAG_PREFIX):
+            _sql.check_tag(name.removeprefix(rollup.TAG_PREFIX))
+    if ledger.dialect not in ("sqlite", "postgresql"):
         raise ConfigError(f"no report SQL for ledger dialect {ledger.dialect!r}")
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ConfigError(f"report {name}={value!r} is naive; give an aware UTC datetime")
     if since is not None and until is not None and since >= until:
         raise ConfigError(f"report window is empty: since {since} is not before until {until}")
-    window = _Window.of(since, until)
-    dims = list(dict.fromkeys(by))
-    cube, cube_params = window.union(
-        f"SELECT {_CUBE_COLUMNS} FROM rollup_daily WHERE",
-        f"SELECT {', '.join(rollup.raw_keys(ledger.dialect))}, {', '.join(rollup.RAW_COUNTS)} "
-        "FROM attempts a WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6",
+    filters = dict(where or {})
+    window = _sql.Window.of(
+        since, until, _sql.where_sql(ledger.dialect, filters) if filters else None
     )
-    groups = _groups(ledger, cube, cube_params, dims)
-    _add_latency(ledger, window, groups)
-    _add_labels(ledger, window, groups)
+    dims = list(dict.fromkeys(by))
+    sql, params = _sql.report_sql(ledger.dialect, window, dims)
+    parts = _Parts()
+    for kind, k1, k2, x, *values in ledger.query(sql, params):
+        parts.add(str(kind), k1, k2, x, values)
+    groups = parts.groups
+    _add_latency(parts.histograms, groups)
+    _add_labels(parts.labels, groups)
+    _add_missing_tags(groups, dims)
     stats = {key: _group_stats(key[1], values) for key, values in groups.items()}
     total = stats.get(("all", "all")) or _group_stats("all", {})
-    data = total.model_dump(exclude={"key", "cost_usd"})
+    data = {name: getattr(total, name) for name in GroupStats.model_fields}
+    del data["key"], data["cost_usd"]
+    reasons = sorted(parts.reasons.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
     return CostReport(
         generated_at=now or datetime.now(UTC),
         since=since,
         until=until,
+        where=filters,
         total_cost_usd=total.cost_usd,
         prices_complete=total.unknown_cost_attempts == 0
         and total.unknown_counterfactual_routes == 0,
-        top_escalation_reasons=_top_reasons(ledger, window),
-        verifiers=_verifier_stats(ledger, window),
+        top_escalation_reasons=[ReasonCount(reason=r, count=n) for r, n in reasons],
+        verifiers=[
+            VerifierStats(verifier=v, verdicts=n, passed=ok, pass_rate=ok / n if n else None)
+            for v, (n, ok) in sorted(parts.verdicts.items())
+        ],
         breakdowns={
             dim: sorted((s for (d, _), s in stats.items() if d == dim), key=lambda s: s.key)
             for dim in dims
         },
-        spend_by_day_tier=_day_tier(ledger, cube, cube_params),
+        spend_by_day_tier=sorted(parts.day_tier, key=lambda s: (s.day, s.tier)),
         **data,
     )
 
@@ -400,70 +350,100 @@ def build(
 _Groups = dict[tuple[str, str], dict[str, Any]]  # Any: figures of mixed types, by name
 
 
-def _groups(ledger: LedgerSource, cube: str, params: list[str], dims: list[str]) -> _Groups:
-    selects = [f"SELECT 'all', 'all', {_SUMS} FROM cube"]
-    selects += [f"SELECT '{d}', {d}, {_SUMS} FROM cube GROUP BY {d}" for d in dims]
-    rows = ledger.query(
-        f"WITH cube ({_CUBE_COLUMNS}) AS ({cube}) {' UNION ALL '.join(selects)}", params
-    )
-    out: _Groups = {}
-    for dim, key, *figures in rows:
-        if dim == "all" and figures[0] is None:
-            continue  # an empty ledger: no totals row
-        out[str(dim), str(key)] = {
-            name: int(v or 0) for name, v in zip(_COUNTS, figures, strict=True)
-        }
-    return out
+class _Parts:
+    """The rows of the report statement, sorted by kind (see ``_report_sql``)."""
+
+    def __init__(self) -> None:
+        self.groups: _Groups = {}
+        self.day_tier: list[DayTierSpend] = []
+        self.histograms: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        self.labels: dict[tuple[str, str], tuple[int, int, int, float | None]] = {}
+        self.reasons: dict[str, int] = {}
+        self.verdicts: dict[str, tuple[int, int]] = {}
+
+    def add(self, kind: str, k1: Any, k2: Any, x: Any, values: list[Any]) -> None:  # Any: DB
+        prefix, _, label = kind.partition(":")
+        if prefix == "g":
+            if not values[0]:
+                return  # an empty ledger: no totals
+            counts = dict(zip(_COUNTS, map(int, values), strict=True))  # sums: never NULL
+            if label == "day_tier":
+                self.day_tier.append(
+                    DayTierSpend(
+                        day=str(k1),
+                        tier=str(k2),
+                        cost_usd=_usd(counts["cost_ticks"]),
+                        attempts=counts["attempts"],
+                    )
+                )
+            else:
+                self.groups[label, str(k1)] = counts
+        elif prefix == "h":
+            self.histograms.setdefault((label, str(k1)), []).append((float(x), int(values[0])))
+        elif prefix == "l":
+            n_correct, n_true, n_score = (int(v or 0) for v in values[:3])
+            self.labels[label, str(k1)] = (n_correct, n_true, n_score, x)
+        elif prefix == "r":
+            self.reasons[str(k1)] = int(values[0])
+        else:  # "v"
+            self.verdicts[str(k1)] = (int(values[0]), int(values[1] or 0))
 
 
-def _add_latency(ledger: LedgerSource, window: _Window, groups: _Groups) -> None:
-    source, params = window.union(
-        "SELECT day, tier, model, bucket_s, n FROM latency_daily WHERE",
-        f"SELECT SUBSTR(a.ts, 1, 10), a.tier, a.model, {rollup.RAW_BUCKET}, COUNT(*) "
-        "FROM attempts a WHERE {where} GROUP BY 1, 2, 3, 4",
-    )
-    dims = sorted({d for d, _ in groups if d in _LATENCY_DIMS})
-    selects = ["SELECT 'all' AS dim, 'all' AS k, bucket_s AS b, SUM(n) AS n FROM lat GROUP BY 3"]
-    selects += [f"SELECT '{d}', {d}, bucket_s, SUM(n) FROM lat GROUP BY 2, 3" for d in dims]
-    rows = ledger.query(
-        f"WITH lat (day, tier, model, bucket_s, n) AS ({source}) "
-        "SELECT dim, k, MIN(CASE WHEN cum >= 0.5 * tot THEN b END), "
-        "MIN(CASE WHEN cum >= 0.95 * tot THEN b END) FROM ("
-        "SELECT dim, k, b, SUM(n) OVER (PARTITION BY dim, k ORDER BY b) AS cum, "
-        "SUM(n) OVER (PARTITION BY dim, k) AS tot FROM ("
-        f"{' UNION ALL '.join(selects)}) h) c GROUP BY dim, k",
-        params,
-    )
-    for dim, key, p50, p95 in rows:
-        group = groups.get((str(dim), str(key)))
-        if group is not None:
-            group["latency_p50_s"] = None if p50 is None else float(p50)
-            group["latency_p95_s"] = None if p95 is None else float(p95)
+def _add_latency(
+    histograms: dict[tuple[str, str], list[tuple[float, int]]], groups: _Groups
+) -> None:
+    """Nearest-rank p50 and p95 from each group's histogram (buckets of 2 significant digits)."""
+    for key, buckets in histograms.items():
+        group = groups.get(key)
+        if group is None:
+            continue
+        buckets.sort()
+        total = sum(n for _, n in buckets)
+        if not total:
+            continue
+        cumulative = 0
+        p50: float | None = None
+        for bucket, n in buckets:
+            cumulative += n
+            if p50 is None and cumulative >= 0.5 * total:
+                p50 = bucket
+            if cumulative >= 0.95 * total:
+                group["latency_p50_s"], group["latency_p95_s"] = p50, bucket
+                break
 
 
-def _add_labels(ledger: LedgerSource, window: _Window, groups: _Groups) -> None:
-    dims = sorted({d for d, _ in groups if d != "all"})
-    # The same key expressions as the rollups, over the final attempt rows.
-    raw = dict(zip(rollup.ROLLUP_KEYS, rollup.raw_keys(ledger.dialect), strict=True))
-    keys = {"all": "'all'", **raw}
-    selects = [
-        f"SELECT '{d}' AS dim, {keys[d]} AS k, "
-        "COUNT(l.correct), SUM(l.correct), COUNT(l.score), SUM(l.score) "
-        # CROSS JOIN makes SQLite drive the join from the (small) labels table.
-        "FROM labels l CROSS JOIN attempts a WHERE a.route_id = l.route_id AND a.final = 1 "
-        f"AND {window.label_clause} GROUP BY 2"
-        for d in ("all", *dims)
-    ]
-    params = list(window.label_params) * len(selects)
-    for dim, key, n_correct, n_true, n_score, score_sum in ledger.query(
-        " UNION ALL ".join(selects), params
-    ):
-        group = groups.get((str(dim), str(key)))
-        if group is not None:
-            group["labelled"] = max(int(n_correct), int(n_score))
-            group["n_correct"] = int(n_correct)
-            group["n_true"] = int(n_true or 0)
-            group["mean_score"] = float(score_sum) / int(n_score) if n_score else None
+def _add_labels(
+    labels: dict[tuple[str, str], tuple[int, int, int, float | None]], groups: _Groups
+) -> None:
+    for (dim, key), (n_correct, n_true, n_score, score_sum) in labels.items():
+        group = groups.get((dim, key))
+        if group is None and dim.startswith(rollup.TAG_PREFIX) and key == rollup.NONE:
+            group = groups.setdefault((dim, rollup.NONE), {})  # filled by _add_missing_tags
+        if group is not None and (n_correct or n_score):
+            group["labelled"] = max(n_correct, n_score)
+            group["n_correct"] = n_correct
+            group["n_true"] = n_true
+            group["mean_score"] = float(score_sum or 0) / n_score if n_score else None
+
+
+def _add_missing_tags(groups: _Groups, dims: list[str]) -> None:
+    """A tag breakdown's ``(none)`` group: the attempts without that tag, which the rollups do
+    not store; every count is additive and an attempt has at most one value per tag, so it is
+    the totals less the tagged groups."""
+    total = groups.get(("all", "all"))
+    for dim in dims:
+        if not dim.startswith(rollup.TAG_PREFIX):
+            continue
+        labelled = groups.pop((dim, rollup.NONE), {})  # only labels so far (see _add_labels)
+        if total is None:
+            continue
+        rest = {name: total[name] for name in _COUNTS}
+        for (d, _), counts in groups.items():
+            if d == dim:
+                for name in _COUNTS:
+                    rest[name] -= counts[name]
+        if rest["attempts"] > 0:
+            groups[dim, rollup.NONE] = {**labelled, **rest}
 
 
 def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
@@ -497,62 +477,22 @@ def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
         shadow_attempts=g.get("shadow_attempts", 0),
         shadow_cost_usd=_usd(g.get("shadow_ticks", 0)),
         shadow_unknown_cost_attempts=g.get("shadow_unknown_cost", 0),
+        cached_prompt_tokens=g.get("cached_prompt_tokens", 0),
+        reasoning_tokens=g.get("reasoning_tokens", 0),
     )
 
 
 def _usd(ticks: int) -> Decimal:
-    """Ticks -> Decimal USD without trailing zeros (``0.004``, not ``0.0040000000``)."""
-    value = (ticks_to_usd(ticks) or Decimal(0)).normalize()
-    exponent = value.as_tuple().exponent
-    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
+    """Ticks -> Decimal USD without trailing zeros (``0.004``, not ``0.0040000000``; ``10``, not
+    ``1E+1``). Exact: ``scaleb`` only moves the exponent."""
+    if not ticks:
+        return _ZERO
+    if not ticks % TICKS_PER_USD:
+        return Decimal(ticks // TICKS_PER_USD)
+    return Decimal(ticks).scaleb(-10).normalize()
 
 
-def _top_reasons(ledger: LedgerSource, window: _Window) -> list[ReasonCount]:
-    source, params = window.union(
-        "SELECT reason, n FROM reasons_daily WHERE",
-        "SELECT a.reason AS reason, 1 AS n FROM attempts a WHERE {where}",
-        raw_where="a.decision = 'escalate' AND ",
-    )
-    rows = ledger.query(
-        f"SELECT reason, SUM(n) FROM ({source}) r GROUP BY reason "
-        f"ORDER BY 2 DESC, 1 LIMIT {TOP_REASONS}",
-        params,
-    )
-    return [ReasonCount(reason=str(r), count=int(n)) for r, n in rows]
-
-
-def _verifier_stats(ledger: LedgerSource, window: _Window) -> list[VerifierStats]:
-    source, params = window.union(
-        "SELECT verifier, n, passed FROM verdicts_daily WHERE",
-        _RAW_VERDICTS[ledger.dialect] + " WHERE {where}",
-    )
-    rows = ledger.query(
-        f"SELECT verifier, SUM(n), SUM(passed) FROM ({source}) v "
-        "GROUP BY verifier ORDER BY verifier",
-        params,
-    )
-    return [
-        VerifierStats(
-            verifier=str(name),
-            verdicts=int(n),
-            passed=int(ok),
-            pass_rate=int(ok) / int(n) if n else None,
-        )
-        for name, n, ok in rows
-    ]
-
-
-def _day_tier(ledger: LedgerSource, cube: str, params: list[str]) -> list[DayTierSpend]:
-    rows = ledger.query(
-        f"WITH cube ({_CUBE_COLUMNS}) AS ({cube}) "
-        "SELECT day, tier, SUM(cost_ticks), SUM(attempts) FROM cube "
-        "GROUP BY day, tier ORDER BY day, tier",
-        params,
-    )
-    return [
-        DayTierSpend(day=str(d), tier=str(t), cost_usd=_usd(int(c)), attempts=int(n))
-        for d, t, c, n in rows
-    ]
+_ZERO = Decimal(0)
 
 
 def csv_rows(report: CostReport) -> list[dict[str, str]]:

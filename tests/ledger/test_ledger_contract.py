@@ -13,7 +13,8 @@ import pytest
 from paxis_router.errors import ConfigError, LedgerError
 from paxis_router.ledger import open_ledger
 from paxis_router.ledger.postgres import PostgresLedger
-from paxis_router.ledger.sqlite import _INSERT, MIGRATIONS, SQLiteLedger, record_to_row
+from paxis_router.ledger.schema import SCHEMA_1_COLUMNS, insert_sql, record_to_row
+from paxis_router.ledger.sqlite import MIGRATIONS, SQLiteLedger
 from paxis_router.reports import cost_report as report
 from paxis_router.testing import call_record
 from paxis_router.types import CallRecord, Decision, Verdict
@@ -123,7 +124,7 @@ def test_label_replaces_an_earlier_label(ledger: Ledger) -> None:
 
 
 def test_schema_is_current(ledger: Ledger) -> None:
-    expected = 5 if isinstance(ledger, SQLiteLedger) else 3
+    expected = 6 if isinstance(ledger, SQLiteLedger) else 4
     assert ledger.schema_version == expected
 
 
@@ -235,7 +236,8 @@ def test_migration_backfills_rollups_of_an_old_ledger(tmp_path: Path) -> None:
     old = tmp_path / "old.db"
     conn = sqlite3.connect(old)
     conn.executescript(MIGRATIONS[0])
-    conn.executemany(_INSERT, [record_to_row(r) for r in fixed_records()])
+    old_rows = [record_to_row(r)[: len(SCHEMA_1_COLUMNS)] for r in fixed_records()]
+    conn.executemany(insert_sql(columns=SCHEMA_1_COLUMNS), old_rows)
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()

@@ -1,5 +1,6 @@
 """The cost report's "of which shadow" figures, on SQLite and on a real PostgreSQL: from the
-daily rollups and from raw rows alike, in every output format, and backfilled by migration."""
+daily rollups and from raw rows alike, in every output format, and backfilled by migration
+(every older schema version upgrades to the same report)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from paxis_router.ledger import open_ledger
+from paxis_router.ledger import open_ledger, rollup, sqlite as sqlite_ledger
 from paxis_router.ledger.postgres import PostgresLedger
+from paxis_router.ledger.schema import (
+    ADDED_COLUMNS,
+    SCHEMA_1_COLUMNS,
+    insert_sql,
+    record_to_row,
+)
 from paxis_router.ledger.sqlite import SQLiteLedger
 from paxis_router.reports import cost_report as report
 from paxis_router.testing import call_record
@@ -129,32 +136,53 @@ def test_text_formats_show_the_shadow_line_only_when_there_is_one(tmp_path: Path
     assert "shadow" not in without.to_markdown() + without.to_html()
 
 
-def test_the_migration_backfills_shadow_figures_of_an_older_ledger(ledger: Ledger) -> None:
-    ledger.record_many(records())
-    expected = report.build(ledger, by=("team", "tier"), now=DAY2)
-    # Make it the older schema: rollups without the shadow columns, one version back.
+def make_old_ledger(ledger: Ledger, version: int, rows: list[CallRecord]) -> str:
+    """Turn ``ledger`` (closed here, holding ``rows``) into one a release at schema ``version``
+    wrote. Returns its location."""
     ledger.close()
-    drops = [
-        f"ALTER TABLE rollup_daily DROP COLUMN {c}"
-        for c in ("shadow_attempts", "shadow_ticks", "shadow_unknown_cost")
-    ]
-    if isinstance(ledger, SQLiteLedger):
-        location, old_version = str(ledger.path), 4
-        with sqlite3.connect(location) as conn:
-            for sql in (*drops, f"PRAGMA user_version = {old_version}"):
-                conn.execute(sql)
+    old_rows = [record_to_row(r)[: len(SCHEMA_1_COLUMNS)] for r in rows]
+    if isinstance(ledger, SQLiteLedger):  # built forward: its migration 2 backfilled rollups
+        ledger.path.unlink()
+        with sqlite3.connect(ledger.path) as conn:
+            conn.executescript(sqlite_ledger.MIGRATIONS[0])
+            conn.executemany(insert_sql(columns=SCHEMA_1_COLUMNS), old_rows)
+            for migration in sqlite_ledger.MIGRATIONS[1:version]:
+                conn.executescript(migration)
+            conn.execute(f"PRAGMA user_version = {version}")
         conn.close()
-    else:
-        import psycopg
+        return str(ledger.path)
+    import psycopg
 
-        location, old_version = ledger.url, 2
-        with psycopg.connect(location, autocommit=True) as pg:
-            for sql in (*drops, f"UPDATE paxis_schema SET version = {old_version}"):
-                pg.execute(sql)
+    # PostgreSQL ledgers kept every rollup but rollup_daily from their first version on: undo
+    # what the later migrations added, keeping the rows and those rollups as they were written.
+    with psycopg.connect(ledger.url, autocommit=True) as pg, pg.transaction():
+        pg.execute("DROP TABLE rollup_dims")
+        for name, _, _ in ADDED_COLUMNS:
+            pg.execute(f"ALTER TABLE attempts DROP COLUMN {name}")
+        pg.execute(rollup.schema("BIGINT", "DOUBLE PRECISION")[0])  # rollup_daily, emptied
+        if version >= 3:
+            for column in rollup.SHADOW_COUNTS:
+                pg.execute(f"ALTER TABLE rollup_daily ADD COLUMN {column} BIGINT DEFAULT 0")
+        if version < 2:
+            pg.execute("DROP TABLE attempt_labels")
+        pg.execute("UPDATE paxis_schema SET version = %s", (version,))
+    return ledger.url
+
+
+@pytest.mark.parametrize("back", [1, 2, 3])
+def test_an_older_ledger_upgrades_with_every_figure(ledger: Ledger, back: int) -> None:
+    ledger.record_many(records())
+    expected = report.build(ledger, by=("team", "tier", "day", "tool", "task"), now=DAY2)
+    current = ledger.schema_version
+    old_version = current - back
+    location = make_old_ledger(ledger, old_version, records())
     reopened = open_ledger(location)
     try:
-        assert reopened.schema_version == old_version + 1
-        assert report.build(reopened, by=("team", "tier"), now=DAY2) == expected
+        assert reopened.schema_version == current
+        assert report.build(reopened, by=("team", "tier", "day", "tool", "task"), now=DAY2) == (
+            expected
+        )
         assert shadow_figures(expected) == (USD("0.02"), 2, 1)
+        assert reopened.rows() == records()  # new columns read back as empty
     finally:
         reopened.close()

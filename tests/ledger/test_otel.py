@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from paxis_router.errors import ConfigError
+from paxis_router.ledger.base import check_sinks, drain_sinks
 from paxis_router.ledger.otel import OTelLedgerSink
 from paxis_router.router import Router
 from paxis_router.testing import FakeVerifier, FakeWorker
@@ -201,6 +203,19 @@ def test_unfinished_routes_are_bounded_and_flushable(exporter: InMemorySpanExpor
     assert sink.pending_routes == 1
     sink.flush()
     assert sink.pending_routes == 0
+    assert len(exporter.get_finished_spans()) == 4
+
+
+def test_the_sink_lifecycle_helpers_emit_what_is_buffered(
+    sink: OTelLedgerSink, exporter: InMemorySpanExporter
+) -> None:
+    check_sinks([sink])  # never refuses: spans are not the ledger of record
+    sink.record(worker_attempt())  # not final: buffered
+    assert exporter.get_finished_spans() == ()
+    asyncio.run(drain_sinks([sink]))
+    assert sorted(s.name for s in exporter.get_finished_spans()) == ["chat qwen-ft", "route"]
+    sink.record(replace(worker_attempt(), route_id="r2"))
+    asyncio.run(sink.aclose())
     assert len(exporter.get_finished_spans()) == 4
 
 

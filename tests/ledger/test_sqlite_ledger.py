@@ -101,11 +101,14 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 def test_failed_write_raises_and_keeps_earlier_rows(tmp_path: Path) -> None:
     ledger = SQLiteLedger(tmp_path / "l.db")
     ledger.record(record())
-    with pytest.raises(LedgerError, match="UNIQUE constraint failed"):
-        ledger.record(record())  # same route and attempt index
-    with pytest.raises(LedgerError, match="naive"):
+    ledger.record(record())  # same route and attempt index: refused by the writer
+    ledger.record(record(route="r3"))
+    with pytest.raises(LedgerError, match=r"refused 1 attempt.*UNIQUE constraint failed"):
+        ledger.flush()
+    ledger.flush()  # reported once
+    with pytest.raises(LedgerError, match="naive"):  # a row that cannot be stored: at once
         ledger.record(record(route="r2", ts=datetime(2026, 1, 1)))
-    assert ledger.count() == 1
+    assert [r.route_id for r in ledger.rows()] == ["r1", "r3"]
 
 
 def test_batch_is_all_or_nothing(tmp_path: Path) -> None:

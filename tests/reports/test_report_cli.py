@@ -1,10 +1,17 @@
-"""``paxis report`` and ``paxis label`` end to end on a real SQLite ledger."""
+"""``paxis report`` and ``paxis label`` end to end on a real SQLite ledger; readers open it
+read-only."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +23,7 @@ from paxis_router.ledger.sqlite import SQLiteLedger
 from paxis_router.types import CallRecord, Decision
 
 DAY1 = datetime(2026, 11, 1, 10, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def route(route_id: str, ts: datetime, cost: str, request_id: str | None = None) -> CallRecord:
@@ -139,3 +147,98 @@ def test_label_reports_unknown_ids_and_bad_rows(
     no_id.write_text("id,correct\na,true\n", encoding="utf-8")
     assert main(["label", str(no_id), "--ledger", str(ledger_path)]) == 2
     assert "needs a route_id or request_id column" in capsys.readouterr().err
+
+
+# --- readers open the ledger read-only ------------------------------------------------------------
+
+
+def _run_on_read_only_folder(folder: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``paxis argv`` with ``folder`` read-only for the process: a read-only bind mount
+    (bubblewrap) where available, which even root cannot write; else file permissions."""
+    command = [sys.executable, "-m", "paxis_router", *argv]
+    bwrap = shutil.which("bwrap")
+    if bwrap is not None:
+        command = [bwrap, "--bind", "/", "/", "--ro-bind", str(folder), str(folder),
+                   "--dev", "/dev", "--proc", "/proc", "--chdir", str(ROOT), *command]  # fmt: skip
+    elif os.geteuid() == 0:
+        pytest.skip("root ignores file permissions and bubblewrap is not installed")
+    else:
+        for path in folder.iterdir():
+            path.chmod(0o444)
+        folder.chmod(0o555)
+    try:
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_report_reads_a_read_only_ledger(ledger_path: Path) -> None:
+    ledger_path.chmod(0o444)
+    done = _run_on_read_only_folder(
+        ledger_path.parent, ["report", "--ledger", str(ledger_path), "--format", "json"]
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["routes"], data["total_cost_usd"]) == (3, "0.007")
+
+
+@pytest.fixture
+def unrelated_db(tmp_path: Path) -> Path:
+    path = tmp_path / "crm.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO customers (name) VALUES ('Ada')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--ledger", "{db}"],
+        ["report", "--ledger", "{db}", "--by", "tool", "--where", "tag:project=x"],
+        ["distill", "export", "--ledger", "{db}", "--kind", "sft", "-o", "{out}"],
+        ["calibrate", "--ledger", "{db}", "--weak", "w", "--strong", "s", "-o", "{out}/p.yaml"],
+    ],
+)
+def test_readers_refuse_a_file_that_is_not_a_ledger_and_leave_it_alone(
+    unrelated_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    before = unrelated_db.read_bytes()
+    args = [a.format(db=unrelated_db, out=tmp_path / "out") for a in argv]
+    assert main(args) == 2
+    assert f"{unrelated_db} is not a paxis ledger" in capsys.readouterr().err
+    assert unrelated_db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]  # no -wal, -shm or output
+
+
+def test_report_by_task_tool_and_tag_with_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agents.db"
+    with SQLiteLedger(path) as ledger:
+        ledger.record_many(
+            [
+                replace(route("a", DAY1, "0.001"), task_id="t1", tools=("search", "sql"),
+                        tags={"project": "apollo"}),
+                replace(route("b", DAY1, "0.002"), task_id="t1", tags={"project": "zeus"}),
+                replace(route("c", DAY1, "0.004"), tools=("sql",), tags={"project": "apollo"}),
+            ]
+        )  # fmt: skip
+    argv = ["report", "--ledger", str(path), "--format", "json", "--by", "task,tool,tag:project"]
+    assert main([*argv, "--where", "tag:project=apollo"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["attempts"], data["total_cost_usd"], data["where"]) == (
+        2, "0.005", {"tag:project": "apollo"},
+    )  # fmt: skip
+    keys = {
+        dim: {g["key"]: g["cost_usd"] for g in rows} for dim, rows in data["breakdowns"].items()
+    }
+    assert keys == {
+        "task": {"t1": "0.001", "(none)": "0.004"},
+        "tool": {"search": "0.001", "sql": "0.005"},
+        "tag:project": {"apollo": "0.005"},
+    }
+    assert main([*argv, "--where", "project"]) == 2
+    assert "--where 'project': give DIMENSION=VALUE" in capsys.readouterr().err

@@ -127,8 +127,9 @@ CHILD = textwrap.dedent(
     ledger = SQLiteLedger(sys.argv[1])
     n = 0
     while True:
-        if n % 2:
+        if n % 2:  # record() queues; flush() returns once it is committed
             ledger.record(row(f"single-{n}", 0, True))
+            ledger.flush()
         else:  # a route's rows in one transaction: all or nothing
             ledger.record_many([row(f"batch-{n}", i, i == 19) for i in range(20)])
         sys.stdout.write(f"{n}\\n")
