@@ -11,19 +11,25 @@ writer's reach). ``keygen`` prints a new random key.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import argparse
-
     from paxis_router.governance.audit import AuditKey, VerifyResult
 
 DEFAULT_FILE = "paxis-audit.jsonl"  # == governance.audit.DEFAULT_AUDIT_PATH (tested)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("audit", help="verify a tamper-evident audit log, anchor it, key it")
+    parser = sub.add_parser(
+        "audit",
+        help="verify a tamper-evident audit log, anchor it, key it",
+        description="Check the hash-chained audit log, sign checkpoints, make a key.",
+        epilog="examples:\n  paxis audit verify\n  paxis audit verify --key-file audit.key\n"
+        "  paxis audit keygen > audit.key\n  paxis audit checkpoint --key-file audit.key",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 
     check = actions.add_parser("verify", help="check the log; exit 1 naming the first bad line")

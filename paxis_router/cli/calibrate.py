@@ -24,6 +24,7 @@ writes the other half to ``POLICY.holdout.jsonl`` for ``paxis replay``.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import replace
 from decimal import Decimal
@@ -31,11 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paxis_router.cli._dates import since_arg, until_arg
-from paxis_router.cli._output import emit, emit_json
+from paxis_router.cli._output import emit, emit_json, plain
 
 if TYPE_CHECKING:
-    import argparse
-
     from paxis_router.calibration.datasets import Example
     from paxis_router.calibration.thresholds import Calibration
 
@@ -48,10 +47,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "calibrate",
         help="fit the escalation policy to a quality, cost or escalation target",
-        description=__doc__,
+        description=plain(__doc__),
+        epilog="examples:\n"
+        "  paxis calibrate --data gsm8k_responses.csv --holdout 0.5 -o policy.yaml\n"
+        "  paxis calibrate --ledger paxis-ledger.db --weak local:qwen --strong frontier:gpt-4o "
+        "-o policy.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", nargs="+", type=Path, metavar="FILE")
+    source.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="recorded outcomes: RouteLLM CSVs (GSM8K, MMLU, MT-Bench) or the generic JSONL",
+    )
     source.add_argument(
         "--ledger", metavar="PATH_OR_URL", help="fit on labelled routes of this ledger"
     )
@@ -69,7 +79,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     target.add_argument("--max-usd-per-1k", type=Decimal, help="spend at most $Y per 1,000")
     target.add_argument("--max-escalation", type=float, help="escalate at most this share")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="POLICY.yaml")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="POLICY",
+        help="the policy YAML to write (with its scorer file beside it)",
+    )
     parser.add_argument(
         "--verifier",
         choices=("auto", "arithmetic", "none"),
@@ -82,7 +99,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="hold out whole groups (MMLU subjects) per fold instead of random rows",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the folds and the holdout split (default 0)"
+    )
     parser.add_argument(
         "--holdout",
         type=float,

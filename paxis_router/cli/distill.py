@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from paxis_router.cli._dates import since_arg, until_arg
 from paxis_router.cli._output import emit, emit_json
 from paxis_router.errors import ConfigError
-
-if TYPE_CHECKING:
-    import argparse
 
 DEFAULT_LEDGER = "paxis-ledger.db"
 
@@ -21,6 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "distill",
         help="export training data (SFT, DPO, GKD) from the ledger",
         description="Turn the ledger's verified routes into training data for the worker.",
+        epilog="examples:\n  paxis distill export --kind sft\n"
+        "  paxis distill export --kind dpo --skill invoices --since 2026-11-01 -o dpo-data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="distill_command", required=True, metavar="ACTION")
     export = actions.add_parser(

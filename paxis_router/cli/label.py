@@ -12,16 +12,15 @@ tiers' answers graded. Rows whose id (or tier) matches no route are listed and t
 
 from __future__ import annotations
 
+import argparse
 import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paxis_router.cli._output import emit
+from paxis_router.cli._output import emit, plain
 from paxis_router.errors import ConfigError
 
 if TYPE_CHECKING:
-    import argparse
-
     from paxis_router.ledger.postgres import PostgresLedger
     from paxis_router.ledger.sqlite import SQLiteLedger
 
@@ -34,7 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "label",
         help="attach ground-truth labels (CSV) to routes in the ledger",
-        description=(__doc__ or "").split("\n\n", 1)[1],
+        description=plain((__doc__ or "").split("\n\n", 1)[1]),
+        epilog="examples:\n  paxis label labels.csv\n"
+        "  paxis label labels.csv --ledger postgresql://paxis@db/ledger",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "file", type=Path, help="CSV: route_id|request_id, correct and/or score, [tier], [source]"

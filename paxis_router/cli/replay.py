@@ -12,13 +12,10 @@ ones, so the figures would be in-sample. ``--exclude-fitted`` replays only the o
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from paxis_router.cli._output import emit, emit_json
-
-if TYPE_CHECKING:
-    import argparse
+from paxis_router.cli._output import emit, emit_json, plain
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,10 +23,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "replay",
         help="replay recorded outcomes through the Router: accuracy, escalations, $ per 1,000",
-        description=__doc__,
+        description=plain(__doc__),
+        epilog="examples:\n"
+        "  paxis replay --policy policy.yaml --data policy.holdout.jsonl --curve\n"
+        "  paxis replay --policy policy.yaml --data gsm8k_responses.csv --exclude-fitted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--policy", type=Path, required=True, metavar="POLICY.yaml")
-    parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="FILE")
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        required=True,
+        metavar="POLICY",
+        help="a policy YAML (from paxis calibrate, or written by hand)",
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="recorded outcomes to replay (RouteLLM CSVs or the generic JSONL)",
+    )
     parser.add_argument("--weak", default=None, help="the worker's model (default: tier 1's)")
     parser.add_argument("--strong", default=None, help="the top model (default: tier 2's)")
     parser.add_argument("--curve", action="store_true", help="also APGR, CPT(50%%), CPT(80%%)")

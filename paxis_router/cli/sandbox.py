@@ -11,7 +11,14 @@ from paxis_router.cli._output import emit, emit_json
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:  # Any: argparse's generic
-    parser = sub.add_parser("sandbox", help="run skill scripts in the isolated sandbox")
+    parser = sub.add_parser(
+        "sandbox",
+        help="run skill scripts in the isolated sandbox",
+        description="Run a skill's script under bubblewrap, or say what bounds the sandbox here.",
+        epilog="examples:\n  paxis sandbox info\n"
+        "  paxis sandbox run --skill skills/structured-extraction scripts/check.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = parser.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     run = actions.add_parser("run", help="run SCRIPT from a skill folder, sandboxed")
     run.add_argument("--skill", required=True, type=Path, help="the skill folder")

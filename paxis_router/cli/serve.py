@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paxis_router.cli._output import emit
+from paxis_router.cli._output import emit, plain
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "serve",
         help="serve a policy as an OpenAI-compatible API (POST /v1/chat/completions)",
-        description=__doc__,
+        description=plain(__doc__),
+        epilog="examples:\n  paxis serve --demo\n  paxis serve --policy policy.yaml --port 8080"
+        "\n  paxis serve --new-key claims",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--policy", help="the policy YAML (tiers, verifiers, ledger, proxy keys)")

@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "worker",
         help="plan a local worker (vLLM with a LoRA adapter per skill)",
         description="Local worker serving: one base model with a LoRA adapter per skill.",
+        epilog="examples:\n  paxis worker plan --base Qwen/Qwen2.5-1.5B-Instruct "
+        "--adapter invoices=/models/invoice-lora",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="worker_command", required=True, metavar="ACTION")
     plan = actions.add_parser(
@@ -35,8 +38,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan.add_argument(
         "--max-lora-rank", type=int, default=None, help="default: read from the adapters, else 16"
     )
-    plan.add_argument("--host", default="127.0.0.1")
-    plan.add_argument("--port", type=int, default=8000)
+    plan.add_argument("--host", default="127.0.0.1", help="where vLLM listens (default 127.0.0.1)")
+    plan.add_argument("--port", type=int, default=8000, help="vLLM's port (default 8000)")
     plan.add_argument("--tier-name", default=None, help="default: local:<base name>")
     plan.add_argument(
         "--usd-per-gpu-hour", type=_decimal, default=None, help="GPU price for the tier's cost"
