@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from paxis_router._eager import eager_gather
 from paxis_router.errors import (
     BudgetExceeded,
     ConfigError,
@@ -509,7 +510,7 @@ class Router:
         screened = self.gate.screen(action, request)
         if self.audit is not None:
             sent = request_payload(screened.request or request)
-            self.audit.record_gate(action, screened.decision, request=request, payload=sent)
+            self.audit.submit_gate(action, screened.decision, request=request, payload=sent)
         return screened
 
     def _emit(self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided | None) -> None:
@@ -677,7 +678,7 @@ class _AuditedRoutes:
         self.audit = audit
 
     def record(self, entry: CallRecord) -> None:
-        self.audit.append(
+        self.audit.submit(  # written before the next call is paid for (check), or at turn end
             kind="route",
             request_id=entry.request_id,
             route_id=entry.route_id,
@@ -751,9 +752,7 @@ async def _verify(
     """Every verifier's verdict on ``completion``, run concurrently."""
     if not verifiers:
         return ()
-    if len(verifiers) == 1:
-        return (await _safe_verify(verifiers[0], request, completion),)
-    return tuple(await asyncio.gather(*(_safe_verify(v, request, completion) for v in verifiers)))
+    return tuple(await eager_gather([_safe_verify(v, request, completion) for v in verifiers]))
 
 
 def _with_skill_data_class(request: ChatRequest, skills: Sequence[Skill]) -> ChatRequest:

@@ -333,7 +333,9 @@ class Agent:
         )
         decision = gate.check(action, call.arguments)
         if audit is not None:
-            audit.record_gate(action, decision, request=request, payload=call.arguments)
+            audit.submit_gate(action, decision, request=request, payload=call.arguments)
+            if decision.allowed:
+                audit.check()  # the decision is on file before the tool runs (or AuditError)
         if decision.allowed:
             return None
         return f"denied by policy (rule {decision.rule_id}): {decision.reason}"
@@ -342,7 +344,7 @@ class Agent:
         audit = self.router.audit
         if audit is None:
             return
-        audit.append(
+        audit.submit(
             kind="tool",
             request_id=state.request.request_id,
             task_id=state.task_id,

@@ -152,13 +152,17 @@ class GroupWriter(Generic[T]):
         with self._cond:
             if self._closed:
                 raise LedgerError(f"ledger {self._describe} is closed; nothing can be recorded")
-            if not self._queue:
+            was_empty = not self._queue
+            if was_empty:
                 self._first_at = time.monotonic()
             self._queue.extend(items)
             self._submitted += len(items)
             if self._thread is None:
                 self._start()
-            self._cond.notify_all()
+            elif was_empty or len(self._queue) >= self.config.max_batch:
+                # Only these change what the writer waits for: it sleeps until the first row's
+                # deadline otherwise, and a wake-up per row would cost the caller the GIL.
+                self._cond.notify_all()
 
     def check(self) -> None:
         """Raise LedgerError when a row recorded now could not be written now (the writer is

@@ -24,8 +24,9 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
+
+from paxis_router._eager import eager_gather
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -51,6 +52,6 @@ async def arender_instructions(skills: Sequence[Skill]) -> str:
     missing ones read in worker threads concurrently. The event loop never waits on the disk."""
     if not skills:
         return ""
-    bodies = await asyncio.gather(*(skill.abody() for skill in skills))
+    bodies = await eager_gather([skill.abody() for skill in skills])  # cached: no task
     sections = (_section(skill, body) for skill, body in zip(skills, bodies, strict=True))
     return "\n\n".join([_HEADER, *sections])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -215,3 +216,91 @@ def test_a_forked_child_gets_its_own_file_lock_and_fsync_thread(tmp_path: Path) 
     assert os.waitstatus_to_exitcode(status) == 0
     result = verify(path, key=KEY)
     assert (result.ok, result.records, result.error) == (True, 601, None)
+
+
+def lines_of(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_submitted_records_land_at_check_or_at_the_end_of_the_loop_turn(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync=False)
+    log.submit(kind="gate", decision="allow", target="a")
+    log.submit(kind="gate", decision="allow", target="b")
+    assert lines_of(path) == []  # queued: nothing written inside this turn yet
+    log.check()  # before a paid call: the queued decisions are written first
+    assert [r["target"] for r in lines_of(path)] == ["a", "b"]
+    log.submit(kind="route", decision="accept", target="c")
+    await asyncio.sleep(0)  # the turn ends: the end-of-turn write runs
+    assert [r["target"] for r in lines_of(path)] == ["a", "b", "c"]
+    log.submit(kind="route", decision="accept", target="d")
+    appended = log.append(kind="route", decision="accept", target="e")  # queued ones first
+    assert appended["seq"] == 4
+    assert [r["target"] for r in lines_of(path)] == ["a", "b", "c", "d", "e"]
+    log.close()
+    assert (verify(path).ok, verify(path).records) == (True, 5)
+
+
+def test_outside_an_event_loop_submit_writes_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync=False)
+    log.submit(kind="route", decision="accept", target="a")
+    assert [r["target"] for r in lines_of(path)] == ["a"]
+    log.close()
+
+
+_QUEUED_WRITE_FAILS = r"""
+import asyncio, json, resource, sys
+from pathlib import Path
+from paxis_router.errors import AuditError
+from paxis_router.governance.audit import AuditLog, verify
+
+path = Path(sys.argv[1])
+log = AuditLog(path, fsync=False)
+log.append(kind="route", decision="accept", target="0")
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+out = {}
+
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except AuditError as exc:
+        return str(exc)
+
+async def main():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 10, hard))
+    log.submit(kind="gate", decision="allow", target="1", reason="r" * 200)
+    log.submit(kind="route", decision="accept", target="2")
+    await asyncio.sleep(0)  # the end-of-turn write fails: the records stay queued
+    out["check_over"] = attempt(log.check)
+    out["records_over"] = verify(path).records
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    out["check_after"] = attempt(log.check)  # writes the queued records, in order
+
+asyncio.run(main())
+out["close"] = attempt(log.close)
+result = verify(path)
+out["end"] = [result.ok, result.records]
+out["targets"] = [json.loads(l)["target"] for l in path.read_text().splitlines()]
+print(json.dumps(out))
+"""
+
+
+def test_a_queued_record_that_cannot_be_written_stays_queued_and_check_refuses(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    proc = run_python(_QUEUED_WRITE_FAILS, str(path))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["check_over"].startswith(f"{path}: could not append a record (File too large)")
+    assert out["records_over"] == 1  # nothing half-written
+    assert out["check_after"] == "ok"
+    assert out["close"] == "ok"
+    assert out["end"] == [True, 3]
+    assert out["targets"] == ["0", "1", "2"]

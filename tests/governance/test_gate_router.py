@@ -209,6 +209,7 @@ async def test_every_gate_and_routing_decision_is_audited(
     request = ChatRequest.from_text(f"reply to {EMAIL}", team="claims", data_class="internal")
     result = await router.route(request)
     assert result.content == f"good answer for {EMAIL}"
+    await router.drain()  # the last route record is queued until the loop's turn ends
     records = audit_records(path)
     summary = [(r["kind"], r["target"], r["decision"], r.get("rule_id")) for r in records]
     assert summary == [
@@ -246,7 +247,47 @@ async def test_audit_without_a_gate_records_routing_decisions(tmp_path: Path) ->
     worker = FunctionWorker(lambda request, skill: "ok", name="local:fn")
     router = Router(tiers=[worker], audit=AuditLog(path, fsync=False))
     await router.route(ChatRequest.from_text("hi", team="ops"))
+    await router.drain()
     records = audit_records(path)
     assert [(r["kind"], r["decision"], r["principal"]) for r in records] == [
         ("route", "accept", "ops")
     ]
+
+
+async def test_the_gate_decision_is_on_file_before_the_tier_is_called(tmp_path: Path) -> None:
+    """Write-ahead: the router queues the decision, and check() writes it before the call."""
+    path = tmp_path / "audit.jsonl"
+    seen_at_call: list[list[tuple[str, str]]] = []
+
+    def answer(request: ChatRequest, skill: Skill | None) -> str:
+        seen_at_call.append([(r["kind"], r["target"]) for r in audit_records(path)])
+        return "fine"
+
+    router = Router(
+        tiers=[FunctionWorker(answer, name="local:fn")],
+        gate=Gate(POLICY),
+        audit=AuditLog(path, fsync=False),
+    )
+    await router.route(ChatRequest.from_text("first", data_class="internal"))
+    await router.route(ChatRequest.from_text("second", data_class="internal"))
+    assert seen_at_call == [
+        [("gate", "local:fn")],
+        [("gate", "local:fn"), ("route", "local:fn"), ("gate", "local:fn")],
+    ]
+
+
+async def test_concurrent_queued_records_keep_one_sound_chain_gate_before_route(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    router = Router(
+        tiers=[FakeWorker(["ok"], name="local:w")], gate=Gate(POLICY), audit=AuditLog(path)
+    )
+    requests = [ChatRequest.from_text(f"q{i}", data_class="internal") for i in range(64)]
+    await router.route_many(requests, concurrency=64)
+    await router.drain()
+    result = verify(path)
+    assert (result.ok, result.records) == (True, 128)
+    kinds: dict[str, list[str]] = {r["request_id"]: [] for r in audit_records(path)}
+    for record in audit_records(path):
+        kinds[record["request_id"]].append(record["kind"])
+    assert set(map(tuple, kinds.values())) == {("gate", "route")}  # each request: gate first
+    await router.aclose()
