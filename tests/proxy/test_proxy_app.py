@@ -98,7 +98,7 @@ async def test_team_and_data_class_come_from_the_key_not_the_body(
     http: httpx2.AsyncClient, ladder: tuple[Router, SQLiteLedger]
 ) -> None:
     client = _client(http, KEY_SEARCH)
-    with pytest.raises(openai.BadRequestError, match="metadata.team cannot be set") as err:
+    with pytest.raises(openai.BadRequestError, match=r"metadata\.team cannot be set") as err:
         await client.chat.completions.create(
             model="paxis/auto", messages=MESSAGES, metadata={"team": "claims", "data_class": "x"}
         )
