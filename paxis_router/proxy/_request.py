@@ -269,7 +269,7 @@ def parse_messages(raw: object) -> tuple[Message, ...]:
                 param=f"messages[{i}].role",
             )
         content = item.get("content")
-        if type(content) is str and item.keys() <= _PLAIN_KEYS:  # the common case, fast
+        if type(content) is str and item.keys() <= _PLAIN_KEYS and role != "tool":  # common
             name = item.get("name")
             out.append(
                 Message(role=role, content=content, name=str(name) if name is not None else None)
@@ -371,8 +371,8 @@ def _param(loc: tuple[int | str, ...]) -> str | None:
 
 
 def _named_in(message: str) -> str | None:
-    """The parameter a whole-request validation message names (its first word)."""
-    for name in ("tool_choice", "tools", "stop"):
-        if name in message:
+    """The parameter a whole-request validation message is about."""
+    for phrase, name in (("tool_choice", "tool_choice"), ("tool", "tools"), ("stop", "stop")):
+        if phrase in message:
             return name
     return None
