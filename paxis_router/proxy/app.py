@@ -1,8 +1,15 @@
 """The OpenAI-compatible ASGI app over one or more Routers.
 
 Endpoints: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models`` (one model per
-route), ``GET /healthz`` and ``GET /metrics`` (Prometheus text; it shows spend per team, so it
-needs one of the ``admin_keys``, and is closed when none is configured).
+route) and ``GET /v1/models/{id}``, ``GET /healthz`` and ``GET /metrics`` (Prometheus text; it
+shows spend per team, so it needs one of the ``admin_keys``, and is closed when none is
+configured). A route named with a slash is also served with a dash (``paxis/auto`` as
+``paxis-auto``), for clients that read ``x/y`` as provider and model.
+
+Requests: every parameter of OpenAI's chat-completions API is honoured, refused with a 400
+naming it, or ignored for a stated reason (``_request``; the table is in docs/proxy.md). Tool
+calls go both ways: answers carry ``tool_calls`` with ``finish_reason "tool_calls"``, streamed
+as OpenAI streams them. An image no tier of the route reads is a 400 naming the part.
 
 Streaming. By default a stream is the **verified final answer**: the router routes the whole
 request first (worker, verifiers, escalation), then the accepted answer is sent as
