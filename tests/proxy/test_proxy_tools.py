@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import openai
 import pytest
 
-from paxis_router import Router
+from paxis_router import Router, SQLiteLedger
 from paxis_router.proxy import ProxySettings, TeamKey, create_app, hash_key
 from paxis_router.testing import FakeWorker, FunctionWorker
 from paxis_router.types import ChatRequest, Completion, FunctionCall, ToolCall
@@ -243,3 +244,28 @@ async def test_the_openai_sdk_reads_a_text_and_tool_call_answer() -> None:
             "add",
             '{"a": 1, "b": 2}',
         )
+
+
+async def test_a_passthrough_stream_serves_the_tiers_call_unverified_and_records_the_check(
+    tmp_path: Path,
+) -> None:
+    ledger = SQLiteLedger(tmp_path / "l.db")
+    wrong = ToolCall(id="call_7", function=FunctionCall(name="mul", arguments="{not json"))
+    answer = Completion("Calling.", "fake", finish_reason="tool_calls", tool_calls=(wrong,))
+    app = create_app(Router(tiers=[FakeWorker([answer], name="local:w")], ledger=ledger), SETTINGS)
+    body = {
+        "model": "paxis/auto",
+        "messages": [{"role": "user", "content": "1+2?"}],
+        "tools": [TOOL],
+        "stream": True,
+    }
+    response = await _post(app, body, **{"x-paxis-passthrough": "1"})
+    events = [b[6:] for b in response.text.split("\n\n") if b.startswith("data: ")]
+    deltas = [json.loads(e)["choices"][0]["delta"] for e in events[:-1]]
+    calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+    assert calls[0]["function"]["name"] == "mul"  # served as the tier wrote it
+    assert "".join(c["function"]["arguments"] for c in calls) == "{not json"
+    (row,) = ledger.rows()
+    assert row.decision.value == "accept"
+    verdicts = {v.verifier: v.passed for v in row.verdicts}
+    assert verdicts == {"proxy:client_stayed": True, "tool_calls": False}
