@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from agents import (
     Agent,
+    ModelSettings,
     OpenAIChatCompletionsModel,
     OpenAIProvider,
     RunConfig,
@@ -298,6 +299,31 @@ async def _ask_for_json(litellm: Any, upstream: FakeUpstream) -> None:  # Any: t
     assert json.loads(mode.choices[0].message.content) == {"city": "Paris", "temp_c": 12}
 
 
+def test_litellm_images_reach_a_vision_tier_and_a_text_only_one_refuses(
+    upstream: FakeUpstream, routers: Callable[..., Router]
+) -> None:
+    module: Any = load_litellm()  # Any: the litellm module, untyped
+    saved = list(module.custom_provider_map)
+    register({"text": routers(), "vision": routers(accepts_images=True)})
+    image = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]
+    messages = [{"role": "user", "content": image}]
+    try:
+        # litellm wraps a custom provider's exception in its APIConnectionError.
+        with pytest.raises(
+            module.exceptions.APIConnectionError,
+            match=r"no tier gave an acceptable answer.*UnsupportedContent",
+        ):
+            module.completion(model="paxis/text", messages=messages)
+        seen = module.completion(model="paxis/vision", messages=messages)
+    finally:
+        module.custom_provider_map = saved
+    assert seen.choices[0].message.content == "Hello from the worker."
+    assert upstream.requests[-1]["messages"][0]["content"] == image
+
+
 def test_litellm_stream_carries_the_tool_calls(litellm: Any, upstream: FakeUpstream) -> None:
     chunks = list(
         litellm.completion(
@@ -372,6 +398,7 @@ async def test_agents_sdk_runs_an_agent_with_a_function_tool(
         instructions="Answer with the tool's help.",
         tools=[weather_tool],
         model=OpenAIChatCompletionsModel(model="paxis/auto", openai_client=client),
+        model_settings=ModelSettings(tool_choice="required", temperature=0.2),
     )
     before = len(upstream.requests)
     if streamed:
@@ -389,7 +416,32 @@ async def test_agents_sdk_runs_an_agent_with_a_function_tool(
     calling, answering = upstream.requests[before:]
     assert calling["model"] == "worker-model"
     assert calling["tools"][0]["function"]["name"] == "weather_tool"
+    assert (calling["tool_choice"], calling["temperature"]) == ("required", 0.2)
+    # The SDK resets tool_choice once the tool ran, so the model may answer.
+    assert "tool_choice" not in answering
     assert answering["messages"][-1]["role"] == "tool"
+
+
+async def test_agents_sdk_image_input_is_a_400_naming_it_when_no_tier_reads_images(
+    proxy: str,
+) -> None:
+    client = openai.AsyncOpenAI(base_url=proxy, api_key=KEY, max_retries=0)
+    agent = Agent(
+        name="looker", model=OpenAIChatCompletionsModel(model="paxis/auto", openai_client=client)
+    )
+    image: Any = [  # Any: the SDK's input items
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "What is this?"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="},
+            ],
+        }
+    ]
+    with pytest.raises(openai.BadRequestError, match="no tier of this route reads images") as err:
+        await Runner.run(agent, image, run_config=NO_TRACING)
+    await client.close()
+    assert err.value.code == "image_not_supported"
 
 
 async def test_agents_sdk_names_the_route_by_its_dash_alias_and_gets_structured_output(

@@ -225,6 +225,7 @@ def test_stream_helper_reassembles_tool_calls_and_parses_strict_arguments(stack:
         model="paxis/auto",
         messages=ASK,
         tools=[openai.pydantic_function_tool(GetWeather, name="get_weather")],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
     ) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_completion()
@@ -234,6 +235,20 @@ def test_stream_helper_reassembles_tool_calls_and_parses_strict_arguments(stack:
     assert choice.finish_reason == "tool_calls"
     (call,) = choice.message.tool_calls or []
     assert call.function.parsed_arguments == GetWeather(city="Paris")
+    assert _last_request(stack)["tool_choice"]["function"]["name"] == "get_weather"
+
+
+def test_stream_helper_plain_text_and_json_mode(stack: Stack) -> None:
+    client = stack.client()
+    with client.chat.completions.stream(model="paxis/auto", messages=ASK) as stream:
+        texts = [e.delta for e in stream if e.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert "".join(texts) == final.choices[0].message.content == "Hello from the worker."
+    with client.chat.completions.stream(
+        model="paxis/auto", messages=ASK, response_format={"type": "json_object"}
+    ) as stream:
+        content = stream.get_final_completion().choices[0].message.content
+    assert json.loads(content or "") == {"city": "Paris", "temp_c": 12}
 
 
 def test_streamed_tool_call_deltas_are_shaped_as_openai_sends_them(stack: Stack) -> None:
@@ -315,6 +330,19 @@ IMAGE: list[ChatCompletionContentPartParam] = [
 ]
 
 
+async def test_async_client_structured_output_and_json_mode(stack: Stack) -> None:
+    client = stack.async_client()
+    parsed = await client.chat.completions.parse(
+        model="paxis/auto", messages=ASK, response_format=Weather
+    )
+    mode = await client.chat.completions.create(
+        model="paxis/auto", messages=ASK, response_format={"type": "json_object"}
+    )
+    await client.close()
+    assert parsed.choices[0].message.parsed == Weather(city="Paris", temp_c=12)
+    assert json.loads(mode.choices[0].message.content or "") == {"city": "Paris", "temp_c": 12}
+
+
 def test_images_reach_a_vision_tier_and_are_a_400_where_no_tier_reads_them(stack: Stack) -> None:
     client = stack.client()
     before = len(stack.upstream.requests)
@@ -330,6 +358,11 @@ def test_images_reach_a_vision_tier_and_are_a_400_where_no_tier_reads_them(stack
     )
     assert seen.choices[0].message.content == "Hello from the worker."
     assert _last_request(stack)["messages"][0]["content"] == IMAGE
+    with client.chat.completions.stream(
+        model="paxis/vision", messages=[{"role": "user", "content": IMAGE}]
+    ) as stream:
+        streamed = stream.get_final_completion().choices[0].message.content
+    assert streamed == "Hello from the worker."
 
 
 def test_the_dash_alias_and_one_model_by_id(stack: Stack) -> None:
