@@ -45,6 +45,17 @@ def test_openai_client_without_a_server(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_openai_agents_without_a_key_or_a_server(tmp_path: Path) -> None:
+    keyless = _run("openai_agents.py", cwd=tmp_path)
+    assert keyless.returncode == 2  # argparse's usage error
+    assert "no API key: pass --api-key or set PAXIS_API_KEY" in keyless.stderr
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    done = _run("openai_agents.py", "--base-url", url, "--api-key", "pxs-x", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"cannot reach paxis serve at {url}/chat/completions")
+    assert "Traceback" not in done.stderr + keyless.stderr
+
+
 def test_train_worker_without_exported_data(tmp_path: Path) -> None:
     argv = ("--tiny", "--data", str(tmp_path / "none"), "--output", str(tmp_path / "out"))
     done = _run("train_worker.py", *argv, cwd=tmp_path)

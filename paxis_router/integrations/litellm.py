@@ -7,6 +7,13 @@ escalated when the checks fail, every attempt in the ledger; ``stream=True`` str
 verified answer. The team comes from ``register``'s ``team`` or per call from
 ``metadata={"team": ...}`` (in-process code is trusted).
 
+Tools go through as OpenAI shapes both ways: ``tools``, ``tool_choice``,
+``parallel_tool_calls``, ``response_format`` (also a pydantic class, which litellm turns into
+a JSON schema), ``stop``, ``top_p``, ``seed``, the penalties and ``user`` reach every tier;
+assistant ``tool_calls`` and ``tool`` results in the messages are kept; the answer's tool calls
+come back in ``message.tool_calls`` with ``finish_reason "tool_calls"`` (streamed: one chunk
+per call). Image parts go to tiers that read images.
+
 litellm is imported through :func:`paxis_router.workers.litellm.load_litellm` (local price
 map, no network), inside ``register``: importing this module imports nothing heavy.
 
@@ -27,6 +34,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from paxis_router.errors import ConfigError
 from paxis_router.integrations._sync import route_blocking
 from paxis_router.types import ChatRequest, Message
@@ -36,6 +45,21 @@ if TYPE_CHECKING:
     from paxis_router.types import RouteResult
 
 PROVIDER = "paxis"
+
+
+#: litellm optional params sent on as the ChatRequest field of the same name.
+_PARAMS = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "user",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+)
 
 
 def _request(
@@ -51,23 +75,77 @@ def _request(
         metadata.update({k: str(v) for k, v in raw_meta.items() if k in ("team", "data_class")})
     if team is not None and "team" not in metadata:
         metadata["team"] = team
-    return ChatRequest(
-        messages=tuple(_message(m, i) for i, m in enumerate(messages)),
-        metadata=metadata,
-        max_tokens=optional_params.get("max_tokens")
-        or optional_params.get("max_completion_tokens"),
-        temperature=optional_params.get("temperature"),
-    )
+    params = {n: optional_params[n] for n in _PARAMS if optional_params.get(n) is not None}
+    stop = optional_params.get("stop")
+    if stop is not None:
+        params["stop"] = stop if isinstance(stop, str) else tuple(stop)
+    try:
+        return ChatRequest(
+            messages=tuple(_message(m, i) for i, m in enumerate(messages)),
+            metadata=metadata,
+            max_tokens=optional_params.get("max_tokens")
+            or optional_params.get("max_completion_tokens"),
+            **params,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"the paxis provider cannot send this request: {exc}") from exc
+
+
+_MESSAGE_KEYS = ("role", "content", "name", "tool_call_id")
 
 
 def _message(raw: Any, index: int) -> Message:  # Any: a litellm/OpenAI message dict
-    content = raw.get("content")
+    if not isinstance(raw, Mapping):
+        raw = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw)
+    fields = {k: raw[k] for k in _MESSAGE_KEYS if raw.get(k) is not None}
+    content = fields.get("content")
     if isinstance(content, list):
-        texts = [p.get("text", "") for p in content if isinstance(p, dict)]
-        if len(texts) != len(content) or any(p.get("type") != "text" for p in content):
-            raise ConfigError(f"messages[{index}]: only text content parts are supported")
-        content = "".join(texts)
-    return Message(role=raw["role"], content=content or "", name=raw.get("name"))
+        kinds = [p.get("type") if isinstance(p, Mapping) else None for p in content]
+        unsupported = [k for k in kinds if k not in ("text", "image_url")]
+        if unsupported:
+            raise ConfigError(
+                f"messages[{index}]: content parts of type {unsupported[0]!r} are not supported "
+                "(text and image_url are)"
+            )
+        fields["content"] = [
+            {"type": "text", "text": p.get("text", "")}
+            if p.get("type") == "text"
+            else {"type": "image_url", "image_url": _image_url(p.get("image_url"))}
+            for p in content
+        ]
+    calls = raw.get("tool_calls")
+    if calls:
+        fields["tool_calls"] = [_tool_call(c) for c in calls]
+    elif content is None and fields.get("role") == "assistant":
+        fields["content"] = ""
+    try:
+        return Message.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError(f"messages[{index}] is not a valid chat message: {exc}") from exc
+
+
+def _image_url(raw: Any) -> Any:  # Any: OpenAI's image_url (text or object)
+    return {"url": raw} if isinstance(raw, str) else raw
+
+
+def _tool_call(raw: Any) -> dict[str, Any]:  # Any: a tool call dict or litellm object
+    if not isinstance(raw, Mapping):
+        raw = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw)
+    function = raw.get("function") or {}
+    if not isinstance(function, Mapping):
+        function = function.model_dump() if hasattr(function, "model_dump") else dict(function)
+    return {
+        "id": raw.get("id"),
+        "type": "function",
+        "function": {"name": function.get("name"), "arguments": function.get("arguments") or ""},
+    }
+
+
+def _finish_reason(result: RouteResult) -> str:
+    reason = result.completion.finish_reason
+    if result.completion.tool_calls and reason in (None, "stop"):
+        return "tool_calls"
+    return reason or "stop"
 
 
 def _fill(
@@ -79,8 +157,20 @@ def _fill(
 
     litellm: Any = load_litellm()  # Any: the litellm module, untyped
     choice = model_response.choices[0]
-    choice.message.content = result.content
-    choice.finish_reason = result.completion.finish_reason or "stop"
+    completion = result.completion
+    choice.message.content = completion.content
+    if completion.tool_calls:
+        types = litellm.types.utils
+        choice.message.content = completion.content or None
+        choice.message.tool_calls = [
+            types.ChatCompletionMessageToolCall(
+                id=call.id,
+                type="function",
+                function=types.Function(name=call.name, arguments=call.arguments),
+            )
+            for call in completion.tool_calls
+        ]
+    choice.finish_reason = _finish_reason(result)
     model_response.model = f"{PROVIDER}/{model}"
     model_response.created = int(time.time())
     usage = result.usage
@@ -99,21 +189,40 @@ def _fill(
 
 
 def _chunks(result: RouteResult) -> list[dict[str, Any]]:  # Any: litellm's chunk TypedDict
-    """The verified answer as litellm ``GenericStreamingChunk`` dicts: the text, then the end."""
+    """The verified answer as litellm ``GenericStreamingChunk`` dicts: the text, each tool
+    call (whole, with its index), then the end."""
     usage = result.usage
-    return [
-        {"text": result.content, "is_finished": False, "finish_reason": "", "usage": None},
+    chunks: list[dict[str, Any]] = [  # Any: litellm's chunk TypedDict
+        {"text": result.content, "is_finished": False, "finish_reason": "", "usage": None}
+    ]
+    for index, call in enumerate(result.completion.tool_calls):
+        chunks.append(
+            {
+                "text": "",
+                "tool_use": {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                    "index": index,
+                },
+                "is_finished": False,
+                "finish_reason": "",
+                "usage": None,
+            }
+        )
+    chunks.append(
         {
             "text": "",
             "is_finished": True,
-            "finish_reason": result.completion.finish_reason or "stop",
+            "finish_reason": _finish_reason(result),
             "usage": {
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
                 "total_tokens": usage.total_tokens,
             },
-        },
-    ]
+        }
+    )
+    return chunks
 
 
 def register(

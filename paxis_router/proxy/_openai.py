@@ -1,4 +1,5 @@
-"""OpenAI wire format <-> paxis values: request bodies, responses, stream chunks, error bodies."""
+"""OpenAI wire format <-> paxis values: request bodies (decoded and checked), responses, stream
+chunks, error bodies. The body's parameters become a ChatRequest in ``_request``."""
 
 from __future__ import annotations
 
@@ -8,17 +9,13 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from paxis_router.governance.secrets import scrub_secrets
-from paxis_router.types import ChatRequest, Message
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
-    from paxis_router.types import Completion, Usage
+    from paxis_router.types import Completion, ToolCall, Usage
 
-_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 STREAM_PIECE_CHARS = 48
 # The deepest JSON nesting a request body may have (OpenAI's own structured-output schemas stop
 # at 10 levels; tool schemas seldom pass 20).
@@ -67,55 +64,6 @@ def _cut(text: str, max_chars: int) -> str:
     if len(text) <= max_chars:
         return text
     return f"{text[:max_chars]}… [{len(text) - max_chars} more characters]"
-
-
-def _content_text(content: object, index: int) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts: list[str] = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            else:
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise BadRequest(
-                    f"messages[{index}].content: only text parts are supported, got "
-                    f"{untrusted(repr(kind))}",
-                    param=f"messages[{index}].content",
-                )
-        return "".join(parts)
-    raise BadRequest(
-        f"messages[{index}].content must be a string or a list of text parts",
-        param=f"messages[{index}].content",
-    )
-
-
-def parse_messages(raw: object) -> tuple[Message, ...]:
-    """The ``messages`` array -> Message tuple; BadRequest naming the faulty index."""
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("'messages' is required and must be a non-empty array", param="messages")
-    out: list[Message] = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise BadRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = item.get("role")
-        if role not in _ROLES:
-            raise BadRequest(
-                f"messages[{i}].role must be one of {sorted(_ROLES)}, got {untrusted(repr(role))}",
-                param=f"messages[{i}].role",
-            )
-        name = item.get("name")
-        out.append(
-            Message(
-                role=role,
-                content=_content_text(item.get("content"), i),
-                name=str(name) if name is not None else None,
-            )
-        )
-    return tuple(out)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:  # Any: decoded JSON from the client
@@ -216,41 +164,6 @@ def encode_json(payload: dict[str, Any]) -> bytes | None:  # Any: a JSON documen
         return None
 
 
-def to_chat_request(
-    body: dict[str, Any],  # Any: decoded JSON from the client
-    *,
-    metadata: dict[str, str],
-) -> ChatRequest:
-    """An OpenAI chat-completions body -> ChatRequest. ``metadata`` comes from the API key,
-    never from the body (a client cannot bill another team)."""
-    n = body.get("n")
-    if n not in (None, 1):
-        raise BadRequest("only n=1 is supported", param="n")
-    if body.get("tools"):
-        raise BadRequest(
-            "tool calls are not supported by paxis routes; send plain chat messages", param="tools"
-        )
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    response_format = body.get("response_format")
-    if response_format is not None and not isinstance(response_format, dict):
-        raise BadRequest("response_format must be an object", param="response_format")
-    try:
-        return ChatRequest(
-            messages=parse_messages(body.get("messages")),
-            metadata=metadata,
-            max_tokens=max_tokens,
-            temperature=body.get("temperature"),
-            logprobs=bool(body.get("logprobs") or False),
-            response_format=response_format,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = untrusted(".".join(str(p) for p in first["loc"])) or None
-        if param == "max_tokens" and "max_completion_tokens" in body:
-            param = "max_completion_tokens"  # the name the client sent
-        raise BadRequest(f"{param}: {untrusted(first['msg'])}", param=param) from exc
-
-
 def usage_json(usage: Usage) -> dict[str, int]:
     return {
         "prompt_tokens": usage.prompt_tokens,
@@ -259,10 +172,32 @@ def usage_json(usage: Usage) -> dict[str, int]:
     }
 
 
+def finish_reason(completion: Completion) -> str:
+    """The finish reason to send: ``tool_calls`` for an answer that calls tools (whatever the
+    tier said, unless it was cut at the token limit), else the tier's, else ``stop``."""
+    reason = completion.finish_reason
+    if completion.tool_calls and reason in (None, "stop"):
+        return "tool_calls"
+    return reason or "stop"
+
+
+def completion_is_unicode(completion: Completion) -> bool:
+    """False when the answer's text or a tool call holds a lone surrogate (cannot be sent)."""
+    return is_unicode(completion.content) and all(
+        is_unicode(c.function.name) and is_unicode(c.function.arguments) and is_unicode(c.id)
+        for c in completion.tool_calls
+    )
+
+
 def completion_json(
     completion_id: str, completion: Completion, usage: Usage, created: int
 ) -> dict[str, Any]:  # Any: a JSON document
-    """A ``chat.completion`` object."""
+    """A ``chat.completion`` object (with ``tool_calls`` when the answer calls tools, its
+    content then null when empty, as OpenAI sends it)."""
+    message: dict[str, Any] = {"role": "assistant", "content": completion.content}  # Any: JSON
+    if completion.tool_calls:
+        message["content"] = completion.content or None
+        message["tool_calls"] = [_call_json(c) for c in completion.tool_calls]
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -271,12 +206,20 @@ def completion_json(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": completion.content},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": completion.finish_reason or "stop",
+                "finish_reason": finish_reason(completion),
             }
         ],
         "usage": usage_json(usage),
+    }
+
+
+def _call_json(call: ToolCall) -> dict[str, Any]:  # Any: a JSON document
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.function.name, "arguments": call.function.arguments},
     }
 
 
@@ -284,7 +227,7 @@ def _chunk(
     completion_id: str,
     model: str,
     created: int,
-    delta: dict[str, str],
+    delta: dict[str, Any],  # Any: a JSON delta
     finish_reason: str | None,
 ) -> bytes:
     payload = {
@@ -321,11 +264,41 @@ class ChunkWriter:
 
     def delta(self, text: str) -> bytes:
         """One content chunk (the first one also carries the assistant role)."""
-        delta = {"content": text}
+        delta: dict[str, Any] = {"content": text}  # Any: a JSON delta
         if not self._started:
             delta["role"] = "assistant"
             self._started = True
         return _chunk(self.completion_id, self.model, self.created, delta, None)
+
+    def tool_calls(self, calls: Sequence[ToolCall], piece_chars: int = STREAM_PIECE_CHARS) -> bytes:
+        """The tool calls as OpenAI streams them: for each call (by index), a first delta with
+        its index, id, type, function name and empty arguments, then its arguments in pieces
+        of ``piece_chars`` characters (the first delta of the answer carries the role)."""
+        out: list[bytes] = []
+        for index, call in enumerate(calls):
+            first: dict[str, Any] = {  # Any: a JSON delta
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.function.name, "arguments": ""},
+                    }
+                ]
+            }
+            if not self._started:
+                first = {"role": "assistant", "content": None, **first}
+                self._started = True
+            out.append(_chunk(self.completion_id, self.model, self.created, first, None))
+            arguments = call.function.arguments
+            for start in range(0, len(arguments), piece_chars):
+                piece = {
+                    "index": index,
+                    "function": {"arguments": arguments[start : start + piece_chars]},
+                }
+                delta = {"tool_calls": [piece]}
+                out.append(_chunk(self.completion_id, self.model, self.created, delta, None))
+        return b"".join(out)
 
     def finish(self, finish_reason: str | None) -> bytes:
         """The closing chunk: an empty delta and the finish reason."""

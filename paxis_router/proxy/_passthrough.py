@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from paxis_router.errors import WorkerError, WorkerTimeout
-from paxis_router.policy.predicates import EscalationPolicy, never, tiers_exhausted, verdict_failed
+from paxis_router.policy.predicates import EscalationPolicy, never, tiers_exhausted
 from paxis_router.proxy._openai import replace_lone_surrogates
 from paxis_router.router import Router
 from paxis_router.types import Completion, Verdict
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from paxis_router.ledger.base import LedgerSink
+    from paxis_router.policy.predicates import Predicate, RouteState
     from paxis_router.skills.model import Skill
     from paxis_router.types import ChatRequest
     from paxis_router.workers.base import Tier
@@ -210,6 +211,21 @@ class TeeWorker:
         return final
 
 
+def _failed_or_abandoned() -> Predicate:
+    """True when the stream failed or its client went away: the checks a request implies
+    (tool calls, JSON) are recorded with the attempt but, as in every passthrough, not acted
+    on — the tier's answer is served as it is."""
+
+    def predicate(state: RouteState) -> bool:
+        last = state.last
+        if last is None or last.completion is None:
+            return True
+        return any(v.verifier == ClientStayed.name and not v.passed for v in last.verdicts)
+
+    predicate.__name__ = "failed_or_abandoned"
+    return predicate
+
+
 def tee_router(
     router: Router,
     queue: asyncio.Queue[str | None],
@@ -232,7 +248,7 @@ def tee_router(
     one = Router(
         tiers=[replace(tier, worker=tee, resilience=None)],
         verifiers=[ClientStayed()],
-        policy=EscalationPolicy(escalate_when=verdict_failed(), stop_when=tiers_exhausted()),
+        policy=EscalationPolicy(escalate_when=_failed_or_abandoned(), stop_when=tiers_exhausted()),
         ledger=_sinks(router),
         skills=router.skills,
         skills_k=router.skills_k,

@@ -1,8 +1,15 @@
 """The OpenAI-compatible ASGI app over one or more Routers.
 
 Endpoints: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models`` (one model per
-route), ``GET /healthz`` and ``GET /metrics`` (Prometheus text; it shows spend per team, so it
-needs one of the ``admin_keys``, and is closed when none is configured).
+route) and ``GET /v1/models/{id}``, ``GET /healthz`` and ``GET /metrics`` (Prometheus text; it
+shows spend per team, so it needs one of the ``admin_keys``, and is closed when none is
+configured). A route named with a slash is also served with a dash (``paxis/auto`` as
+``paxis-auto``), for clients that read ``x/y`` as provider and model.
+
+Requests: every parameter of OpenAI's chat-completions API is honoured, refused with a 400
+naming it, or ignored for a stated reason (``_request``; the table is in docs/proxy.md). Tool
+calls go both ways: answers carry ``tool_calls`` with ``finish_reason "tool_calls"``, streamed
+as OpenAI streams them. An image no tier of the route reads is a 400 naming the part.
 
 Streaming. By default a stream is the **verified final answer**: the router routes the whole
 request first (worker, verifiers, escalation), then the accepted answer is sent as
@@ -40,7 +47,7 @@ Example:
     >>> from paxis_router.proxy.config import ProxySettings
     >>> app = create_app(Router(tiers=[FakeWorker(["hi"])]), ProxySettings(anonymous_team="dev"))
     >>> sorted(r.path for r in app.routes)
-    ['/healthz', '/metrics', '/v1/chat/completions', '/v1/models']
+    ['/healthz', '/metrics', '/v1/chat/completions', '/v1/models', '/v1/models/{model:path}']
 """
 
 from __future__ import annotations
@@ -74,17 +81,19 @@ from paxis_router.proxy._metrics import Metrics
 from paxis_router.proxy._openai import (
     BadRequest,
     ChunkWriter,
+    completion_is_unicode,
     completion_json,
     encode_json,
     error_body,
+    finish_reason,
     include_usage,
-    is_unicode,
     parse_body,
+    replace_lone_surrogates,
     split_text,
-    to_chat_request,
     untrusted,
 )
 from paxis_router.proxy._passthrough import TeeWorker, first_tier_router, tee_router
+from paxis_router.proxy._request import to_chat_request
 from paxis_router.proxy.config import ProxySettings
 
 if TYPE_CHECKING:
@@ -192,9 +201,25 @@ class _Live:
         self.count(CLIENT_GONE)
 
 
-def _map_route_error(exc: PaxisError, request_id: str) -> _Failure:
+def _map_route_error(
+    exc: PaxisError, request_id: str, request: ChatRequest | None = None
+) -> _Failure:
     """A routing error -> an error response that says what failed and where to look (the
     ledger, by request id), never the free text of a verifier or an upstream."""
+    if request is not None and isinstance(exc, EscalationExhausted):
+        unreadable = _unreadable_image(exc.attempts, request)
+        if unreadable is not None:
+            return _Failure(
+                400,
+                f"{unreadable} is an image, and no tier of this route reads images (each is "
+                f"text-only: {', '.join(a.tier for a in exc.attempts)}); send text, or ask the "
+                f"operator for a route with a vision tier (request {request_id})",
+                "invalid_request_error",
+                "image_not_supported",
+                unreadable,
+                retry=False,
+                request_id=request_id,
+            )
     if isinstance(exc, BudgetExceeded):
         return _Failure(
             429,
@@ -261,6 +286,19 @@ def _map_route_error(exc: PaxisError, request_id: str) -> _Failure:
     )
 
 
+def _unreadable_image(attempts: tuple[Attempt, ...], request: ChatRequest) -> str | None:
+    """Where the request's first image is, when every tier refused it as content it cannot
+    take (``UnsupportedContent``); else None."""
+    if not attempts or any(a.error_type != "UnsupportedContent" for a in attempts):
+        return None
+    for i, message in enumerate(request.messages):
+        if isinstance(message.content, tuple):
+            for j, part in enumerate(message.content):
+                if part.type == "image_url":
+                    return f"messages[{i}].content[{j}]"
+    return None
+
+
 def _describe_attempts(attempts: Iterable[Attempt]) -> str:
     """Each attempt as ``tier: what happened``, from names alone (tier, verifier, error type):
     the free-text reasons stay in the ledger."""
@@ -305,6 +343,13 @@ class _App:
         clock: Callable[[], float],
     ):
         self.routes = routes
+        # Each route named with a slash is also served with a dash (paxis/auto as paxis-auto):
+        # clients that read "x/y" as "provider x, model y" (the OpenAI Agents SDK) can name it.
+        self.aliases = {
+            alias: route
+            for name, route in routes.items()
+            if (alias := name.replace("/", "-")) != name and alias not in routes
+        }
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics()
@@ -397,7 +442,7 @@ class _App:
     def route_for(self, model: object) -> _Route:
         if not isinstance(model, str) or not model:
             raise BadRequest("'model' is required; GET /v1/models lists the routes", param="model")
-        route = self.routes.get(model)
+        route = self.routes.get(model) or self.aliases.get(model)
         if route is None:
             raise _Failure(
                 400,
@@ -450,7 +495,7 @@ class _App:
                 except PaxisError as exc:
                     if isinstance(exc, EscalationExhausted):
                         self.metrics.observe_attempts(team, exc.attempts)
-                    raise _map_route_error(exc, chat_request.request_id) from exc
+                    raise _map_route_error(exc, chat_request.request_id, chat_request) from exc
                 finally:
                     self.in_flight[team] -= 1
         except BadRequest as exc:
@@ -490,7 +535,7 @@ class _App:
             self.metrics.observe_route(route_name, team, result)
         completion_id = "chatcmpl-" + result.route_id
         if body.get("stream"):
-            if not is_unicode(result.completion.content):
+            if not completion_is_unicode(result.completion):
                 return self._fail(_not_unicode(result), route_name, team, t0)
             content: bytes | None = None
         else:
@@ -535,7 +580,7 @@ class _App:
             except PaxisError as exc:
                 if isinstance(exc, EscalationExhausted):
                     self.metrics.observe_attempts(team, exc.attempts)
-                raise _map_route_error(exc, chat_request.request_id) from exc
+                raise _map_route_error(exc, chat_request.request_id, chat_request) from exc
             finally:
                 self.in_flight[team] -= 1
         router, worker = tee
@@ -573,7 +618,7 @@ class _App:
             try:
                 return await live.task, True
             except PaxisError as exc:
-                raise _map_route_error(exc, chat_request.request_id) from exc
+                raise _map_route_error(exc, chat_request.request_id, chat_request) from exc
         live.first = first
         return live
 
@@ -610,11 +655,29 @@ class _App:
             self.authenticate(request)
         except _Failure as failure:
             return failure.response()
-        data = [
-            {"id": name, "object": "model", "created": self.created, "owned_by": "paxis"}
-            for name in self.routes
-        ]
+        data = [self._model_json(name) for name in self.routes]
         return Response(encode_json({"object": "list", "data": data}), media_type=_JSON)
+
+    async def model(self, request: Request) -> Response:
+        """``GET /v1/models/{id}``: one route (or its dash alias); 404 in OpenAI's shape."""
+        try:
+            self.authenticate(request)
+        except _Failure as failure:
+            return failure.response()
+        name = str(request.path_params["model"])
+        if name not in self.routes and name not in self.aliases:
+            return _Failure(
+                404,
+                f"The model {untrusted(repr(name))} does not exist; this proxy serves "
+                f"{sorted(self.routes)}",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            ).response()
+        return Response(encode_json(self._model_json(name)), media_type=_JSON)
+
+    def _model_json(self, name: str) -> dict[str, Any]:  # Any: a JSON document
+        return {"id": name, "object": "model", "created": self.created, "owned_by": "paxis"}
 
     async def healthz(self, request: Request) -> Response:
         return Response(
@@ -689,10 +752,13 @@ def _paxis_headers(result: RouteResult, overhead_s: float, passthrough: bool) ->
 async def _stream(
     completion_id: str, result: RouteResult, with_usage: bool
 ) -> AsyncIterator[bytes]:
-    writer = ChunkWriter(completion_id, result.completion.model)
-    for piece in split_text(result.completion.content):
+    completion = result.completion
+    writer = ChunkWriter(completion_id, completion.model)
+    for piece in split_text(completion.content):
         yield writer.delta(piece)
-    yield writer.finish(result.completion.finish_reason)
+    if completion.tool_calls:
+        yield writer.tool_calls(completion.tool_calls)
+    yield writer.finish(finish_reason(completion))
     if with_usage:
         yield writer.usage(result.usage)
     yield writer.done()
@@ -715,7 +781,23 @@ async def _live_stream(writer: ChunkWriter, live: _Live, with_usage: bool) -> As
             yield writer.done()
             return
         live.count(200)
-        yield writer.finish(result.completion.finish_reason)
+        completion = result.completion
+        if completion.tool_calls:  # assembled by the worker: sent once its stream has ended
+            calls = [
+                call.model_copy(
+                    update={
+                        "function": call.function.model_copy(
+                            update={
+                                "name": replace_lone_surrogates(call.function.name),
+                                "arguments": replace_lone_surrogates(call.function.arguments),
+                            }
+                        )
+                    }
+                )
+                for call in completion.tool_calls
+            ]
+            yield writer.tool_calls(calls)
+        yield writer.finish(finish_reason(completion))
         if with_usage:
             yield writer.usage(result.usage)
         yield writer.done()
@@ -824,6 +906,7 @@ def create_app(
         routes=[
             Route("/v1/chat/completions", state.chat_completions, methods=["POST"]),
             Route("/v1/models", state.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", state.model, methods=["GET"]),
             Route("/healthz", state.healthz, methods=["GET"]),
             Route("/metrics", state.metrics_text, methods=["GET"]),
         ],

@@ -1,4 +1,5 @@
-"""The examples for the OpenAI client, LangChain and LiteLLM run and print their answers."""
+"""The examples for the OpenAI client, the OpenAI Agents SDK, LangChain and LiteLLM run and print
+their answers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import uvicorn
 from paxis_router import Router
 from paxis_router.proxy import ProxySettings, TeamKey, create_app, hash_key
 from paxis_router.testing import FakeVerifier, FakeWorker
+from paxis_router.testing.upstream import FakeUpstream
 from paxis_router.workers.litellm import load_litellm
+from paxis_router.workers.openai_compat import OpenAICompatWorker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -59,6 +62,34 @@ def test_openai_client_example(capsys: pytest.CaptureFixture[str]) -> None:
         line = _load("openai_client").main(["--base-url", base_url, "--api-key", "pxs-example"])
     assert line.startswith("'51' from frontier:f (escalated: true, cost: $unknown)")
     assert "streamed: '51'" in capsys.readouterr().out
+
+
+def _weather_calls(request: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The fake model calls the offered tool until its result is back."""
+    # Any: the JSON the upstream received, and scripted calls
+    if not request.get("tools") or request["messages"][-1]["role"] == "tool":
+        return None
+    return [{"name": request["tools"][0]["function"]["name"], "arguments": {"city": "Paris"}}]
+
+
+def _weather_answer(request: dict[str, Any]) -> str:  # Any: the JSON the upstream received
+    last = request["messages"][-1]
+    return f"Paris: {last['content']}" if last["role"] == "tool" else "I need the tool."
+
+
+def test_openai_agents_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeUpstream(answer=_weather_answer, tool_calls=_weather_calls) as upstream:
+        worker = OpenAICompatWorker("local:w", "worker-model", upstream.base_url)
+        router = Router(tiers=[worker])
+        with _serving(router, "pxs-example") as base_url:
+            answer = _load("openai_agents").main(
+                ["--base-url", base_url, "--api-key", "pxs-example"]
+            )
+        calling, answering = upstream.requests
+    assert answer == 'Paris: {"city": "Paris", "temp_c": 12}'
+    assert capsys.readouterr().out == answer + "\n"
+    assert calling["tools"][0]["function"]["name"] == "get_weather"
+    assert answering["messages"][-1]["role"] == "tool"
 
 
 def test_langchain_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,11 +71,11 @@ def test_roles_and_text_parts_reach_the_worker() -> None:
     ]
 
 
-def test_image_content_is_refused() -> None:
+def test_an_unsupported_content_block_is_refused_by_name() -> None:
     chat = PaxisChatModel(router=Router(tiers=[FakeWorker(["x"])]))
-    image = HumanMessage([{"type": "image_url", "image_url": {"url": "http://x"}}])
-    with pytest.raises(ConfigError, match="only text content"):
-        chat.invoke([image])
+    audio = HumanMessage([{"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"}])
+    with pytest.raises(ConfigError, match="blocks of type 'audio' are not supported"):
+        chat.invoke([audio])
 
 
 def test_stream_yields_the_verified_answer(tmp_path: Path) -> None:

@@ -98,8 +98,14 @@ async def test_team_and_data_class_come_from_the_key_not_the_body(
     http: httpx2.AsyncClient, ladder: tuple[Router, SQLiteLedger]
 ) -> None:
     client = _client(http, KEY_SEARCH)
+    with pytest.raises(openai.BadRequestError, match=r"metadata\.team cannot be set") as err:
+        await client.chat.completions.create(
+            model="paxis/auto", messages=MESSAGES, metadata={"team": "claims", "data_class": "x"}
+        )
+    assert err.value.param == "metadata.team"
+    assert ladder[1].count() == 0
     await client.chat.completions.create(
-        model="paxis/auto", messages=MESSAGES, metadata={"team": "claims", "data_class": "x"}
+        model="paxis/auto", messages=MESSAGES, metadata={"project": "renewals"}
     )
     rows = ladder[1].rows()
     assert {(r.team, r.data_class) for r in rows} == {("search", "public")}
@@ -215,11 +221,11 @@ async def test_chunked_body_over_the_limit_is_413(http: httpx2.AsyncClient) -> N
     assert response.json()["error"]["code"] == "request_too_large"
 
 
-async def test_image_parts_are_400_and_text_parts_are_joined(tmp_path: Path) -> None:
-    seen: list[str] = []
+async def test_text_parts_are_joined_and_images_reach_the_tier(tmp_path: Path) -> None:
+    seen: list[tuple[str, bool]] = []
 
     def echo(request: ChatRequest, skill: object) -> str:
-        seen.append(request.messages[-1].text)
+        seen.append((request.messages[-1].text, request.has_images))
         return "ok"
 
     app = create_app(Router(tiers=[FunctionWorker(echo)]), ProxySettings(anonymous_team="dev"))
@@ -227,19 +233,24 @@ async def test_image_parts_are_400_and_text_parts_are_joined(tmp_path: Path) -> 
         transport=httpx2.ASGITransport(app=app), base_url="http://paxis.test"
     ) as http:
         parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
-        good = await http.post(
+        text = await http.post(
             "/v1/chat/completions",
             json={"model": "paxis/auto", "messages": [{"role": "user", "content": parts}]},
         )
         image = [{"type": "image_url", "image_url": {"url": "http://x"}}]
-        bad = await http.post(
+        with_image = await http.post(
             "/v1/chat/completions",
             json={"model": "paxis/auto", "messages": [{"role": "user", "content": image}]},
         )
-    assert good.status_code == 200
-    assert seen == ["ab"]
-    assert bad.status_code == 400
-    assert bad.json()["error"]["param"] == "messages[0].content"
+        audio = [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]
+        with_audio = await http.post(
+            "/v1/chat/completions",
+            json={"model": "paxis/auto", "messages": [{"role": "user", "content": audio}]},
+        )
+    assert (text.status_code, with_image.status_code) == (200, 200)
+    assert seen == [("ab", False), ("", True)]
+    assert with_audio.status_code == 400
+    assert with_audio.json()["error"]["param"] == "messages[0].content[0].type"
 
 
 def _raising_app(exc: Exception) -> Starlette:
