@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from paxis_router.governance.sandbox import Sandbox
     from paxis_router.router import Router
     from paxis_router.skills.model import Skill, SkillSelector
-    from paxis_router.types import RouteResult, ToolCall
+    from paxis_router.types import RouteResult, Tool, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ class _Task:
     started: float
     turn: int | None = None  # None: a single run; else the conversation's turn (a ledger tag)
     turn_start: int = 0  # the index in ``steps`` of this turn's first step
+    definitions: tuple[Tool, ...] | None = None  # the tools as offered, built on the first step
     steps: list[AgentStep] = field(default_factory=list)
     spent_usd: Decimal = Decimal(0)  # the whole task's known cost (the budget counts it)
 
@@ -332,11 +333,12 @@ class Agent:
         return None
 
     async def _step(self, state: _Task, index: int) -> RouteResult:
-        tools = tuple(t.definition() for t in state.tools.values()) or None
+        if state.definitions is None:  # the tools do not change during a task: built once
+            state.definitions = tuple(t.definition() for t in state.tools.values())
         request = state.request.model_copy(
             update={
                 "messages": tuple(state.messages),
-                "tools": tools,
+                "tools": state.definitions or None,
                 "metadata": self._step_metadata(state, index),
                 "request_id": new_id(),
             }
