@@ -120,7 +120,7 @@ class FunctionTool:
 
             self.parameters = to_json_schema(dict(parameters))
             try:
-                self._validator = validator_for(json.dumps(self.parameters, sort_keys=True))
+                self._validator = validator_for(json.dumps(self.parameters))
             except SchemaError as exc:
                 raise ConfigError(
                     f"tool {self.name!r}: parameters is not a valid JSON Schema: {exc}"
