@@ -252,13 +252,12 @@ class ScriptedModel:
     """A model that answers each step of a task from its ground truth (see the module doc).
 
     ``model_s`` adds up the time spent in this model (the scripted part that stands for the
-    model's own time); ``corrupted`` counts the steps a corrupter changed.
+    model's own time, which the overhead figures leave out).
     """
 
     calls: list[list[tuple[str, dict[str, Json]]]]
     corrupter: Corrupter | None = None
     model_s: float = 0.0
-    corrupted: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
     _tools_chars: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def __call__(self, request: ChatRequest, skill: object) -> Completion:
@@ -279,8 +278,6 @@ class ScriptedModel:
         texts = None if self.corrupter is None else self.corrupter(turn, calls)
         if texts is None:
             texts = [(name, json.dumps(arguments)) for name, arguments in calls]
-        else:
-            self.corrupted.append((turn, texts))
         tool_calls = tuple(
             ToolCall(id=f"call_{turn}_{i}", function=FunctionCall(name=name, arguments=args))
             for i, (name, args) in enumerate(texts)
@@ -328,7 +325,6 @@ class TaskRun:
     tool_runs: list[ToolRun]
     cost_usd: Decimal | None
     counterfactual_usd: Decimal | None
-    tool_s: float
 
 
 def _sum(values: list[Decimal | None]) -> Decimal | None:
@@ -391,7 +387,6 @@ async def run_task(
         tool_runs=runs,
         cost_usd=_sum([r.cost_usd for r in results]),
         counterfactual_usd=_sum([r.counterfactual_usd for r in results]),
-        tool_s=sum(run.duration_s for run in runs),
     )
 
 

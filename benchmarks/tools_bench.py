@@ -512,10 +512,10 @@ def corrupt_detect_rate(data: BfclData, args: argparse.Namespace) -> dict[str, J
         kind: {"n": n, "detected": detected, "rate": rate([n, detected])}
         for kind, (n, detected) in counts.items()
     }
-    n, detected = counts["wrong_function"]
+    n_wrong, detected_wrong = counts["wrong_function"]
     by_kind["wrong_function"]["arguments_fit_the_named_function"] = same_signature[0]
     by_kind["wrong_function"]["rate_when_they_do_not"] = rate(
-        [n - same_signature[0], detected - same_signature[1]]
+        [n_wrong - same_signature[0], detected_wrong - same_signature[1]]
     )
     return {
         "corrupt_detect_rate": pooled((*CATCHABLE, *UNCATCHABLE)),
