@@ -30,10 +30,34 @@ Metrics (one function each, registered in :data:`METRICS`):
     ``call_on_irrelevance_schema_only`` the same irrelevance calls judged without the relevance
     check (what the schema alone can say: nothing).
 
-Extension points: the orchestrator's metrics (``multi_turn_state_match`` on the
-``multi_turn_*`` categories with the executable environments in ``<data>/envs``, and
-``escalation_demo``) are added to :data:`METRICS` as functions ``(data, args) -> dict`` of their
-own; :func:`load` reads every category, multi-turn included.
+The orchestrator's metrics, on ``multi_turn_base`` (``--category``) with BFCL's executable
+environments (``<data>/envs``, imported from the data folder; see ``bfcl_agent.py`` for how a
+task runs: one ``Conversation`` per task, one ``send`` per user turn, a scripted model at the
+seam that emits each turn's ground-truth calls as parallel tool calls in one step, the
+environments' methods as tools with BFCL's schemas):
+
+``multi_turn_state_match``
+    Share of tasks whose final environment state (BFCL's check: the instances' public
+    attributes) equals the state the ground truth reaches run directly on other fresh
+    instances; ``multi_turn_bfcl_check`` also asks BFCL's per-turn rule (every turn's state, and
+    every ground-truth result among the agent's results so far). Each miss is listed with the
+    turn and the reason.
+``escalation_demo``
+    The same tasks on a two-tier ladder: a worker that spoils ``--corrupt-share`` of its calls
+    (seeded; the kinds of ``corrupt_detect_rate`` above, ``call_on_irrelevance`` aside) and a
+    frontier that does not; the router's tool-call check escalates a step whose calls fail
+    their schemas. Task success for worker-only (its answers served even when the check fails:
+    nobody to escalate to), frontier-only and routed; the share of steps escalated; cost routed
+    vs frontier-only (worker: a local GPU tier, $2.49/GPU-hour at 2,500 tokens/s, as
+    ``policies/default.yaml``; frontier: gpt-4o from the shipped price map; tokens estimated
+    from the text, see ``bfcl_agent.py``); per corruption kind, how often its step was caught
+    and how the tasks with an uncaught one fared.
+``agent_step_overhead``
+    The orchestrator's own time per step on these tasks (routing under ``policies/default.yaml``
+    with SQLite ledger, audit log and gate, the tool-call check, the gate and audit of each
+    tool call, the tool's argument validation and thread hop), the model's and the
+    environments' own time taken out, against one ``litellm.completion(mock_response=...)`` in
+    the same run (target: < 0.2).
 
 Run: ``.venv/bin/python benchmarks/tools_bench.py --json [--data DIR] [--limit N] [--seed S]``
 """
@@ -41,21 +65,32 @@ Run: ``.venv/bin/python benchmarks/tools_bench.py --json [--data DIR] [--limit N
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
+import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paxis_router.types import ChatRequest, Completion, FunctionCall, ToolCall, Usage
+from paxis_router.agent import Agent, FunctionTool
+from paxis_router.policy.predicates import EscalationPolicy
+from paxis_router.pricing import GpuHourPrice, litellm_price
+from paxis_router.router import Router
+from paxis_router.testing import FunctionWorker
+from paxis_router.types import CallRecord, ChatRequest, Completion, FunctionCall, ToolCall, Usage
 from paxis_router.verifiers.tool_calls import ToolCallVerifier
 from paxis_router.verifiers.tool_schema import to_json_schema, validator_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from bfcl_agent import Corrupter, Environments, MultiTurnTask, ScriptedModel, TaskRun
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -477,10 +512,10 @@ def corrupt_detect_rate(data: BfclData, args: argparse.Namespace) -> dict[str, J
         kind: {"n": n, "detected": detected, "rate": rate([n, detected])}
         for kind, (n, detected) in counts.items()
     }
-    n, detected = counts["wrong_function"]
+    n_wrong, detected_wrong = counts["wrong_function"]
     by_kind["wrong_function"]["arguments_fit_the_named_function"] = same_signature[0]
     by_kind["wrong_function"]["rate_when_they_do_not"] = rate(
-        [n - same_signature[0], detected - same_signature[1]]
+        [n_wrong - same_signature[0], detected_wrong - same_signature[1]]
     )
     return {
         "corrupt_detect_rate": pooled((*CATCHABLE, *UNCATCHABLE)),
@@ -490,11 +525,380 @@ def corrupt_detect_rate(data: BfclData, args: argparse.Namespace) -> dict[str, J
     }
 
 
-#: Metric name -> function ``(data, args) -> dict`` of figures; extend here (the orchestrator's
-#: ``multi_turn_state_match`` and ``escalation_demo`` go beside these).
+# --- the orchestrator on the multi-turn tasks ---------------------------------------------------
+
+WORKER_PRICE = GpuHourPrice(Decimal("2.49"), throughput_tokens_per_s=Decimal(2500))
+FRONTIER_MODEL = "gpt-4o"
+AGENT_CORRUPTIONS = tuple(k for k in (*CATCHABLE, *UNCATCHABLE) if k != "call_on_irrelevance")
+
+
+def _multi_turn(
+    data: BfclData, args: argparse.Namespace
+) -> tuple[Environments, list[MultiTurnTask]]:
+    import bfcl_agent  # beside this script; imports the environments from the data folder
+
+    rows = data.multi_turn.get(args.category, [])
+    return bfcl_agent.Environments(data.root), bfcl_agent.load_tasks(data.root, rows, args.category)
+
+
+def _run_all(
+    envs: Environments,
+    tasks: list[MultiTurnTask],
+    router_for: Callable[[ScriptedModel, ScriptedModel], Router],
+    corrupter_for: Callable[[MultiTurnTask], Corrupter | None] = lambda task: None,
+) -> list[TaskRun]:
+    import bfcl_agent
+
+    async def run() -> list[TaskRun]:
+        return [
+            await bfcl_agent.run_task(envs, task, router_for, corrupter_for(task)) for task in tasks
+        ]
+
+    return asyncio.run(run())
+
+
+def _share(hits: int, n: int) -> float | None:
+    return round(hits / n, 4) if n else None
+
+
+def _usd(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(Decimal("0.000001")))
+
+
+def multi_turn_state_match(data: BfclData, args: argparse.Namespace) -> dict[str, Json]:
+    """Share of multi-turn tasks the orchestrator ends in the ground truth's state."""
+    envs, tasks = _multi_turn(data, args)
+
+    def router_for(worker: ScriptedModel, frontier: ScriptedModel) -> Router:
+        return Router(tiers=[FunctionWorker(frontier, name="local:ground-truth")])
+
+    runs = _run_all(envs, tasks, router_for)
+    tool_runs = [run for task in runs for run in task.tool_runs]
+    return {
+        "multi_turn_category": args.category,
+        "multi_turn_tasks": len(runs),
+        "multi_turn_state_match": _share(sum(r.state_match for r in runs), len(runs)),
+        "multi_turn_bfcl_check": _share(sum(r.bfcl_match for r in runs), len(runs)),
+        "multi_turn_turns": sum(len(r.results) for r in runs),
+        "multi_turn_steps": sum(r.steps for r in runs),
+        "multi_turn_tool_calls": len(tool_runs),
+        "multi_turn_tool_calls_rejected": sum(not run.ok for run in tool_runs),
+        "multi_turn_misses": [
+            {"id": r.id, "final_state_match": r.state_match, "why": r.first_miss}
+            for r in runs
+            if not r.bfcl_match
+        ],
+    }
+
+
+class _Corruptions:
+    """The worker's corrupter: each call spoiled with probability ``share``, the kind drawn
+    among those that apply to it, seeded by (seed, task, turn) so every ladder that asks the
+    worker sees the same corruptions; ``log`` has (task, turn, call index, kind, invisible)."""
+
+    def __init__(self, envs: Environments, share: float, seed: int) -> None:
+        self.envs = envs
+        self.share = share
+        self.seed = seed
+        self.log: dict[tuple[str, int, int], tuple[str, bool]] = {}
+
+    def for_task(self, task: MultiTurnTask) -> Corrupter:
+        functions = self.envs.functions(task)
+        entry = Entry(task.id, "multi_turn", ChatRequest.from_text(task.id), functions, None)
+
+        def corrupter(
+            turn: int, calls: list[tuple[str, dict[str, Json]]]
+        ) -> list[tuple[str, str]] | None:
+            rng = random.Random(f"{self.seed}:{task.id}:{turn}")
+            texts = _texts(calls)
+            spoiled = False
+            for index, call in enumerate(calls):
+                if rng.random() >= self.share:
+                    continue
+                for kind in rng.sample(AGENT_CORRUPTIONS, len(AGENT_CORRUPTIONS)):
+                    changed = corrupt(kind, entry, [call], rng)
+                    if changed is not None:
+                        break
+                else:
+                    continue
+                texts[index] = changed[0]
+                spoiled = True
+                invisible = kind in UNCATCHABLE or (
+                    kind == "wrong_function" and _fits_another(entry, [call], changed)
+                )
+                self.log[(task.id, turn, index)] = (kind, invisible)
+            return texts if spoiled else None
+
+        return corrupter
+
+
+class _Rows:
+    """A ledger sink that keeps the rows (CallRecords) in memory."""
+
+    def __init__(self) -> None:
+        self.rows: list[CallRecord] = []
+
+    def record(self, entry: CallRecord) -> None:
+        self.rows.append(entry)
+
+
+def escalation_demo(data: BfclData, args: argparse.Namespace) -> dict[str, Json]:
+    """Worker-only, frontier-only and routed on the multi-turn tasks (see the module doc)."""
+    envs, tasks = _multi_turn(data, args)
+    frontier_price = litellm_price(FRONTIER_MODEL)
+    corruptions = _Corruptions(envs, args.corrupt_share, args.seed)
+
+    def worker_tier(model: ScriptedModel) -> FunctionWorker:
+        return FunctionWorker(model, name="local:worker", price=WORKER_PRICE)
+
+    def frontier_tier(model: ScriptedModel) -> FunctionWorker:
+        return FunctionWorker(
+            model, name=f"frontier:{FRONTIER_MODEL}", price=frontier_price, destination="openai"
+        )
+
+    serve_anyway = EscalationPolicy(on_exhausted="return_best")
+    rows = _Rows()
+    ladders: dict[str, Callable[[ScriptedModel, ScriptedModel], Router]] = {
+        "worker_only": lambda w, f: Router(tiers=[worker_tier(w)], policy=serve_anyway),
+        "frontier_only": lambda w, f: Router(tiers=[frontier_tier(f)]),
+        "routed": lambda w, f: Router(tiers=[worker_tier(w), frontier_tier(f)], ledger=rows),
+    }
+    runs = {
+        name: _run_all(envs, tasks, ladder, corruptions.for_task)
+        for name, ladder in ladders.items()
+    }
+    routed = runs["routed"]
+    by_id = {r.id: r for r in routed}
+
+    def caught(task_id: str, turn: int) -> bool:
+        """Whether the tool-call check rejected the worker's calls of that turn (the routed
+        ladder's ledger: the worker's attempt at the turn's first step)."""
+        worker = [
+            r
+            for r in rows.rows
+            if r.tier == "local:worker"
+            and r.tags.get("bfcl_id") == task_id
+            and r.tags.get("turn") == str(turn)
+        ]
+        first = min(worker, key=lambda r: r.step or 0)
+        return not first.passed
+
+    kinds: dict[str, dict[str, Json]] = {  # every kind, those that never applied with n 0
+        kind: {"n": 0, "invisible_to_a_schema": 0, "step_escalated": 0, "escalated_by_another": 0}
+        for kind in AGENT_CORRUPTIONS
+    }
+    uncaught_tasks: dict[str, set[str]] = {}
+    visible_in_step: Counter[tuple[str, int]] = Counter()
+    for (task_id, turn, _), (_, invisible) in corruptions.log.items():
+        visible_in_step[(task_id, turn)] += not invisible
+    for (task_id, turn, _), (kind, invisible) in sorted(corruptions.log.items()):
+        row = kinds[kind]
+        row["n"] += 1
+        row["invisible_to_a_schema"] += invisible
+        if caught(task_id, turn):
+            row["step_escalated"] += 1
+            # an invisible one rides along with a visible one in the same step: the frontier
+            # redoes the whole step, so it is fixed without being seen
+            row["escalated_by_another"] += invisible and visible_in_step[(task_id, turn)] > 0
+        else:
+            uncaught_tasks.setdefault(kind, set()).add(task_id)
+    for kind, row in kinds.items():
+        row["step_escalated_rate"] = _share(row["step_escalated"], row["n"])
+        hit = [by_id[task_id] for task_id in sorted(uncaught_tasks.get(kind, ()))]
+        row["tasks_it_went_through"] = len(hit)
+        row["their_state_match"] = _share(sum(r.state_match for r in hit), len(hit))
+        row["their_bfcl_check"] = _share(sum(r.bfcl_match for r in hit), len(hit))
+    spoiled_tasks = {task_id for task_id, _, _ in corruptions.log}
+    any_uncaught = set().union(*uncaught_tasks.values()) if uncaught_tasks else set()
+    groups = {
+        "no_corruption": [r for r in routed if r.id not in spoiled_tasks],
+        "all_corruptions_caught": [r for r in routed if r.id in spoiled_tasks - any_uncaught],
+        "an_uncaught_corruption": [r for r in routed if r.id in any_uncaught],
+    }
+    steps = sum(r.steps for r in routed)
+    call_steps = sum(1 for r in routed for res in r.results for s in res.steps if s.tool_runs)
+    costs = {name: _total([r.cost_usd for r in ladder_runs]) for name, ladder_runs in runs.items()}
+    counterfactual = _total([r.counterfactual_usd for r in routed])
+    return {
+        "escalation_corrupt_share": args.corrupt_share,
+        "escalation_tasks": len(routed),
+        "escalation_calls": sum(len(t) for task in tasks for t in task.ground_truth),
+        "escalation_calls_corrupted": len(corruptions.log),
+        "escalation_task_success": {
+            name: {
+                "state_match": _share(sum(r.state_match for r in ladder_runs), len(ladder_runs)),
+                "bfcl_check": _share(sum(r.bfcl_match for r in ladder_runs), len(ladder_runs)),
+            }
+            for name, ladder_runs in runs.items()
+        },
+        "escalation_steps": steps,
+        "escalation_steps_escalated": sum(r.escalated_steps for r in routed),
+        "escalation_share_of_steps": _share(sum(r.escalated_steps for r in routed), steps),
+        "escalation_share_of_call_steps": _share(
+            sum(r.escalated_steps for r in routed), call_steps
+        ),
+        "escalation_by_kind": kinds,
+        "escalation_routed_success_by_group": {
+            name: {
+                "tasks": len(group),
+                "state_match": _share(sum(r.state_match for r in group), len(group)),
+                "bfcl_check": _share(sum(r.bfcl_match for r in group), len(group)),
+            }
+            for name, group in groups.items()
+        },
+        "escalation_cost_usd": {name: _usd(cost) for name, cost in costs.items()},
+        "escalation_routed_counterfactual_usd": _usd(counterfactual),
+        "escalation_cost_ratio_routed_vs_frontier": (
+            round(float(costs["routed"] / costs["frontier_only"]), 4)
+            if costs["routed"] is not None and costs["frontier_only"]
+            else None
+        ),
+        "escalation_prices": {
+            "worker": "local GPU tier: $2.49/GPU-hour at 2,500 tokens/s",
+            "frontier": f"{FRONTIER_MODEL} from the shipped price map: "
+            + (
+                "unknown"
+                if frontier_price is None
+                else f"${frontier_price.input_usd_per_token * 1_000_000}/M input, "
+                f"${frontier_price.output_usd_per_token * 1_000_000}/M output"
+            ),
+            "tokens": "estimated: ceil(characters / 4) of the messages and offered tools",
+        },
+    }
+
+
+def _total(values: list[Decimal | None]) -> Decimal | None:
+    if any(value is None for value in values):
+        return None
+    return sum((value for value in values if value is not None), Decimal(0))
+
+
+def _default_policy_router(folder: Path) -> Router:
+    """``policies/default.yaml`` as shipped, without its skill library (the tasks bring their
+    own tools), its ledger and audit log in ``folder``; the workers are swapped per task."""
+    from paxis_router.config import load_config
+
+    cfg = load_config(REPO / "policies" / "default.yaml")
+    assert cfg.ledger is not None and cfg.audit is not None
+    cfg = cfg.model_copy(
+        update={
+            "skills": None,
+            "ledger": cfg.ledger.model_copy(update={"path": folder / "ledger.db"}),
+            "audit": cfg.audit.model_copy(update={"path": folder / "audit.jsonl"}),
+        }
+    )
+    return Router.from_config(cfg)
+
+
+def agent_step_overhead(data: BfclData, args: argparse.Namespace) -> dict[str, Json]:
+    """The orchestrator's time per step on the multi-turn tasks, without the model's and the
+    environments' own time, against one ``litellm.completion(mock_response=...)``.
+
+    Two ladders, each a scripted local tier: ``bare`` (the router's implicit tool-call check,
+    nothing recorded) and ``default_policy`` (``policies/default.yaml`` without its skills:
+    SQLite ledger, audit log, gate, its verifiers). Each pass runs every task once per ladder
+    (interleaved, so both see the same machine); after a warm-up pass, the median and the
+    minimum over ``--overhead-repeat`` passes.
+    """
+    import bfcl_agent
+    from overhead import measure_litellm_mock_us
+
+    envs, tasks = _multi_turn(data, args)
+    env_s = [0.0]
+
+    def timed(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(**kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(**kwargs)
+            finally:
+                env_s[0] += time.perf_counter() - t0
+
+        return call
+
+    async def one(task: MultiTurnTask, base: Router) -> tuple[float, int]:
+        """(the orchestrator's seconds over the task's sends, steps)."""
+        instances = envs.fresh(task)
+        table = bfcl_agent.methods(instances)
+        model = bfcl_agent.ScriptedModel(bfcl_agent.ground_truth_calls(task, table))
+        tiers = [
+            replace(t, worker=FunctionWorker(model, name=t.name, price=t.price))
+            for t in base.tiers[:1]
+        ]
+        router = Router(
+            tiers=tiers,
+            verifiers=base.verifiers,
+            policy=base.policy,
+            ledger=base.sinks,
+            gate=base.gate,
+            audit=base.audit,
+            outage=base.outage,
+        )
+        tools = [
+            FunctionTool(
+                timed(table[name]),
+                name=name,
+                description=doc.get("description"),
+                parameters=doc["parameters"],
+            )
+            for name, doc in envs.functions(task).items()
+        ]
+        chat = Agent(router, tools=tools, max_steps=5).conversation(team="bench")
+        env_s[0] = 0.0
+        steps = 0
+        t0 = time.perf_counter()
+        for text in task.turns:
+            steps += len((await chat.send(text)).steps)
+        wall = time.perf_counter() - t0
+        return wall - model.model_s - env_s[0], steps
+
+    passes: dict[str, list[float]] = {"bare": [], "default_policy": []}
+    with tempfile.TemporaryDirectory() as folder:
+        ladders = {
+            "bare": Router(
+                tiers=[FunctionWorker(lambda r, s: "", name="local:w", price=WORKER_PRICE)]
+            ),
+            "default_policy": _default_policy_router(Path(folder)),
+        }
+
+        async def measure() -> None:
+            for index in range(args.overhead_repeat + 1):  # the first pass warms up
+                for name, base in ladders.items():
+                    spent, steps = 0.0, 0
+                    for task in tasks:
+                        seconds, n = await one(task, base)
+                        spent, steps = spent + seconds, steps + n
+                    if index:
+                        passes[name].append(spent / max(steps, 1) * 1e6)
+            for base in ladders.values():
+                await base.aclose()
+
+        asyncio.run(measure())
+    try:
+        litellm_us: float | None = measure_litellm_mock_us(7, 100)
+    except ImportError:  # the [litellm] extra is not installed: no baseline
+        litellm_us = None
+    report: dict[str, Json] = {
+        "agent_step_tasks": len(tasks),
+        "agent_step_repeats": args.overhead_repeat,
+        "agent_step_litellm_mock_us": None if litellm_us is None else round(litellm_us, 1),
+    }
+    for name, values in passes.items():
+        median, best = statistics.median(values), min(values)
+        report[f"agent_step_us_{name}"] = {"median": round(median, 1), "min": round(best, 1)}
+        report[f"agent_step_ratio_{name}"] = (
+            None if litellm_us is None else round(median / litellm_us, 3)
+        )
+    return report
+
+
+#: Metric name -> function ``(data, args) -> dict`` of figures.
 METRICS: dict[str, Callable[[BfclData, argparse.Namespace], dict[str, Json]]] = {
     "gt_accept_rate": gt_accept_rate,
     "corrupt_detect_rate": corrupt_detect_rate,
+    "multi_turn_state_match": multi_turn_state_match,
+    "escalation_demo": escalation_demo,
+    "agent_step_overhead": agent_step_overhead,
 }
 
 
@@ -520,6 +924,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="questions per category")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruptions")
     parser.add_argument("--metric", dest="metrics", action="append", choices=sorted(METRICS))
+    parser.add_argument("--category", default="multi_turn_base", choices=MULTI_TURN)
+    parser.add_argument(
+        "--corrupt-share", type=float, default=0.2, help="share of the worker's calls spoiled"
+    )
+    parser.add_argument(
+        "--overhead-repeat", type=int, default=3, help="timed passes over the multi-turn tasks"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if not (Path(args.data) / "SOURCE.md").is_file():

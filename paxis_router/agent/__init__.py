@@ -3,7 +3,14 @@ gated, audited actions (Python functions in-process, skill scripts in the sandbo
 
 from __future__ import annotations
 
-from paxis_router.agent.loop import Agent, AgentStep, StopReason, TaskResult, ToolRun
+from paxis_router.agent.loop import (
+    Agent,
+    AgentStep,
+    Conversation,
+    StopReason,
+    TaskResult,
+    ToolRun,
+)
 from paxis_router.agent.skill_tools import SkillScriptTool, script_tools
 from paxis_router.agent.tools import AgentTool, FunctionTool, ToolOutput, function_tool
 
@@ -11,6 +18,7 @@ __all__ = [
     "Agent",
     "AgentStep",
     "AgentTool",
+    "Conversation",
     "FunctionTool",
     "SkillScriptTool",
     "StopReason",

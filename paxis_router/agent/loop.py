@@ -13,6 +13,12 @@ ledger row carries them and cost, escalations and latency roll up per task
 (``paxis report --by task``). A cancelled run records what its step in flight spent (the router
 does) and re-raises the cancellation.
 
+A task that goes on over several user turns is a ``Conversation`` (``agent.conversation()``):
+each ``send(text)`` runs the loop on the conversation so far plus the new user message, under
+the same task id, with the skills chosen on the first turn; step numbers go on from the previous
+turn's and every step's metadata carries its ``turn`` (a ledger tag), so the ledger shows one
+task whose rows are grouped by turn.
+
 Only this module knows the order of a task's steps.
 
 Example:
@@ -54,7 +60,7 @@ if TYPE_CHECKING:
     from paxis_router.governance.sandbox import Sandbox
     from paxis_router.router import Router
     from paxis_router.skills.model import Skill, SkillSelector
-    from paxis_router.types import RouteResult, ToolCall
+    from paxis_router.types import RouteResult, Tool, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +99,9 @@ class TaskResult:
     stopped, every step, the whole conversation, and what it cost.
 
     ``cost_usd`` sums the steps' routes (None when a price was unknown); ``counterfactual_usd``
-    is what the same steps would have cost on the ladder's top tier.
+    is what the same steps would have cost on the ladder's top tier. In a ``Conversation``,
+    ``steps`` and the costs are this ``turn``'s (summing the turns' results counts each step
+    once) and ``messages`` is the whole conversation.
     """
 
     task_id: str
@@ -105,6 +113,7 @@ class TaskResult:
     counterfactual_usd: Decimal | None
     skills: tuple[str, ...] = ()
     error: str | None = None
+    turn: int = 0
 
     @property
     def escalated_steps(self) -> int:
@@ -125,23 +134,39 @@ class _Task:
     tools: dict[str, AgentTool]
     skills: tuple[Skill, ...]
     started: float
+    turn: int | None = None  # None: a single run; else the conversation's turn (a ledger tag)
+    turn_start: int = 0  # the index in ``steps`` of this turn's first step
+    definitions: tuple[Tool, ...] | None = None  # the tools as offered, built on the first step
     steps: list[AgentStep] = field(default_factory=list)
-    spent_usd: Decimal = Decimal(0)
-    counterfactual_usd: Decimal = Decimal(0)
-    unpriced: bool = False
-    uncounted: bool = False
+    spent_usd: Decimal = Decimal(0)  # the whole task's known cost (the budget counts it)
 
     def add(self, step: AgentStep) -> None:
         self.steps.append(step)
-        route = step.route
-        if route.cost_usd is None:
-            self.unpriced = True
-        else:
-            self.spent_usd += route.cost_usd
-        if route.counterfactual_usd is None:
-            self.uncounted = True
-        else:
-            self.counterfactual_usd += route.counterfactual_usd
+        if step.route.cost_usd is not None:
+            self.spent_usd += step.route.cost_usd
+
+    def next_turn(self, text: str, started: float) -> None:
+        """A new user message: the next turn starts here (deadline and step limit anew)."""
+        self.messages.append(Message(role="user", content=text))
+        self.turn = 0 if self.turn is None else self.turn + 1
+        self.turn_start = len(self.steps)
+        self.started = started
+
+    def turn_costs(self) -> tuple[Decimal | None, Decimal | None]:
+        """This turn's cost and counterfactual (None when one of its steps' is unknown)."""
+        routes = [step.route for step in self.steps[self.turn_start :]]
+        costs = [r.cost_usd for r in routes]
+        counterfactuals = [r.counterfactual_usd for r in routes]
+        return _sum_or_none(costs), _sum_or_none(counterfactuals)
+
+
+def _sum_or_none(values: list[Decimal | None]) -> Decimal | None:
+    total = Decimal(0)
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
 
 
 class Agent:
@@ -209,7 +234,29 @@ class Agent:
     ) -> TaskResult:
         """Run one task to a final answer, the step limit, the budget or the deadline."""
         state = self._start(task, team=team, data_class=data_class, metadata=metadata or {})
-        for index in range(self.max_steps):
+        return await self._loop(state)
+
+    def run_sync(self, task: str, **options: Any) -> TaskResult:  # Any: run()'s keywords
+        """``run`` for synchronous callers (on the shared background loop, like
+        ``Router.route_sync``)."""
+        return run_sync(self.run(task, **options))
+
+    def conversation(
+        self,
+        *,
+        team: str | None = None,
+        data_class: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Conversation:
+        """A task over several user turns (see ``Conversation``)."""
+        return Conversation(self, team=team, data_class=data_class, metadata=metadata)
+
+    # --- steps --------------------------------------------------------------------------------
+
+    async def _loop(self, state: _Task) -> TaskResult:
+        """Steps until an answer, the step limit, the budget or the deadline (this turn's)."""
+        first = len(state.steps)
+        for index in range(first, first + self.max_steps):
             stop = self._should_stop(state)
             if stop is not None:
                 return self._result(state, stop)
@@ -241,15 +288,14 @@ class Agent:
             state.add(AgentStep(index, route, tuple(runs)))
         return self._result(state, "max_steps")
 
-    def run_sync(self, task: str, **options: Any) -> TaskResult:  # Any: run()'s keywords
-        """``run`` for synchronous callers (on the shared background loop, like
-        ``Router.route_sync``)."""
-        return run_sync(self.run(task, **options))
-
-    # --- steps --------------------------------------------------------------------------------
-
     def _start(
-        self, task: str, *, team: str | None, data_class: str | None, metadata: Mapping[str, str]
+        self,
+        task: str,
+        *,
+        team: str | None,
+        data_class: str | None,
+        metadata: Mapping[str, str],
+        turn: int | None = None,
     ) -> _Task:
         chosen: tuple[Skill, ...] = ()
         if self.skills is not None:
@@ -277,7 +323,7 @@ class Agent:
             messages.append(Message(role="system", content=system))
         messages.append(Message(role="user", content=task))
         template = ChatRequest(messages=tuple(messages), metadata=meta)
-        return _Task(task_id, template, messages, tools, chosen, self._clock())
+        return _Task(task_id, template, messages, tools, chosen, self._clock(), turn=turn)
 
     def _should_stop(self, state: _Task) -> StopReason | None:
         if self.deadline_s is not None and self._clock() - state.started >= self.deadline_s:
@@ -287,12 +333,13 @@ class Agent:
         return None
 
     async def _step(self, state: _Task, index: int) -> RouteResult:
-        tools = tuple(t.definition() for t in state.tools.values()) or None
+        if state.definitions is None:  # the tools do not change during a task: built once
+            state.definitions = tuple(t.definition() for t in state.tools.values())
         request = state.request.model_copy(
             update={
                 "messages": tuple(state.messages),
-                "tools": tools,
-                "metadata": {**state.request.metadata, "step": str(index)},
+                "tools": state.definitions or None,
+                "metadata": self._step_metadata(state, index),
                 "request_id": new_id(),
             }
         )
@@ -301,6 +348,13 @@ class Agent:
         remaining = self.deadline_s - (self._clock() - state.started)
         async with asyncio.timeout(max(remaining, 0.0)):
             return await self.router.route(request)
+
+    @staticmethod
+    def _step_metadata(state: _Task, index: int) -> dict[str, str]:
+        meta = {**state.request.metadata, "step": str(index)}
+        if state.turn is not None:
+            meta["turn"] = str(state.turn)
+        return meta
 
     async def _run_tool(self, state: _Task, index: int, call: ToolCall) -> ToolRun:
         tool = state.tools.get(call.name)
@@ -381,14 +435,89 @@ class Agent:
         answer: str | None = None,
         error: str | None = None,
     ) -> TaskResult:
+        cost, counterfactual = state.turn_costs()
         return TaskResult(
             task_id=state.task_id,
             answer=answer,
             stop_reason=stop,
-            steps=tuple(state.steps),
+            steps=tuple(state.steps[state.turn_start :]),
             messages=tuple(state.messages),
-            cost_usd=None if state.unpriced else state.spent_usd,
-            counterfactual_usd=None if state.uncounted else state.counterfactual_usd,
+            cost_usd=cost,
+            counterfactual_usd=counterfactual,
             skills=tuple(s.id for s in state.skills),
             error=error,
+            turn=state.turn or 0,
         )
+
+
+class Conversation:
+    """One task over several user turns: each ``send`` runs the agent's loop on the
+    conversation so far plus the new user message (made by ``Agent.conversation()``).
+
+    The whole conversation is one task: one task id, the skills chosen on the first turn (their
+    instructions and scripts stay), step numbers that go on from turn to turn, and the budget
+    (``budget_usd``) counted over all turns; the step limit and the deadline apply to each turn.
+    Every step's request metadata carries ``turn`` (0, 1, ...): a ledger tag beside the task id
+    and the step. Each ``send`` returns that turn's ``TaskResult`` (its steps and cost; the
+    messages of the whole conversation). One turn at a time: ``send`` is not reentrant.
+
+    Example:
+        >>> from paxis_router.router import Router
+        >>> from paxis_router.testing import FakeWorker
+        >>> model = FakeWorker(["Hi Ann.", "Your name is Ann."])
+        >>> chat = Agent(Router(tiers=[model])).conversation()
+        >>> first = chat.send_sync("I am Ann.")
+        >>> second = chat.send_sync("Who am I?")
+        >>> second.answer, second.turn, second.task_id == first.task_id
+        ('Your name is Ann.', 1, True)
+        >>> [m.role for m in chat.messages]
+        ['user', 'assistant', 'user', 'assistant']
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        team: str | None = None,
+        data_class: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self.agent = agent
+        self._team = team
+        self._data_class = data_class
+        self._metadata = dict(metadata or {})
+        self._state: _Task | None = None
+
+    @property
+    def task_id(self) -> str | None:
+        """The task's id (None before the first turn)."""
+        return None if self._state is None else self._state.task_id
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        """The conversation so far (system prompt, user turns, answers, tool calls, results)."""
+        return () if self._state is None else tuple(self._state.messages)
+
+    @property
+    def turns(self) -> int:
+        """How many user turns were sent."""
+        return 0 if self._state is None or self._state.turn is None else self._state.turn + 1
+
+    async def send(self, text: str) -> TaskResult:
+        """The next user turn, run to an answer, the step limit, the budget or the deadline."""
+        agent = self.agent
+        if self._state is None:
+            self._state = agent._start(
+                text,
+                team=self._team,
+                data_class=self._data_class,
+                metadata=self._metadata,
+                turn=0,
+            )
+        else:
+            self._state.next_turn(text, agent._clock())
+        return await agent._loop(self._state)
+
+    def send_sync(self, text: str) -> TaskResult:
+        """``send`` for synchronous callers (on the shared background loop)."""
+        return run_sync(self.send(text))

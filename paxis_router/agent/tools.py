@@ -7,6 +7,13 @@ description from its ``Args:`` entry. A call the model gets wrong (unknown tool,
 arguments that do not validate) and a tool that raises come back to the model as the tool's
 output (``ok=False``), so it can correct itself; nothing is raised into the loop.
 
+A tool whose schema is given rather than derived (a catalogue such as BFCL's, an MCP server's,
+a bound method of an environment) takes ``parameters=``: that JSON Schema is offered and the
+arguments are validated against it with jsonschema instead of the signature (tool-schema type
+names such as ``dict``/``float`` mapped, objects closed, exactly as the ``ToolCallVerifier``
+reads it: see :mod:`paxis_router.verifiers.tool_schema`), so a call the router's tool-call check
+accepts is a call the tool accepts.
+
 Example:
     >>> import asyncio
     >>> @function_tool
@@ -24,6 +31,14 @@ Example:
     ToolOutput(text='42', ok=True)
     >>> asyncio.run(add.call('{"a": "two"}')).ok
     False
+    >>> def cd(folder):  # no annotations: the schema says what it takes
+    ...     return {"current_working_directory": folder}
+    >>> tool = FunctionTool(cd, parameters={"type": "dict", "properties": {
+    ...     "folder": {"type": "string"}}, "required": ["folder"]})
+    >>> asyncio.run(tool.call('{"folder": "docs"}'))
+    ToolOutput(text='{"current_working_directory": "docs"}', ok=True)
+    >>> asyncio.run(tool.call('{"folder": 3}')).text
+    "error: invalid arguments for cd: folder: 3 is not of type 'string'"
 """
 
 from __future__ import annotations
@@ -37,10 +52,14 @@ from typing import TYPE_CHECKING, Any, Protocol, get_type_hints, runtime_checkab
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from paxis_router.errors import ConfigError
 from paxis_router.types import FunctionDefinition, Tool
+from paxis_router.verifiers.tool_schema import to_json_schema, validator_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+
+    from jsonschema.protocols import Validator
 
 _NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -71,17 +90,41 @@ class FunctionTool:
         fn: the function, sync (run in a worker thread) or async.
         name: the tool's name (default: the function's).
         description: what it does (default: the docstring's first paragraph).
+        parameters: the arguments' JSON Schema (tool-schema type names allowed); given, it is
+            offered and validated with jsonschema, and the function gets the arguments as
+            keywords; default: derived from the signature and validated by pydantic.
+
+    Raises:
+        ConfigError: ``parameters`` is not a valid JSON Schema.
     """
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        parameters: Mapping[str, Any] | None = None,  # Any: a JSON Schema
     ) -> None:
         self.fn = fn
         self.name = _NAME.sub("_", name or fn.__name__)[:64]
         doc = inspect.getdoc(fn) or ""
         self.description = description if description is not None else _summary(doc)
-        self._arguments = _arguments_model(fn, _arg_docs(doc))
-        self.parameters = _clean_schema(self._arguments.model_json_schema())
+        self._arguments: type[BaseModel] | None = None
+        self._validator: Validator | None = None
+        if parameters is None:
+            self._arguments = _arguments_model(fn, _arg_docs(doc))
+            self.parameters = _clean_schema(self._arguments.model_json_schema())
+        else:
+            from jsonschema.exceptions import SchemaError  # jsonschema: slow to import
+
+            self.parameters = to_json_schema(dict(parameters))
+            try:
+                self._validator = validator_for(json.dumps(self.parameters))
+            except SchemaError as exc:
+                raise ConfigError(
+                    f"tool {self.name!r}: parameters is not a valid JSON Schema: {exc}"
+                ) from exc
 
     def definition(self) -> Tool:
         """The tool as offered in a chat request."""
@@ -97,15 +140,10 @@ class FunctionTool:
             raw = json.loads(arguments or "{}")
         except ValueError as exc:
             return ToolOutput(f"error: the arguments are not valid JSON ({exc})", ok=False)
-        try:
-            parsed = self._arguments.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
-                for e in exc.errors()
-            )
-            return ToolOutput(f"error: invalid arguments for {self.name}: {problems}", ok=False)
-        kwargs = {field: getattr(parsed, field) for field in type(parsed).model_fields}
+        checked = self._check(raw)
+        if isinstance(checked, str):
+            return ToolOutput(f"error: invalid arguments for {self.name}: {checked}", ok=False)
+        kwargs = checked
         try:
             if inspect.iscoroutinefunction(self.fn):
                 result = await self.fn(**kwargs)
@@ -115,17 +153,44 @@ class FunctionTool:
             return ToolOutput(f"error: {self.name} raised {type(exc).__name__}: {exc}", ok=False)
         return ToolOutput(_as_text(result))
 
+    def _check(self, raw: Any) -> dict[str, Any] | str:  # Any: decoded JSON
+        """The keyword arguments, or what is wrong with them."""
+        if self._validator is not None:
+            errors = sorted(self._validator.iter_errors(raw), key=lambda e: list(e.path))
+            if errors:
+                return "; ".join(
+                    f"{'.'.join(str(p) for p in e.path) or 'arguments'}: {e.message}"
+                    for e in errors
+                )
+            if not isinstance(raw, dict):
+                return f"arguments: expected a JSON object, got {type(raw).__name__}"
+            return raw
+        assert self._arguments is not None
+        try:
+            parsed = self._arguments.model_validate(raw)
+        except ValidationError as exc:
+            return "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                for e in exc.errors()
+            )
+        return {field: getattr(parsed, field) for field in type(parsed).model_fields}
+
     def __repr__(self) -> str:
         return f"FunctionTool({self.name!r})"
 
 
 def function_tool(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,  # Any: a JSON Schema
 ) -> Any:  # Any: a FunctionTool, or a decorator making one (typed by its two uses below)
-    """Make a typed function a tool: ``@function_tool`` or ``@function_tool(name=...)``."""
+    """Make a typed function a tool: ``@function_tool`` or ``@function_tool(name=...)``
+    (``parameters=``: an explicit JSON Schema, see ``FunctionTool``)."""
     if fn is None:
-        return lambda f: FunctionTool(f, name=name, description=description)
-    return FunctionTool(fn, name=name, description=description)
+        return lambda f: FunctionTool(f, name=name, description=description, parameters=parameters)
+    return FunctionTool(fn, name=name, description=description, parameters=parameters)
 
 
 def as_tool(value: AgentTool | Callable[..., Any]) -> AgentTool:
