@@ -11,6 +11,7 @@ import enum
 import json
 import math
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -184,9 +185,20 @@ class Message(_Wire):
         return self.model_copy(update={"content": content, "name": name, "tool_calls": calls})
 
     def texts(self) -> Iterator[str]:
-        """Every text this message carries (what ``map_texts`` would transform)."""
+        """Every text this message carries (what ``map_texts`` would transform), in its order,
+        read without building a copy."""
         collected: list[str] = []
-        self.map_texts(_collector(collected))
+        content = self.content
+        if isinstance(content, str):
+            collected.append(content)
+        elif content is not None:
+            collected.extend(p.text for p in content if isinstance(p, TextPart))
+        if self.tool_calls is not None:
+            collect = _collector(collected)
+            for call in self.tool_calls:
+                map_json_text(call.function.arguments, collect)
+        if self.name is not None:
+            collected.append(self.name)
         return iter(collected)
 
 
@@ -208,6 +220,11 @@ class Tool(_Wire):
     @property
     def name(self) -> str:
         return self.function.name
+
+    def texts(self) -> tuple[str, ...]:
+        """Every text of the tool's definition ``ChatRequest.map_texts`` would transform (its
+        description, the schema's descriptions and other data strings); read once per object."""
+        return _tool_texts(self)
 
 
 class _NamedFunction(_Wire):
@@ -387,10 +404,56 @@ class ChatRequest(BaseModel):
         )
 
     def texts(self) -> tuple[str, ...]:
-        """Every text ``map_texts`` would transform, in order."""
+        """Every text ``map_texts`` would transform, in its order, read without building a copy
+        (a tool's texts are read once per tool object: agents send the same tools every step).
+
+        Example:
+            >>> req = ChatRequest.from_text("hi", system="be brief")
+            >>> req.texts()
+            ('be brief', 'hi')
+        """
         collected: list[str] = []
-        self.map_texts(_collector(collected))
+        collect = _collector(collected)
+        for tool in self.tools or ():
+            collected.extend(tool.texts())
+        if isinstance(self.stop, str):
+            collected.append(self.stop)
+        elif self.stop is not None:
+            collected.extend(self.stop)
+        for message in self.messages:
+            collected.extend(message.texts())
+        if self.user is not None:
+            collected.append(self.user)
+        if self.response_format:
+            _map_json_strings(self.response_format, collect, schema=True)
         return tuple(collected)
+
+
+# id(FunctionDefinition) -> (a weak reference to it, its texts): tools are immutable, so their
+# texts are read once per object; the entry goes when the object does.
+_TOOL_TEXTS: dict[int, tuple[weakref.ref[FunctionDefinition], tuple[str, ...]]] = {}
+
+
+def _tool_texts(tool: Tool) -> tuple[str, ...]:
+    function = tool.function
+    key = id(function)
+    cached = _TOOL_TEXTS.get(key)
+    if cached is not None and cached[0]() is function:
+        return cached[1]
+    collected: list[str] = []
+    _map_json_strings(function.model_dump(exclude_none=True), _collector(collected), schema=True)
+    texts = tuple(collected)
+    _TOOL_TEXTS[key] = (weakref.ref(function, _forgetter(key)), texts)
+    return texts
+
+
+def _forgetter(key: int) -> Callable[[weakref.ref[FunctionDefinition]], None]:
+    def forget(ref: weakref.ref[FunctionDefinition]) -> None:
+        entry = _TOOL_TEXTS.get(key)
+        if entry is not None and entry[0] is ref:  # not a newer object at the same address
+            del _TOOL_TEXTS[key]
+
+    return forget
 
 
 def _collector(into: list[str]) -> Callable[[str], str]:

@@ -138,6 +138,38 @@ def test_map_texts_reaches_every_text_a_request_carries() -> None:
     assert masked.messages[0].name == "ops bob@masked"
 
 
+def test_texts_are_exactly_what_map_texts_visits_in_its_order() -> None:
+    """texts() reads without copying; the gate replaces texts one for one in this order."""
+    request = ChatRequest(
+        messages=_history(),
+        tools=[WEATHER_TOOL],
+        user="erin@corp.example",
+        stop=["frank@corp.example", "halt"],
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {}}},
+    )
+    visited: list[str] = []
+
+    def visit(text: str) -> str:
+        visited.append(text)
+        return text
+
+    request.map_texts(visit)
+    assert request.texts() == tuple(visited)
+    assert request.texts() == tuple(visited)  # the tool's cached texts, read again
+    for message in request.messages:
+        seen: list[str] = []
+        message.map_texts(lambda t, seen=seen: seen.append(t) or t)  # type: ignore[misc]
+        assert list(message.texts()) == seen
+
+
+def test_a_tool_redacted_by_map_texts_shows_its_new_texts() -> None:
+    request = ChatRequest(messages=_history(), tools=[WEATHER_TOOL])
+    assert any("ann@corp.example" in t for t in request.texts())
+    masked = request.map_texts(lambda s: s.replace("ann@corp.example", "<EMAIL_1>"))
+    assert any("<EMAIL_1>" in t for t in masked.texts())  # not the first object's cached texts
+    assert not any("ann@corp.example" in t for t in masked.texts())
+
+
 def test_tool_arguments_keep_their_bytes_when_nothing_changes_and_stay_json_when_redacted() -> None:
     request = ChatRequest(messages=_history())
     same = request.map_texts(lambda s: s)
