@@ -35,7 +35,7 @@ def test_quickstart_example_routes_and_records(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the example writes paxis-ledger.db where it runs
     namespace: dict[str, object] = {"print": lambda *a: None}
-    exec(compile(_block("Quickstart (offline)", "python"), "README#quickstart", "exec"), namespace)
+    exec(compile(_block("In Python", "python"), "README#in-python", "exec"), namespace)
     result = namespace["result"]
     assert getattr(result, "content", None) == "42"
     assert getattr(result, "tier", None) == "frontier:gpt-4o"

@@ -93,20 +93,32 @@ def offline_server(host: str, port: int) -> Iterator[tuple[Router, ProxySettings
 
 
 def run_offline(args: argparse.Namespace) -> int:
-    """``paxis serve --demo``: print where it listens and which key to use, then serve."""
+    """``paxis serve --demo``: print where it listens and which key to use, then serve. The
+    socket is bound first, so ``--port 0`` prints the port it got."""
+    import socket
+
     import uvicorn
 
     from paxis_router.cli._output import emit
     from paxis_router.proxy.app import create_app
 
-    with offline_server(args.host, args.port) as (router, settings, lines):
-        for line in lines:
-            emit(line)
-        uvicorn.run(
-            create_app(router, settings),
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            access_log=False,
-        )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+        sock.listen(2048)  # clients queue from now on, before uvicorn is up
+        host, port = sock.getsockname()[:2]
+        with offline_server(host, port) as (router, settings, lines):
+            for line in lines:
+                emit(line)
+            config = uvicorn.Config(
+                create_app(router, settings),
+                host=host,
+                port=port,
+                log_level=args.log_level,
+                access_log=False,
+            )
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0

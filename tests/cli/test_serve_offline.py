@@ -61,15 +61,12 @@ async def test_the_offline_policy_serves_answers_escalates_and_records(
 
 
 def test_paxis_serve_demo_listens_and_answers_the_sdk(tmp_path: Path) -> None:
-    import socket
+    import re
     import subprocess
     import sys
 
-    with socket.socket() as probe:  # a free port for the server
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "paxis_router", "serve", "--demo", "--port", str(port)],
+    server = subprocess.Popen(  # --port 0: any free port, and the first line says which
+        [sys.executable, "-m", "paxis_router", "serve", "--demo", "--port", "0"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -78,7 +75,10 @@ def test_paxis_serve_demo_listens_and_answers_the_sdk(tmp_path: Path) -> None:
     try:
         assert server.stdout is not None
         first = server.stdout.readline()
-        assert f"on http://127.0.0.1:{port}/v1" in first
+        listening = re.search(r"on http://127\.0\.0\.1:(\d+)/v1", first)
+        assert listening is not None, first
+        port = int(listening[1])
+        assert port != 0
         client = openai.OpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key=OFFLINE_KEY, max_retries=8
         )
