@@ -224,7 +224,11 @@ class Tool(_Wire):
     def texts(self) -> tuple[str, ...]:
         """Every text of the tool's definition ``ChatRequest.map_texts`` would transform (its
         description, the schema's descriptions and other data strings); read once per object."""
-        return _tool_texts(self)
+        return _tool_texts(self)[0]
+
+    def text_chars(self) -> int:
+        """The total length of :meth:`texts` (remembered with them)."""
+        return _tool_texts(self)[1]
 
 
 class _NamedFunction(_Wire):
@@ -429,22 +433,23 @@ class ChatRequest(BaseModel):
         return tuple(collected)
 
 
-# id(FunctionDefinition) -> (a weak reference to it, its texts): tools are immutable, so their
-# texts are read once per object; the entry goes when the object does.
-_TOOL_TEXTS: dict[int, tuple[weakref.ref[FunctionDefinition], tuple[str, ...]]] = {}
+# id(FunctionDefinition) -> (a weak reference to it, its texts, their total length): tools are
+# immutable, so their texts are read once per object; the entry goes when the object does.
+_TOOL_TEXTS: dict[int, tuple[weakref.ref[FunctionDefinition], tuple[str, ...], int]] = {}
 
 
-def _tool_texts(tool: Tool) -> tuple[str, ...]:
+def _tool_texts(tool: Tool) -> tuple[tuple[str, ...], int]:
     function = tool.function
     key = id(function)
     cached = _TOOL_TEXTS.get(key)
     if cached is not None and cached[0]() is function:
-        return cached[1]
+        return cached[1], cached[2]
     collected: list[str] = []
     _map_json_strings(function.model_dump(exclude_none=True), _collector(collected), schema=True)
     texts = tuple(collected)
-    _TOOL_TEXTS[key] = (weakref.ref(function, _forgetter(key)), texts)
-    return texts
+    chars = sum(map(len, texts))
+    _TOOL_TEXTS[key] = (weakref.ref(function, _forgetter(key)), texts, chars)
+    return texts, chars
 
 
 def _forgetter(key: int) -> Callable[[weakref.ref[FunctionDefinition]], None]:

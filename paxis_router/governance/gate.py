@@ -675,7 +675,7 @@ def _approx_chars(request: ChatRequest) -> int:
     """About how many characters ``request`` sends: its messages' text and tool-call arguments
     as written, and its tools' texts (read once per tool object). For the cost estimate only:
     cheaper than ``texts()``, which parses every tool call's arguments."""
-    chars = sum(sum(map(len, tool.texts())) for tool in request.tools or ())
+    chars = sum(tool.text_chars() for tool in request.tools or ())
     for message in request.messages:
         chars += len(message.text)
         for call in message.tool_calls or ():
