@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORE_STAMP := $(VENV)/.core-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # Extras the test suite exercises (torch is pinned to 2.13.0 by the [train] extra: a CPU build here).
-TEST_EXTRAS := dev,litellm,proxy,otel,postgres,embed,calibrate,langchain,train,bench
+TEST_EXTRAS := dev,litellm,proxy,otel,postgres,embed,calibrate,langchain,train,bench,reports
 
 .PHONY: demo test check lint typecheck format bench clean wheel prices
 

@@ -16,6 +16,18 @@ from decimal import Decimal
 from typing import Any
 
 from paxis_router.pricing import format_usd
+from paxis_router.reports.money import savings_text
+
+__all__ = [
+    "JSON_PLACES",
+    "emit",
+    "emit_json",
+    "percent_text",
+    "plain",
+    "savings_text",  # one wording for paxis demo, route and report (reports/money.py)
+    "usd",
+    "usd_json",
+]
 
 JSON_PLACES = 10
 """Decimals of money in JSON output: the ledger's resolution (ticks of 1e-10 USD)."""
@@ -76,27 +88,3 @@ def usd_json(value: Decimal | None) -> str | None:
 def percent_text(value: float | None) -> str:
     """``75.9%``, or ``n/a`` when there is nothing to divide by."""
     return "n/a" if value is None else f"{value:.1%}"
-
-
-def savings_text(spend: Decimal | None, counterfactual: Decimal | None, *, places: int = 4) -> str:
-    """What routing saved against the frontier-only counterfactual, as an amount and a share.
-
-    Example:
-        >>> savings_text(Decimal("1.3362"), Decimal("5.1054"))
-        '$3.7692 (73.8% less than frontier-only; it would cost 3.8x as much)'
-        >>> savings_text(Decimal("0.12"), Decimal("0.10"))
-        'none: routing cost $0.0200 MORE than frontier-only (+20.0%)'
-        >>> savings_text(None, Decimal("0.10"))
-        'unknown (some prices are unknown)'
-    """
-    if spend is None or counterfactual is None:
-        return "unknown (some prices are unknown)"
-    saved = counterfactual - spend
-    if saved < 0:
-        share = f" (+{float(-saved / counterfactual):.1%})" if counterfactual else ""
-        return f"none: routing cost {usd(-saved, places=places)} MORE than frontier-only{share}"
-    if not counterfactual:
-        return f"{usd(saved, places=places)} (nothing to compare: frontier-only is $0)"
-    share = f"{float(saved / counterfactual):.1%} less than frontier-only"
-    ratio = f"; it would cost {float(counterfactual / spend):.1f}x as much" if spend else ""
-    return f"{usd(saved, places=places)} ({share}{ratio})"

@@ -444,6 +444,7 @@ class RouterConfig(_Model):
     budgets: dict[str, Any] | None = None  # Any: validated by Budgets.from_config, file named
     calibration: CalibrationSpec | None = None
     proxy: dict[str, Any] | None = None  # Any: the proxy section, validated by the proxy
+    reports: dict[str, Any] | None = None  # Any: paxis report reads it (reports/settings.py)
     fitted_on: FittedOnSpec | None = None  # written by paxis calibrate
 
     _base_dir: Path | None = PrivateAttr(default=None)

@@ -171,7 +171,8 @@ class CostReport(BaseModel):
     ``shadow_attempts``, ``shadow_cost_usd``, ``shadow_unknown_cost_attempts`` (of which shadow
     calls: calibration sampling), ``top_escalation_reasons`` [{reason, count}], ``verifiers``
     [{verifier, verdicts, passed, pass_rate}], ``breakdowns`` {dimension: [GroupStats...]},
-    ``spend_by_day_tier`` [{day, tier, cost_usd, attempts}].
+    ``spend_by_day_tier`` [{day, tier, cost_usd, attempts}], ``where`` (the filter), ``tz``
+    (the zone whose midnights cut the days of ``day`` and ``spend_by_day_tier``).
 
     Example:
         >>> CostReport.model_json_schema()["properties"]["savings_ratio"]["anyOf"][0]["type"]
@@ -211,6 +212,7 @@ class CostReport(BaseModel):
     cached_prompt_tokens: int = 0
     reasoning_tokens: int = 0
     where: dict[str, str] = Field(default_factory=dict)
+    tz: str = "UTC"
     top_escalation_reasons: list[ReasonCount] = Field(default_factory=list)
     verifiers: list[VerifierStats] = Field(default_factory=list)
     breakdowns: dict[str, list[GroupStats]] = Field(default_factory=dict)
@@ -274,6 +276,7 @@ def build(
     by: Sequence[str] = DEFAULT_BY,
     now: datetime | None = None,
     where: Mapping[str, str] | None = None,
+    tz: str | None = None,
 ) -> CostReport:
     """Aggregate the ledger over ``[since, until)`` into a CostReport (one SQL statement).
 
@@ -286,6 +289,10 @@ def build(
         where: keep only the attempts whose dimension has this key, e.g.
             ``{"tag:project": "apollo"}`` (several: all must hold; ``tool``: the attempt called
             it; ``(none)``: the attempt has none). A filtered report reads the window's rows.
+        tz: an IANA zone (``Europe/Paris``) whose midnights cut the ``day`` breakdown and the
+            spend by day and tier (one more statement over the window's rows, grouped by UTC
+            hour: the rollups keep UTC days; see ``pivot``); the ``day`` groups then have no
+            latency or labels. None or ``UTC``: UTC days from the rollups.
 
     Raises:
         ConfigError: an unknown dimension, a naive or empty window.
@@ -312,7 +319,10 @@ def build(
         since, until, _sql.where_sql(ledger.dialect, filters) if filters else None
     )
     dims = list(dict.fromkeys(by))
-    sql, params = _sql.report_sql(ledger.dialect, window, dims)
+    local = tz is not None and tz.upper() not in ("UTC", "Z", "ETC/UTC")
+    sql, params = _sql.report_sql(
+        ledger.dialect, window, [d for d in dims if d != "day"] if local else dims
+    )
     parts = _Parts()
     for kind, k1, k2, x, *values in ledger.query(sql, params):
         parts.add(str(kind), k1, k2, x, values)
@@ -325,6 +335,24 @@ def build(
     data = {name: getattr(total, name) for name in GroupStats.model_fields}
     del data["key"], data["cost_usd"]
     reasons = sorted(parts.reasons.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+    day_tier = sorted(parts.day_tier, key=lambda s: (s.day, s.tier))
+    zone_name = "UTC"
+    if local:
+        from paxis_router.reports.pivot import pivot
+
+        by_tier = pivot(ledger, "tier", "day", since=since, until=until, where=filters, tz=tz)
+        zone_name = by_tier.tz
+        day_tier = sorted(
+            (
+                DayTierSpend(
+                    day=c.col, tier=c.row, cost_usd=c.stats.cost_usd, attempts=c.stats.attempts
+                )
+                for c in by_tier.cells
+            ),
+            key=lambda s: (s.day, s.tier),
+        )
+        if "day" in dims:
+            stats.update({("day", k): s for k, s in by_tier.col_totals().items()})
     return CostReport(
         generated_at=now or datetime.now(UTC),
         since=since,
@@ -342,7 +370,8 @@ def build(
             dim: sorted((s for (d, _), s in stats.items() if d == dim), key=lambda s: s.key)
             for dim in dims
         },
-        spend_by_day_tier=sorted(parts.day_tier, key=lambda s: (s.day, s.tier)),
+        spend_by_day_tier=day_tier,
+        tz=zone_name,
         **data,
     )
 

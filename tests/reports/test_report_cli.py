@@ -95,7 +95,7 @@ def test_report_html_to_a_file(
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert 'id="chart-escalation-by-skill"' in html
-    assert "By skill" in html  # --format html adds the breakdowns its charts need
+    assert "Spend and savings by skill" in html  # --format html adds the breakdowns it needs
 
 
 def test_report_errors_name_what_is_wrong(

@@ -19,7 +19,7 @@ from paxis_router.reports import cost_report as report
 from paxis_router.types import CallRecord, Decision, Verdict
 
 DAY1 = datetime(2026, 11, 1, 9, tzinfo=UTC)
-CHARTS = ("spend-by-tier", "savings", "escalation-by-skill", "cost-quality")
+CHARTS = ("spend-by-team", "spend-by-tier", "savings", "escalation-by-skill", "cost-quality")
 
 
 def sample_ledger(path: Path) -> SQLiteLedger:
@@ -152,7 +152,7 @@ def test_charts_render_in_headless_chromium(html_file: Path, browser: Any, tmp_p
         marks = svg.find_elements(By.CSS_SELECTOR, "rect.bar, circle.point")
         assert marks, f"chart {chart} drew no bars or points"
     bars = browser.find_elements(By.CSS_SELECTOR, "#chart-spend-by-tier rect.bar")
-    assert len(bars) == 6  # 3 days x 2 tiers
+    assert len(bars) == 4  # 3 days of local:qwen; the frontier tier only on the day n % 3 == 0
     points = browser.find_elements(By.CSS_SELECTOR, "#chart-cost-quality circle.point")
     assert len(points) == 2  # two labelled skills
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
