@@ -276,7 +276,9 @@ async def test_the_gate_decision_is_on_file_before_the_tier_is_called(tmp_path: 
     ]
 
 
-async def test_concurrent_queued_records_keep_one_sound_chain_gate_before_route(tmp_path: Path) -> None:
+async def test_concurrent_queued_records_keep_one_sound_chain_gate_before_route(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "audit.jsonl"
     router = Router(
         tiers=[FakeWorker(["ok"], name="local:w")], gate=Gate(POLICY), audit=AuditLog(path)
