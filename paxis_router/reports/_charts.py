@@ -18,7 +18,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 WIDTH, HEIGHT = 1000, 300
 TOP, BOTTOM, RIGHT = 16, 34, 16
@@ -60,11 +60,11 @@ def percent_tick(value: float) -> str:
     return f"{value:.0%}"
 
 
-def legend(names: Sequence[str], *, dashed: Sequence[str] = ()) -> str:
+def legend(names: Sequence[str]) -> str:
     """The legend as an HTML list (full names, wrapping)."""
     items = "".join(
-        f'<li><span class="swatch{" dashed" if name in dashed else ""}" '
-        f'style="background:{PALETTE[i % len(PALETTE)]}"></span>{escape(name)}</li>'
+        f'<li><span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>'
+        f"{escape(name)}</li>"
         for i, name in enumerate(names)
     )
     return f'<ul class="legend">{items}</ul>'
@@ -229,14 +229,17 @@ def lines(
     label: str,
     *,
     rules: Sequence[tuple[float, str]] = (),
-    dashed: Sequence[str] = (),
+    forecasts: Mapping[str, Sequence[float | None]] | None = None,
 ) -> str:
-    """One line per series over the columns (None: no point), with horizontal ``rules``
-    (value, text) such as alert thresholds; y as a share (0.8 = 80 %)."""
-    points = [v for _, values in series for v in values if v is not None]
-    if not columns or not points:
+    """One line per series over the columns (None: no point), each series' forecast dashed in
+    its colour, and horizontal ``rules`` (value, text) such as alert thresholds; y as a share
+    (0.8 = 80 %)."""
+    forecasts = forecasts or {}
+    points = [v for values in (*(v for _, v in series), *forecasts.values()) for v in values]
+    known = [v for v in points if v is not None]
+    if not columns or not known:
         return empty(label)
-    ticks = nice_ticks(max([*points, *(v for v, _ in rules)]))
+    ticks = nice_ticks(max([*known, *(v for v, _ in rules)]))
     left = _left(ticks, percent_tick)
     slot = (WIDTH - left - RIGHT) / len(columns)
     plot_h = HEIGHT - TOP - BOTTOM
@@ -249,22 +252,22 @@ def lines(
         y = y_of(value)
         parts.append(
             f'<line class="rule" x1="{left}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>'
-            f'<text class="rule-label" x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" '
-            f'text-anchor="end">{escape(text)}</text>'
+            f'<text class="rule-label" x="{left + 4}" y="{y - 4:.1f}">{escape(text)}</text>'
         )
     for j, (name, values) in enumerate(series):
-        xy = [(left + (i + 0.5) * slot, y_of(v)) for i, v in enumerate(values) if v is not None]
-        if not xy:
-            continue
         color = PALETTE[j % len(PALETTE)]
-        dash = ' stroke-dasharray="6 4"' if name in dashed else ""
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-        parts.append(
-            f'<polyline class="line" points="{path}" fill="none" stroke="{color}" '
-            f'stroke-width="2.5"{dash}><title>{escape(name)}</title></polyline>'
-        )
+        for kind, line in (("line", values), ("forecast", forecasts.get(name, ()))):
+            xy = [(left + (i + 0.5) * slot, y_of(v)) for i, v in enumerate(line) if v is not None]
+            if not xy:
+                continue
+            dash = ' stroke-dasharray="6 4"' if kind == "forecast" else ""
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            parts.append(
+                f'<polyline class="{kind}" points="{path}" fill="none" stroke="{color}" '
+                f'stroke-width="2.5"{dash}><title>{escape(name)} ({kind})</title></polyline>'
+            )
     parts.append(_x_labels(columns, left, short_day))
-    return _svg("".join(parts), label, HEIGHT) + legend([name for name, _ in series], dashed=dashed)
+    return _svg("".join(parts), label, HEIGHT) + legend([name for name, _ in series])
 
 
 def scatter(
@@ -287,13 +290,14 @@ def scatter(
             f'<text class="x-label" x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" '
             f'text-anchor="middle">{escape(usd_tick(tick))}</text>'
         )
-    for i, (name, x_value, y_value, tip) in enumerate(points):
+    for i, (name, x_value, y_value, tip) in enumerate(sorted(points, key=lambda p: p[1])):
         x = left + plot_w * x_value / x_ticks[-1]
         y = HEIGHT - BOTTOM - y_value * plot_h
+        above = i % 2 == 0 or y > HEIGHT - BOTTOM - 24  # alternate, so neighbours' names part
         parts.append(
             f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="6" '
             f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(tip)}</title></circle>'
-            f'<text x="{x + 9:.1f}" y="{y - 7:.1f}">{escape(name)}</text>'
+            f'<text x="{x + 9:.1f}" y="{y - 8 if above else y + 18:.1f}">{escape(name)}</text>'
         )
     parts.append(
         f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 2}" text-anchor="end">{escape(x_title)}</text>'

@@ -26,16 +26,25 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def table(table_id: str, caption: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A table whose cells are already escaped HTML; numeric columns (all but the first) right."""
-    head_html = "".join(
-        f'<th scope="col"{"" if i == 0 else " class=num"}>{escape(h)}</th>'
-        for i, h in enumerate(head)
-    )
+def table(
+    table_id: str,
+    caption: str,
+    head: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    text: Sequence[int] = (),
+) -> str:
+    """A table whose cells are already escaped HTML; the first column heads the rows, the
+    columns in ``text`` are left-aligned words, the others right-aligned figures."""
+
+    def cls(i: int) -> str:
+        return "" if i == 0 or i in text else " class=num"
+
+    head_html = "".join(f'<th scope="col"{cls(i)}>{escape(h)}</th>' for i, h in enumerate(head))
     body = "".join(
         "<tr>"
         + "".join(
-            f'<th scope="row">{c}</th>' if i == 0 else f"<td class=num>{c}</td>"
+            f'<th scope="row">{c}</th>' if i == 0 else f"<td{cls(i)}>{c}</td>"
             for i, c in enumerate(row)
         )
         + "</tr>"
@@ -149,7 +158,7 @@ def budgets(statuses: Sequence[BudgetStatus], places: int) -> str:
                 escape(s.on_exhausted),
             ]
         )
-    return table("budgets", "Budget against actual", head, rows)
+    return table("budgets", "Budget against actual", head, rows, text=(1, 7, 8))
 
 
 def fleet(view: AmortisedView, places: int) -> str:

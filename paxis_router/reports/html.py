@@ -50,7 +50,8 @@ ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem;
 table { border-collapse: collapse; font-size: .9rem; }
 caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 th, td { border-bottom: 1px solid #e2e8f0; padding: .3rem .6rem; white-space: nowrap; }
-thead th { background: #f7fafc; } th[scope=row] { text-align: left; font-weight: 500; }
+thead th { background: #f7fafc; white-space: normal; vertical-align: bottom; }
+th[scope=row] { text-align: left; font-weight: 500; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .negative { color: #c53030; } .unpriced { color: #b7791f; font-size: .8rem; }
 .note { color: #4a5568; font-size: .85rem; }
@@ -136,11 +137,11 @@ def _cards(board: Dashboard, places: int) -> str:
     )
     saved = tables.saved_text(report.total_cost_usd, report.counterfactual_cost_usd, places)
     cards = [
-        ("spend", "Spend", tables.money_cell(report.total_cost_usd, report.unknown_cost_attempts,
-                                             places), f"{report.attempts:,} attempts"),
-        ("frontier-only", "Frontier-only",
-         tables.money_cell(report.counterfactual_cost_usd, report.unknown_counterfactual_routes,
-                           places), "the same routes on the top tier"),
+        ("spend", "Spend", escape(usd_text(report.total_cost_usd, places)),
+         f"{report.attempts:,} attempts" + _unpriced(report.unknown_cost_attempts, "attempts")),
+        ("frontier-only", "Frontier-only", escape(usd_text(report.counterfactual_cost_usd, places)),
+         "the same routes on the top tier"
+         + _unpriced(report.unknown_counterfactual_routes, "routes")),
         ("saved", "Saved", saved,
          "" if report.savings_ratio is None or share is None or share < 0
          else f"frontier-only costs {report.savings_ratio:.1f}× as much"),
@@ -164,6 +165,10 @@ def _cards(board: Dashboard, places: int) -> str:
     )
     note = f'<p class="note">{escape(counterfactual_note(board.top_tier))}</p>'
     return f'<div class="cards">{html}</div>{note}'
+
+
+def _unpriced(count: int, what: str) -> str:
+    return f"; {count:,} {what} unpriced, left out" if count else ""
 
 
 def _alerts(board: Dashboard, places: int) -> str:
@@ -263,23 +268,20 @@ def _burn_chart(board: Dashboard) -> str:
     days = [(start.date().fromordinal(o)).isoformat()
             for o in range(start.date().toordinal(), end.date().toordinal())]  # fmt: skip
     series: list[tuple[str, list[float | None]]] = []
-    dashed = []
+    forecasts: dict[str, list[float | None]] = {}
     for s in monthly:
         burn = dict(s.burn)
-        series.append((f"{s.team}", [float(burn[d] / s.limit_usd) if d in burn else None
-                                     for d in days]))  # fmt: skip
-        last = s.burn[-1][0] if s.burn else None
-        name = f"{s.team} forecast"
-        forecast: list[float | None] = [None] * len(days)
-        if last is not None and last in days:
-            forecast[days.index(last)] = float(dict(s.burn)[last] / s.limit_usd)
+        series.append((s.team, [float(burn[d] / s.limit_usd) if d in burn else None
+                                for d in days]))  # fmt: skip
+        if s.burn and s.burn[-1][0] in days and s.as_of < s.period_end:
+            forecast: list[float | None] = [None] * len(days)
+            forecast[days.index(s.burn[-1][0])] = float(s.burn[-1][1] / s.limit_usd)
             forecast[-1] = float(s.forecast_usd / s.limit_usd)
-            series.append((name, forecast))
-            dashed.append(name)
+            forecasts[s.team] = forecast
     thresholds = sorted({float(t.threshold) for s in monthly for t in s.thresholds})
     rules = [(t, f"{t:.0%}") for t in thresholds]
     return charts.lines(days, series, "budget burn-down, share of each monthly budget",
-                        rules=rules, dashed=dashed)  # fmt: skip
+                        rules=rules, forecasts=forecasts)  # fmt: skip
 
 
 def _escalation_chart(report: CostReport) -> str:
