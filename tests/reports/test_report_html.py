@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import re
 import shutil
 import struct
+import sys
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -163,3 +167,123 @@ def test_charts_render_in_headless_chromium(html_file: Path, browser: Any, tmp_p
     assert (width, height) == (1400, 1800) or width > 800
     assert colours > 20  # not a blank page
     assert shot.stat().st_size > 20_000
+
+
+# --- the finance page on a month of multi-team traffic (benchmarks/report_fixture.py) ------------
+
+ROOT = Path(__file__).resolve().parents[2]
+MONTH_CHARTS = (*CHARTS, "budget-burn")
+PARIS_UNTIL = datetime(2026, 11, 20, 23, tzinfo=UTC)  # --until 2026-11-20 --tz Europe/Paris
+
+
+def load_fixture() -> ModuleType:
+    name = "report_fixture"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[CallRecord]]:
+    """The month's page (as `paxis report --format html --policy ... --tz Europe/Paris` writes
+    it) and the records it was built from."""
+    fixture = load_fixture()
+    folder = tmp_path_factory.mktemp("month")
+    fixture.write_month(folder)
+    page: Path = fixture.write_page(folder)
+    records: list[CallRecord] = fixture.records()
+    return page, records
+
+
+def test_the_month_page_is_self_contained_tables_not_markdown(
+    month: tuple[Path, list[CallRecord]],
+) -> None:
+    html = month[0].read_text(encoding="utf-8")
+    assert not re.search(r"(?i)(https?:|<script|src=)", html)
+    assert "<pre" not in html and "| ---" not in html and "|---" not in html
+    tables = ("budgets", "fleet", "fleet-teams", "crosstab-team-skill", "crosstab-team-month",
+              "by-team", "by-tag-project", "by-tag-cost_centre")  # fmt: skip
+    for table_id in tables:
+        assert f'<table id="{table_id}">' in html
+
+
+@pytest.mark.slow
+def test_the_month_page_as_a_person_sees_it(
+    month: tuple[Path, list[CallRecord]], browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    page, records = month
+    browser.get(page.as_uri())
+    # the headline figures, against sums computed here from the records themselves
+    shown = [r for r in records if r.ts < PARIS_UNTIL]
+    spend = sum((r.cost_usd for r in shown if r.cost_usd is not None), Decimal(0))
+    frontier_only = sum(
+        (r.counterfactual_usd for r in shown if r.final and r.counterfactual_usd is not None),
+        Decimal(0),
+    )
+    routes = sum(1 for r in shown if r.final)
+
+    def headline(key: str) -> str:
+        return str(browser.find_element(By.CSS_SELECTOR, f"#headline-{key} .value").text)
+
+    assert spend >= 100  # so the page shows cents
+    assert headline("spend") == f"${spend.quantize(Decimal('0.01')):,}"
+    assert headline("frontier-only") == f"${frontier_only.quantize(Decimal('0.01')):,}"
+    saved = frontier_only - spend
+    share = float(saved / frontier_only)
+    assert headline("saved") == f"${saved.quantize(Decimal('0.01')):,} ({share:.1%})"
+    assert headline("routes") == f"{routes:,}"
+    # every chart drew marks, full width, with round $ ticks and x labels that never overlap
+    body_width = browser.execute_script("return document.body.clientWidth")
+    for chart in MONTH_CHARTS:
+        figure = browser.find_element(By.ID, f"chart-{chart}")
+        svg = figure.find_element(By.TAG_NAME, "svg")
+        assert svg.size["width"] > 0.9 * body_width - 100, chart
+        marks = svg.find_elements(By.CSS_SELECTOR, "rect.bar, circle.point, polyline")
+        assert marks and "no data" not in svg.text, chart
+        boxes = browser.execute_script(
+            "return [...arguments[0].querySelectorAll('text.x-label')].map(t => {"
+            "const r = t.getBoundingClientRect(); return [r.left, r.right]; })",
+            svg,
+        )
+        for (_, right), (left, _) in itertools.pairwise(sorted(boxes)):
+            assert right <= left, f"{chart}: x labels overlap"
+    days = browser.find_elements(By.CSS_SELECTOR, "#chart-spend-by-tier text.x-label")
+    assert 5 <= len(days) <= 20  # 30 days, a label every few days
+    for chart in ("spend-by-team", "spend-by-tier", "savings"):
+        ticks = [t.text for t in browser.find_elements(By.CSS_SELECTOR, f"#chart-{chart} .y-tick")]
+        values = [Decimal(t.lstrip("$").replace(",", "")) for t in ticks]
+        steps = {b - a for a, b in itertools.pairwise(values)}
+        assert ticks[0] == "$0" and len(steps) == 1, ticks
+        (step,) = steps
+        assert step.normalize().as_tuple().digits in ((1,), (2,), (2, 5), (5,)), ticks
+    items = browser.find_elements(By.CSS_SELECTOR, "#chart-spend-by-team .legend li")
+    legend = [li.text for li in items]
+    assert sorted(legend) == ["claims", "data-platform-engineering", "research", "support"]
+    # budgets: alerts at the thresholds, a forecast; the amortised view; negative savings
+    alerts = browser.find_element(By.ID, "alerts").text
+    assert "Team research reached 80% of its month budget of $28.00" in alerts
+    assert "Team research is forecast to spend" in alerts
+    budget_rows = browser.find_elements(By.CSS_SELECTOR, "#budgets tbody tr")
+    assert len(budget_rows) == 5  # claims month + day, and the three other teams
+    fleet = browser.find_element(By.ID, "fleet").text
+    assert "local:qwen-ft-v3" in fleet and "%" in fleet
+    negative = browser.find_elements(By.CSS_SELECTOR, "#fleet-teams .negative")
+    assert negative and all(n.text.startswith("costs $") for n in negative)
+    assert browser.find_element(By.ID, "report-meta").text.count("Europe/Paris") == 1
+    # nothing wider than the window, at a desktop and at a laptop width
+    for width in (1400, 1000):
+        browser.set_window_size(width, 1800)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page scrolls sideways at {width}px"
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    shot = tmp_path / "month.png"
+    assert browser.save_screenshot(str(shot))
+    assert png_size_and_colours(shot.read_bytes())[2] > 20
