@@ -140,7 +140,7 @@ def pivot(
         tz: the IANA zone whose midnights cut days (None: UTC).
 
     Raises:
-        ConfigError: an unknown dimension or zone, the same dimension twice, ``tool`` × ``tool``.
+        ConfigError: an unknown dimension or zone, the same dimension twice.
     """
     zone_info = zone(tz)
     for name, value in (("rows", rows), ("cols", cols)):
@@ -156,8 +156,6 @@ def pivot(
     for name in (rows, cols, *(where or {})):
         if name.startswith(rollup.TAG_PREFIX):
             _sql.check_tag(name.removeprefix(rollup.TAG_PREFIX))
-    if rows == rollup.TOOL and cols == rollup.TOOL:
-        raise ConfigError("a tool × tool pivot is not offered")
     for bound, instant in (("since", since), ("until", until)):
         if instant is not None and instant.tzinfo is None:
             raise ConfigError(f"pivot {bound}={instant!r} is naive; give an aware datetime")
