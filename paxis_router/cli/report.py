@@ -109,8 +109,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--crosstab",
         action="append",
         default=None,
-        metavar="ROWS:COLS",
-        help="html and xlsx: a cross-tab of spend, rows a dimension, columns a dimension or "
+        metavar="CROSSTAB",
+        help="html and xlsx: a cross-tab of spend given as ROWS:COLS, rows a dimension, columns "
+        "a dimension or "
         "day, week or month, e.g. team:skill, team:month, tag:project:tier (repeat; default: "
         "team:skill and team:month)",
     )

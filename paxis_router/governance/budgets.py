@@ -114,7 +114,7 @@ class BudgetAlert:
         Example:
             >>> start = datetime(2026, 11, 1, tzinfo=UTC)
             >>> print(BudgetAlert("claims", "month", start, Decimal("0.8"), Decimal(100),
-            ...             Decimal("81.5")).describe()[:58])
+            ...             Decimal("81.5")).describe()[:57])
             team 'claims' reached 80% of its monthly budget of $100 (
         """
         period = "daily" if self.period == "day" else "monthly"

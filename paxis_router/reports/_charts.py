@@ -39,7 +39,7 @@ def nice_ticks(top: float, count: int = 4) -> list[float]:
     if top <= 0:
         return [i / count for i in range(count + 1)]
     raw = top / count
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
     last = math.ceil(top / step - 1e-9)
     return [round(i * step, 12) for i in range(last + 1)]

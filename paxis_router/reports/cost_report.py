@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from paxis_router.errors import ConfigError
 from paxis_router.ledger import rollup
 from paxis_router.ledger.schema import TICKS_PER_USD
-from paxis_router.reports import _report_sql as _sql
+from paxis_router.reports import _pivot_sql as _q, _report_sql as _sql
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -338,21 +338,9 @@ def build(
     day_tier = sorted(parts.day_tier, key=lambda s: (s.day, s.tier))
     zone_name = "UTC"
     if local:
-        from paxis_router.reports.pivot import pivot
-
-        by_tier = pivot(ledger, "tier", "day", since=since, until=until, where=filters, tz=tz)
-        zone_name = by_tier.tz
-        day_tier = sorted(
-            (
-                DayTierSpend(
-                    day=c.col, tier=c.row, cost_usd=c.stats.cost_usd, attempts=c.stats.attempts
-                )
-                for c in by_tier.cells
-            ),
-            key=lambda s: (s.day, s.tier),
-        )
+        zone_name, day_tier, by_day = _local_days(ledger, since, until, filters, tz)
         if "day" in dims:
-            stats.update({("day", k): s for k, s in by_tier.col_totals().items()})
+            stats.update({("day", k): s for k, s in by_day.items()})
     return CostReport(
         generated_at=now or datetime.now(UTC),
         since=since,
@@ -509,6 +497,38 @@ def _group_stats(key: str, g: dict[str, Any]) -> GroupStats:  # Any: see _Groups
         cached_prompt_tokens=g.get("cached_prompt_tokens", 0),
         reasoning_tokens=g.get("reasoning_tokens", 0),
     )
+
+
+def _local_days(
+    ledger: LedgerSource,
+    since: datetime | None,
+    until: datetime | None,
+    filters: Mapping[str, str],
+    tz: str | None,
+) -> tuple[str, list[DayTierSpend], dict[str, GroupStats]]:
+    """Spend by tier and local day, and the figures of each local day (one statement over the
+    window's rows, grouped by UTC hour, each hour put on its local day)."""
+    zone_info = _q.zone(tz)
+    sql, params = _q.raw_sql(ledger.dialect, "tier", "day", since, until, filters, zone_info)
+    by_tier_day: dict[tuple[str, str], list[int]] = {}
+    by_day: dict[str, list[int]] = {}
+    for tier, bucket, *values in ledger.query(sql, params):
+        day = _q.column(str(bucket), "day", zone_info)
+        for acc in (by_tier_day.setdefault((str(tier), day), [0] * len(_COUNTS)),
+                    by_day.setdefault(day, [0] * len(_COUNTS))):  # fmt: skip
+            for i, v in enumerate(values):
+                acc[i] += int(v or 0)
+    cost, attempts = _COUNTS.index("cost_ticks"), _COUNTS.index("attempts")
+    day_tier = sorted(
+        (
+            DayTierSpend(day=d, tier=t, cost_usd=_usd(v[cost]), attempts=v[attempts])
+            for (t, d), v in by_tier_day.items()
+            if v[attempts]
+        ),
+        key=lambda s: (s.day, s.tier),
+    )
+    days = {d: _group_stats(d, dict(zip(_COUNTS, v, strict=True))) for d, v in by_day.items()}
+    return str(getattr(zone_info, "key", "UTC")), day_tier, days
 
 
 def _usd(ticks: int) -> Decimal:

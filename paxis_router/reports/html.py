@@ -11,16 +11,57 @@ breakdown (``tag:<key>`` ones included) and the escalation reasons.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from paxis_router.reports import _charts as charts, _html_tables as tables
 from paxis_router.reports.money import counterfactual_note, display_places, usd_text
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from paxis_router.reports.budget_view import BudgetStatus
     from paxis_router.reports.cost_report import CostReport
-    from paxis_router.reports.dashboard import Dashboard
+    from paxis_router.reports.fleet import AmortisedView
+    from paxis_router.reports.pivot import Pivot
+
+
+class Dashboard(Protocol):
+    """What the page shows (``dashboard.Dashboard`` fits)."""
+
+    @property
+    def report(self) -> CostReport: ...
+    @property
+    def grain(self) -> str: ...
+    @property
+    def team_over_time(self) -> Pivot | None: ...
+    @property
+    def crosstabs(self) -> Sequence[Pivot]: ...
+    @property
+    def budgets(self) -> Sequence[BudgetStatus]: ...
+    @property
+    def forecast_method(self) -> str: ...
+    @property
+    def amortised(self) -> AmortisedView | None: ...
+    @property
+    def top_tier(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Bare:
+    """A CostReport alone: no time pivot, cross-tabs, budgets or fleets."""
+
+    report: CostReport
+    grain: str = "day"
+    team_over_time: Pivot | None = None
+    crosstabs: Sequence[Pivot] = field(default_factory=tuple)
+    budgets: Sequence[BudgetStatus] = field(default_factory=tuple)
+    forecast_method: str = ""
+    amortised: AmortisedView | None = None
+    top_tier: str | None = None
+
 
 _STYLE = """
 * { box-sizing: border-box; }
@@ -60,9 +101,7 @@ th[scope=row] { text-align: left; font-weight: 500; }
 
 def render_html(report: CostReport) -> str:
     """The page for a bare CostReport (no cross-tabs, budgets or fleets)."""
-    from paxis_router.reports.dashboard import Dashboard
-
-    return render_dashboard(Dashboard(report=report, grain="day"))
+    return render_dashboard(_Bare(report))
 
 
 def render_dashboard(board: Dashboard) -> str:
