@@ -9,7 +9,7 @@ A policy's top-level ``budgets:`` section (the router's, see ``governance.budget
         "local:qwen": {gpus: 2, usd_per_gpu_hour: "2.49"}
 
 ``paxis report --policy FILE`` loads the file as the router does (``config.load_config``) and
-passes its sections here; ``--budgets FILE`` reads a file that holds only these sections.
+passes its sections and tiers here.
 
 Example:
     >>> s = ReportSettings.from_sections({"teams": {"claims": {"month": "100"}}}, None)
