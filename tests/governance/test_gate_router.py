@@ -257,7 +257,7 @@ async def test_audit_without_a_gate_records_routing_decisions(tmp_path: Path) ->
 async def test_the_gate_decision_is_on_file_before_the_tier_is_called(tmp_path: Path) -> None:
     """Write-ahead: the router queues the decision, and check() writes it before the call."""
     path = tmp_path / "audit.jsonl"
-    seen_at_call: list[list[tuple[str, str]]] = []
+    seen_at_call: list[list[tuple[object, object]]] = []
 
     def answer(request: ChatRequest, skill: Skill | None) -> str:
         seen_at_call.append([(r["kind"], r["target"]) for r in audit_records(path)])
@@ -288,7 +288,7 @@ async def test_concurrent_queued_records_keep_one_sound_chain_gate_before_route(
     await router.drain()
     result = verify(path)
     assert (result.ok, result.records) == (True, 128)
-    kinds: dict[str, list[str]] = {r["request_id"]: [] for r in audit_records(path)}
+    kinds: dict[object, list[object]] = {r["request_id"]: [] for r in audit_records(path)}
     for record in audit_records(path):
         kinds[record["request_id"]].append(record["kind"])
     assert set(map(tuple, kinds.values())) == {("gate", "route")}  # each request: gate first
