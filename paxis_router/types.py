@@ -412,7 +412,7 @@ class ChatRequest(BaseModel):
         (a tool's texts are read once per tool object: agents send the same tools every step).
 
         Example:
-            >>> req = ChatRequest.from_text("hi", system="be brief")
+            >>> req = ChatRequest.from_text("hi").with_system("be brief")
             >>> req.texts()
             ('be brief', 'hi')
         """

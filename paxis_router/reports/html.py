@@ -190,8 +190,10 @@ def _cards(board: Dashboard, places: int) -> str:
          f"{report.labelled_routes:,} labelled routes"),
     ]  # fmt: skip
     if report.shadow_attempts:
+        shadow_unpriced = report.shadow_unknown_cost_attempts
         cards.append(("shadow", "Of which shadow (calibration sampling)",
-                      escape(usd_text(report.shadow_cost_usd, places)),
+                      escape(usd_text(report.shadow_cost_usd, places))
+                      + (f" + {shadow_unpriced:,} unpriced" if shadow_unpriced else ""),
                       f"{report.shadow_attempts:,} calls"))  # fmt: skip
     if board.amortised is not None:
         cards.append(("amortised", "Spend, GPUs amortised",

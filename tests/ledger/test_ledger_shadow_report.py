@@ -128,7 +128,10 @@ def test_text_formats_show_the_shadow_line_only_when_there_is_one(tmp_path: Path
     assert SHADOW_LINE in printed
     assert "(0 calls)" in printed  # local:qwen's row
     html = r.to_html()
-    assert "Of which shadow (calibration sampling)<b>$0.0200 + 1 unpriced (2 calls)</b>" in html
+    assert (
+        'Of which shadow (calibration sampling)<span class="value">$0.0200 + 1 unpriced</span>'
+        '<span class="sub">2 calls</span>'
+    ) in html
     plain = SQLiteLedger(tmp_path / "plain.db")
     plain.record_many([c for c in records() if c.decision is not Decision.SHADOW])
     without = report.build(plain, by=("tier",), now=DAY2)
