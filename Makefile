@@ -42,8 +42,9 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# The suite runs on up to 4 processes (pytest-xdist; a file's tests stay in one process).
 test: lint typecheck
-	$(BIN)/python -m pytest --cov=paxis_router --cov-report=term --cov-fail-under=80 -p no:cacheprovider
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile --cov=paxis_router --cov-report=term --cov-fail-under=80 -p no:cacheprovider
 
 check: test
 
