@@ -149,12 +149,41 @@ def payload_sha256(payload: str | bytes) -> str:
 
 
 def request_payload(request: ChatRequest) -> str:
-    """The canonical text of what a request sends: its messages as JSON."""
-    return json.dumps(
-        [m.wire() for m in request.messages],
-        ensure_ascii=False,
-        separators=(",", ":"),
+    """The canonical text of what a request sends: its messages as JSON (``json.dumps`` of
+    their wire form, no spaces, not ASCII-escaped).
+
+    Built member by member so that a long text seen again (a skill's instructions, on every
+    route that selects it) is encoded once: the same bytes as one ``json.dumps`` of the list.
+
+    Example:
+        >>> from paxis_router.types import ChatRequest
+        >>> request_payload(ChatRequest.from_text("héllo"))
+        '[{"role":"user","content":"héllo"}]'
+    """
+    messages = (
+        "{" + ",".join(f"{_json_value(k)}:{_json_value(v)}" for k, v in m.wire().items()) + "}"
+        for m in request.messages
     )
+    return "[" + ",".join(messages) + "]"
+
+
+_LONG_TEXT = 2048  # texts at least this long have their JSON form remembered
+_LONG_TEXTS_KEPT = 64
+_long_json: dict[str, str] = {}  # text -> its JSON string literal, oldest first
+_long_json_lock = threading.Lock()
+
+
+def _json_value(value: Any) -> str:  # Any: a JSON value of a message's wire form
+    if isinstance(value, str) and len(value) >= _LONG_TEXT:
+        encoded = _long_json.get(value)
+        if encoded is None:
+            encoded = json.dumps(value, ensure_ascii=False)
+            with _long_json_lock:
+                if len(_long_json) >= _LONG_TEXTS_KEPT:
+                    del _long_json[next(iter(_long_json))]
+                _long_json[value] = encoded
+        return encoded
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class AuditLog:

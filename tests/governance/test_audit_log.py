@@ -291,3 +291,26 @@ def test_threads_sharing_one_log_and_separate_logs(tmp_path: Path) -> None:
         t.join()
     result = verify(path)
     assert (result.ok, result.records) == (True, 150)
+
+
+def test_request_payload_is_one_json_dumps_of_the_wire_messages_long_texts_included() -> None:
+    import json as _json
+
+    from paxis_router.governance.audit import request_payload
+    from paxis_router.types import ChatRequest, FunctionCall, Message, ToolCall
+
+    long_text = "Skill: ünïcode \"quotes\" \\ backslash\n" * 200  # remembered once encoded
+    call = ToolCall(id="c1", function=FunctionCall(name="f", arguments='{"a": "é"}'))
+    request = ChatRequest(
+        messages=(
+            Message(role="system", content=long_text),
+            Message(role="user", content="héllo\u2028", name="ann"),
+            Message(role="assistant", content=None, tool_calls=(call,)),
+            Message(role="tool", content="42", tool_call_id="c1"),
+        )
+    )
+    expected = _json.dumps(
+        [m.wire() for m in request.messages], ensure_ascii=False, separators=(",", ":")
+    )
+    assert request_payload(request) == expected
+    assert request_payload(request) == expected  # the long text, from memory this time
