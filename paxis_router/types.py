@@ -11,12 +11,13 @@ import enum
 import json
 import math
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from paxis_router._memo import IdentityMemo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -433,32 +434,20 @@ class ChatRequest(BaseModel):
         return tuple(collected)
 
 
-# id(FunctionDefinition) -> (a weak reference to it, its texts, their total length): tools are
-# immutable, so their texts are read once per object; the entry goes when the object does.
-_TOOL_TEXTS: dict[int, tuple[weakref.ref[FunctionDefinition], tuple[str, ...], int]] = {}
+def _read_tool_texts(function: FunctionDefinition) -> tuple[tuple[str, ...], int]:
+    collected: list[str] = []
+    _map_json_strings(function.model_dump(exclude_none=True), _collector(collected), schema=True)
+    return tuple(collected), sum(map(len, collected))
+
+
+# A tool definition's texts and their total length, read once per object (tools are immutable).
+_TOOL_TEXTS: IdentityMemo[FunctionDefinition, tuple[tuple[str, ...], int]] = IdentityMemo(
+    _read_tool_texts
+)
 
 
 def _tool_texts(tool: Tool) -> tuple[tuple[str, ...], int]:
-    function = tool.function
-    key = id(function)
-    cached = _TOOL_TEXTS.get(key)
-    if cached is not None and cached[0]() is function:
-        return cached[1], cached[2]
-    collected: list[str] = []
-    _map_json_strings(function.model_dump(exclude_none=True), _collector(collected), schema=True)
-    texts = tuple(collected)
-    chars = sum(map(len, texts))
-    _TOOL_TEXTS[key] = (weakref.ref(function, _forgetter(key)), texts, chars)
-    return texts, chars
-
-
-def _forgetter(key: int) -> Callable[[weakref.ref[FunctionDefinition]], None]:
-    def forget(ref: weakref.ref[FunctionDefinition]) -> None:
-        entry = _TOOL_TEXTS.get(key)
-        if entry is not None and entry[0] is ref:  # not a newer object at the same address
-            del _TOOL_TEXTS[key]
-
-    return forget
+    return _TOOL_TEXTS(tool.function)
 
 
 def _collector(into: list[str]) -> Callable[[str], str]:

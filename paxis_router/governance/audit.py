@@ -84,6 +84,7 @@ from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from paxis_router._memo import IdentityMemo
 from paxis_router.errors import AuditError, ConfigError
 from paxis_router.governance._audit_format import (
     GENESIS,
@@ -108,7 +109,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from paxis_router.governance.gate import Action, GateDecision
-    from paxis_router.types import Attempt, ChatRequest
+    from paxis_router.types import Attempt, ChatRequest, Message
 
 __all__ = [
     "DEFAULT_AUDIT_PATH",
@@ -152,20 +153,31 @@ def request_payload(request: ChatRequest) -> str:
     """The canonical text of what a request sends: its messages as JSON (``json.dumps`` of
     their wire form, no spaces, not ASCII-escaped).
 
-    Built member by member so that a long text seen again (a skill's instructions, on every
-    route that selects it) is encoded once: the same bytes as one ``json.dumps`` of the list.
+    Each message is encoded once per message object (an agent's earlier messages come back on
+    every step), and a long text once per text (a skill's instructions, on every route that
+    selects it): the bytes are those of one ``json.dumps`` of the list.
 
     Example:
         >>> from paxis_router.types import ChatRequest
         >>> request_payload(ChatRequest.from_text("héllo"))
         '[{"role":"user","content":"héllo"}]'
     """
-    messages = (
-        "{" + ",".join(f"{_json_value(k)}:{_json_value(v)}" for k, v in m.wire().items()) + "}"
-        for m in request.messages
-    )
-    return "[" + ",".join(messages) + "]"
+    return "[" + ",".join(map(_message_json, request.messages)) + "]"
 
+
+def _encode_message(message: Message) -> str:
+    wire = message.wire()
+    content = wire.get("content")
+    if not (isinstance(content, str) and len(content) >= _LONG_TEXT):
+        return json.dumps(wire, ensure_ascii=False, separators=(",", ":"))
+    members = (
+        f"{json.dumps(k)}:{_long_text_json(v) if k == 'content' else _compact_json(v)}"
+        for k, v in wire.items()
+    )
+    return "{" + ",".join(members) + "}"
+
+
+_message_json: IdentityMemo[Message, str] = IdentityMemo(_encode_message)
 
 _LONG_TEXT = 2048  # texts at least this long have their JSON form remembered
 _LONG_TEXTS_KEPT = 64
@@ -173,17 +185,19 @@ _long_json: dict[str, str] = {}  # text -> its JSON string literal, oldest first
 _long_json_lock = threading.Lock()
 
 
-def _json_value(value: Any) -> str:  # Any: a JSON value of a message's wire form
-    if isinstance(value, str) and len(value) >= _LONG_TEXT:
-        encoded = _long_json.get(value)
-        if encoded is None:
-            encoded = json.dumps(value, ensure_ascii=False)
-            with _long_json_lock:
-                if len(_long_json) >= _LONG_TEXTS_KEPT:
-                    del _long_json[next(iter(_long_json))]
-                _long_json[value] = encoded
-        return encoded
+def _compact_json(value: Any) -> str:  # Any: a JSON value
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _long_text_json(text: str) -> str:
+    encoded = _long_json.get(text)
+    if encoded is None:
+        encoded = json.dumps(text, ensure_ascii=False)
+        with _long_json_lock:
+            if len(_long_json) >= _LONG_TEXTS_KEPT:
+                del _long_json[next(iter(_long_json))]
+            _long_json[text] = encoded
+    return encoded
 
 
 class AuditLog:
