@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -363,7 +364,7 @@ class ChatRequest(BaseModel):
             merged = f"{text}\n\n{messages[0].text}"
             messages[0] = Message(role="system", content=merged, name=messages[0].name)
         else:
-            messages.insert(0, Message(role="system", content=text))
+            messages.insert(0, _system_message(text))
         return self.model_copy(update={"messages": tuple(messages)})
 
     def map_texts(self, fn: Callable[[str], str]) -> ChatRequest:
@@ -432,6 +433,25 @@ class ChatRequest(BaseModel):
         if self.response_format:
             _map_json_strings(self.response_format, collect, schema=True)
         return tuple(collected)
+
+
+_SYSTEM_MESSAGES_KEPT = 256
+_system_messages: dict[str, Message] = {}  # text -> its system message, oldest first
+_system_messages_lock = threading.Lock()
+
+
+def _system_message(text: str) -> Message:
+    """The system message of ``text``: the same (immutable) object for the same text, so what
+    is derived from it once (its JSON, its hash) serves every request it starts, as the
+    instructions of a skill do on every route that selects it."""
+    message = _system_messages.get(text)
+    if message is None:
+        message = Message(role="system", content=text)
+        with _system_messages_lock:
+            if len(_system_messages) >= _SYSTEM_MESSAGES_KEPT:
+                del _system_messages[next(iter(_system_messages))]
+            _system_messages[text] = message
+    return message
 
 
 def _read_tool_texts(function: FunctionDefinition) -> tuple[tuple[str, ...], int]:

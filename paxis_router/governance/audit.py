@@ -178,6 +178,34 @@ def _encode_message(message: Message) -> str:
 
 
 _message_json: IdentityMemo[Message, str] = IdentityMemo(_encode_message)
+_message_bytes: IdentityMemo[Message, bytes] = IdentityMemo(lambda m: _message_json(m).encode())
+# The SHA-256 state after ``[`` and a request's first message: a system prompt shared by many
+# requests (a skill's instructions) is hashed once.
+_hashed_opening: IdentityMemo[Message, Any] = IdentityMemo(  # Any: a hashlib object
+    lambda m: hashlib.sha256(b"[" + _message_bytes(m))
+)
+
+
+def request_payload_sha256(request: ChatRequest) -> str:
+    """``payload_sha256(request_payload(request))``, without building the payload: each
+    message's bytes are hashed from memory, and a shared first message is hashed once.
+
+    Example:
+        >>> from paxis_router.types import ChatRequest
+        >>> request = ChatRequest.from_text("hi").with_system("be brief")
+        >>> request_payload_sha256(request) == payload_sha256(request_payload(request))
+        True
+    """
+    messages = request.messages
+    if not messages:
+        return payload_sha256("[]")
+    digest_so_far = _hashed_opening(messages[0]).copy()
+    for message in messages[1:]:
+        digest_so_far.update(b",")
+        digest_so_far.update(_message_bytes(message))
+    digest_so_far.update(b"]")
+    return str(digest_so_far.hexdigest())
+
 
 _LONG_TEXT = 2048  # texts at least this long have their JSON form remembered
 _LONG_TEXTS_KEPT = 64
@@ -346,10 +374,20 @@ class AuditLog:
         loop.call_soon(self._write_pending_soon)
 
     def submit_gate(
-        self, action: Action, decision: GateDecision, *, request: ChatRequest, payload: str | None
+        self,
+        action: Action,
+        decision: GateDecision,
+        *,
+        request: ChatRequest,
+        payload: str | None,
+        payload_sha256: str | None = None,
     ) -> None:
-        """:meth:`record_gate` through :meth:`submit`."""
-        self.submit(**_gate_fields(action, decision, request), payload=payload)
+        """:meth:`record_gate` through :meth:`submit`. ``payload_sha256``: the payload's hash
+        when the caller has it and not the payload (then no payload is stored)."""
+        fields = _gate_fields(action, decision, request)
+        if payload is None and payload_sha256 is not None:
+            fields["payload_sha256"] = payload_sha256
+        self.submit(**fields, payload=payload)
 
     def write_pending(self) -> None:
         """Write the queued records now (one ``write``), in the order they were submitted.

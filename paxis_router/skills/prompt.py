@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from paxis_router._eager import eager_gather
@@ -53,5 +54,30 @@ async def arender_instructions(skills: Sequence[Skill]) -> str:
     if not skills:
         return ""
     bodies = await eager_gather([skill.abody() for skill in skills])  # cached: no task
+    return _rendered(tuple(skills), tuple(bodies))
+
+
+_RENDERED_KEPT = 256
+# skill ids -> (the skills and bodies it was rendered from, the text): the same skills with the
+# same body objects (a warm body cache) give back the same string object, whose hash and JSON
+# form later steps (the audit payload, the gate) then find remembered.
+_rendered_texts: dict[tuple[str, ...], tuple[tuple[Skill, ...], tuple[str, ...], str]] = {}
+_rendered_lock = threading.Lock()
+
+
+def _rendered(skills: tuple[Skill, ...], bodies: tuple[str, ...]) -> str:
+    key = tuple(skill.id for skill in skills)
+    entry = _rendered_texts.get(key)
+    if (
+        entry is not None
+        and all(a is b for a, b in zip(entry[0], skills, strict=True))
+        and all(a is b for a, b in zip(entry[1], bodies, strict=True))
+    ):
+        return entry[2]
     sections = (_section(skill, body) for skill, body in zip(skills, bodies, strict=True))
-    return "\n\n".join([_HEADER, *sections])
+    text = "\n\n".join([_HEADER, *sections])
+    with _rendered_lock:
+        if len(_rendered_texts) >= _RENDERED_KEPT:
+            del _rendered_texts[next(iter(_rendered_texts))]
+        _rendered_texts[key] = (skills, bodies, text)
+    return text

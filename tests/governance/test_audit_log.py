@@ -296,7 +296,11 @@ def test_threads_sharing_one_log_and_separate_logs(tmp_path: Path) -> None:
 def test_request_payload_is_one_json_dumps_of_the_wire_messages_long_texts_included() -> None:
     import json as _json
 
-    from paxis_router.governance.audit import request_payload
+    from paxis_router.governance.audit import (
+        payload_sha256,
+        request_payload,
+        request_payload_sha256,
+    )
     from paxis_router.types import ChatRequest, FunctionCall, Message, ToolCall
 
     long_text = "Skill: ünïcode \"quotes\" \\ backslash\n" * 200  # remembered once encoded
@@ -314,3 +318,10 @@ def test_request_payload_is_one_json_dumps_of_the_wire_messages_long_texts_inclu
     )
     assert request_payload(request) == expected
     assert request_payload(request) == expected  # the long text, from memory this time
+    for _ in range(2):  # the second time from the remembered opening and message bytes
+        assert request_payload_sha256(request) == payload_sha256(expected)
+    shorter = ChatRequest(messages=request.messages[:1])
+    assert request_payload_sha256(shorter) == payload_sha256(request_payload(shorter))
+    assert request_payload_sha256(ChatRequest.from_text("x")) == payload_sha256(
+        request_payload(ChatRequest.from_text("x"))
+    )
