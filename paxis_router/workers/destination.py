@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,6 +59,7 @@ def url_host(url: str) -> str | None:
     return host.rstrip(".").lower() or None
 
 
+@functools.lru_cache(maxsize=1024)  # a ladder's few hosts, checked before every call
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
