@@ -303,7 +303,7 @@ def test_request_payload_is_one_json_dumps_of_the_wire_messages_long_texts_inclu
     )
     from paxis_router.types import ChatRequest, FunctionCall, Message, ToolCall
 
-    long_text = "Skill: ünïcode \"quotes\" \\ backslash\n" * 200  # remembered once encoded
+    long_text = 'Skill: ünïcode "quotes" \\ backslash\n' * 200  # remembered once encoded
     call = ToolCall(id="c1", function=FunctionCall(name="f", arguments='{"a": "é"}'))
     request = ChatRequest(
         messages=(
