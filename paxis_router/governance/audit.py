@@ -366,6 +366,7 @@ class AuditLog:
             if self._write_soon:
                 return
             self._write_soon = True
+        _OPEN_LOGS.add(self)  # an exit before the loop's turn ends still writes the queue
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -304,3 +304,30 @@ def test_a_queued_record_that_cannot_be_written_stays_queued_and_check_refuses(
     assert out["close"] == "ok"
     assert out["end"] == [True, 3]
     assert out["targets"] == ["0", "1", "2"]
+
+
+_EXIT_WITH_A_QUEUED_RECORD = r"""
+import asyncio, sys
+from pathlib import Path
+from paxis_router.governance.audit import AuditLog
+
+log = AuditLog(Path(sys.argv[1]), fsync=False)
+
+def submit_only():
+    log.submit(kind="route", decision="accept", target="queued")
+
+loop = asyncio.new_event_loop()
+loop.call_soon(submit_only)
+loop.call_soon(loop.stop)  # the loop stops before the end-of-turn write it scheduled
+loop.run_forever()
+loop.close()
+assert not Path(sys.argv[1]).exists() or Path(sys.argv[1]).read_text() == ""
+"""
+
+
+def test_a_record_queued_when_the_process_exits_is_written_at_exit(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    proc = run_python(_EXIT_WITH_A_QUEUED_RECORD, str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert [r["target"] for r in lines_of(path)] == ["queued"]
+    assert verify(path).ok
