@@ -503,25 +503,13 @@ class Router:
         """Ask the gate about calling ``tier``; audit its decision. None without a gate."""
         if self.gate is None:
             return None
-        from paxis_router.governance.audit import request_payload, request_payload_sha256
         from paxis_router.governance.gate import Action
 
         action = Action.for_tier(tier, request, skill.id if skill else None)
         screened = self.gate.screen(action, request)
         if self.audit is not None:
             sent = screened.request or request
-            if self.audit.include_payload:
-                self.audit.submit_gate(
-                    action, screened.decision, request=request, payload=request_payload(sent)
-                )
-            else:  # the hash alone, from what earlier routes already hashed
-                self.audit.submit_gate(
-                    action,
-                    screened.decision,
-                    request=request,
-                    payload=None,
-                    payload_sha256=request_payload_sha256(sent),
-                )
+            self.audit.submit_gate(action, screened.decision, request=request, sent=sent)
         return screened
 
     def _emit(self, route: _Route, attempt: Attempt, tier: Tier, decided: Decided | None) -> None:

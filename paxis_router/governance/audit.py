@@ -153,32 +153,21 @@ def request_payload(request: ChatRequest) -> str:
     """The canonical text of what a request sends: its messages as JSON (``json.dumps`` of
     their wire form, no spaces, not ASCII-escaped).
 
-    Each message is encoded once per message object (an agent's earlier messages come back on
-    every step), and a long text once per text (a skill's instructions, on every route that
-    selects it): the bytes are those of one ``json.dumps`` of the list.
+    Each message is encoded once per message object: an agent's earlier messages come back on
+    every step, and a skill's instructions are one shared system message
+    (``ChatRequest.with_system``). The bytes are those of one ``json.dumps`` of the list.
 
     Example:
         >>> from paxis_router.types import ChatRequest
         >>> request_payload(ChatRequest.from_text("héllo"))
         '[{"role":"user","content":"héllo"}]'
     """
-    return "[" + ",".join(map(_message_json, request.messages)) + "]"
+    return (b"[" + b",".join(map(_message_bytes, request.messages)) + b"]").decode()
 
 
-def _encode_message(message: Message) -> str:
-    wire = message.wire()
-    content = wire.get("content")
-    if not (isinstance(content, str) and len(content) >= _LONG_TEXT):
-        return json.dumps(wire, ensure_ascii=False, separators=(",", ":"))
-    members = (
-        f"{json.dumps(k)}:{_long_text_json(v) if k == 'content' else _compact_json(v)}"
-        for k, v in wire.items()
-    )
-    return "{" + ",".join(members) + "}"
-
-
-_message_json: IdentityMemo[Message, str] = IdentityMemo(_encode_message)
-_message_bytes: IdentityMemo[Message, bytes] = IdentityMemo(lambda m: _message_json(m).encode())
+_message_bytes: IdentityMemo[Message, bytes] = IdentityMemo(
+    lambda m: json.dumps(m.wire(), ensure_ascii=False, separators=(",", ":")).encode()
+)
 # The SHA-256 state after ``[`` and a request's first message: a system prompt shared by many
 # requests (a skill's instructions) is hashed once.
 _hashed_opening: IdentityMemo[Message, Any] = IdentityMemo(  # Any: a hashlib object
@@ -205,27 +194,6 @@ def request_payload_sha256(request: ChatRequest) -> str:
         digest_so_far.update(_message_bytes(message))
     digest_so_far.update(b"]")
     return str(digest_so_far.hexdigest())
-
-
-_LONG_TEXT = 2048  # texts at least this long have their JSON form remembered
-_LONG_TEXTS_KEPT = 64
-_long_json: dict[str, str] = {}  # text -> its JSON string literal, oldest first
-_long_json_lock = threading.Lock()
-
-
-def _compact_json(value: Any) -> str:  # Any: a JSON value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _long_text_json(text: str) -> str:
-    encoded = _long_json.get(text)
-    if encoded is None:
-        encoded = json.dumps(text, ensure_ascii=False)
-        with _long_json_lock:
-            if len(_long_json) >= _LONG_TEXTS_KEPT:
-                del _long_json[next(iter(_long_json))]
-            _long_json[text] = encoded
-    return encoded
 
 
 class AuditLog:
@@ -380,14 +348,18 @@ class AuditLog:
         decision: GateDecision,
         *,
         request: ChatRequest,
-        payload: str | None,
-        payload_sha256: str | None = None,
+        payload: str | None = None,
+        sent: ChatRequest | None = None,
     ) -> None:
-        """:meth:`record_gate` through :meth:`submit`. ``payload_sha256``: the payload's hash
-        when the caller has it and not the payload (then no payload is stored)."""
+        """:meth:`record_gate` through :meth:`submit`. ``sent``: the request that goes out, as
+        the payload (:func:`request_payload`); without ``include_payload`` only its hash is
+        computed, from each message's remembered bytes."""
         fields = _gate_fields(action, decision, request)
-        if payload is None and payload_sha256 is not None:
-            fields["payload_sha256"] = payload_sha256
+        if sent is not None:
+            if self.include_payload:
+                payload = request_payload(sent)
+            else:
+                fields["payload_sha256"] = request_payload_sha256(sent)
         self.submit(**fields, payload=payload)
 
     def write_pending(self) -> None:

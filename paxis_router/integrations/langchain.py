@@ -44,6 +44,7 @@ from paxis_router.errors import ConfigError
 from paxis_router.integrations._sync import route_blocking
 from paxis_router.router import Router  # noqa: TC001  pydantic needs it at runtime
 from paxis_router.types import ChatRequest, FunctionCall, Message, Role, ToolCall
+from paxis_router.workers._wire import SENT_FIELDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -59,20 +60,8 @@ if TYPE_CHECKING:
     from paxis_router.types import RouteResult
 
 _ROLES: dict[str, Role] = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-#: Call kwargs sent on as the ChatRequest field of the same name.
-_PARAMS = (
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-    "user",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-)
+#: Call kwargs sent on as the ChatRequest field of the same name (``stop`` is an argument).
+_PARAMS = tuple(name for name in SENT_FIELDS if name != "stop")
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
 
 

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from paxis_router.errors import ConfigError
 from paxis_router.integrations._sync import route_blocking
 from paxis_router.types import ChatRequest, Message
+from paxis_router.workers._wire import SENT_FIELDS
 
 if TYPE_CHECKING:
     from paxis_router.router import Router
@@ -47,19 +48,9 @@ if TYPE_CHECKING:
 PROVIDER = "paxis"
 
 
-#: litellm optional params sent on as the ChatRequest field of the same name.
-_PARAMS = (
-    "temperature",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-    "user",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-)
+#: litellm optional params sent on as the ChatRequest field of the same name (``stop`` and
+#: ``max_tokens`` are read apart: litellm spells them more than one way).
+_PARAMS = tuple(name for name in SENT_FIELDS if name not in ("stop", "max_tokens"))
 
 
 def _request(

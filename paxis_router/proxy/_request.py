@@ -29,28 +29,13 @@ from pydantic import ValidationError
 
 from paxis_router.proxy._openai import BadRequest, untrusted
 from paxis_router.types import ROUTING_KEYS, ChatRequest, Message
+from paxis_router.workers._wire import SENT_FIELDS
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 #: Parameters sent on to every tier a route calls (ChatRequest fields of the same name;
 #: ``max_completion_tokens`` is sent as ``max_tokens``).
-FORWARDED = frozenset(
-    {
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "presence_penalty",
-        "frequency_penalty",
-        "seed",
-        "stop",
-        "user",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-    }
-)
+FORWARDED = frozenset({*SENT_FIELDS, "max_completion_tokens"})
 #: Parameters the proxy itself honours.
 BY_THE_PROXY = frozenset({"model", "messages", "stream", "stream_options", "metadata"})
 #: Parameters refused with a 400 whenever they are set (not null), and why.

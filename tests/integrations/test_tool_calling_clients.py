@@ -277,26 +277,22 @@ async def test_litellm_response_format_json_schema_and_json_mode(upstream: FakeU
     router = _router(upstream)
     register(router, team="ll")
     try:
-        await _ask_for_json(litellm, upstream)
+        parsed = await litellm.acompletion(
+            model="paxis/auto", messages=[{"role": "user", "content": ASK}], response_format=Weather
+        )
+        assert Weather.model_validate_json(parsed.choices[0].message.content) == Weather(
+            city="Paris", temp_c=12
+        )
+        assert upstream.requests[-1]["response_format"]["type"] == "json_schema"
+        mode = await litellm.acompletion(
+            model="paxis/auto",
+            messages=[{"role": "user", "content": ASK}],
+            response_format={"type": "json_object"},
+        )
+        assert json.loads(mode.choices[0].message.content) == {"city": "Paris", "temp_c": 12}
     finally:
         litellm.custom_provider_map = saved
         await router.aclose()
-
-
-async def _ask_for_json(litellm: Any, upstream: FakeUpstream) -> None:  # Any: the module
-    parsed = await litellm.acompletion(
-        model="paxis/auto", messages=[{"role": "user", "content": ASK}], response_format=Weather
-    )
-    assert Weather.model_validate_json(parsed.choices[0].message.content) == Weather(
-        city="Paris", temp_c=12
-    )
-    assert upstream.requests[-1]["response_format"]["type"] == "json_schema"
-    mode = await litellm.acompletion(
-        model="paxis/auto",
-        messages=[{"role": "user", "content": ASK}],
-        response_format={"type": "json_object"},
-    )
-    assert json.loads(mode.choices[0].message.content) == {"city": "Paris", "temp_c": 12}
 
 
 def test_litellm_images_reach_a_vision_tier_and_a_text_only_one_refuses(
